@@ -1,0 +1,158 @@
+"""Registration into the real ``hftrainer`` host's registries, when the host is installed.
+
+The host keeps mmengine ``Registry`` objects (``MODEL_BUNDLES``, ``PIPELINES``, ``EVALUATORS``)
+in ``hftrainer.registry``. :func:`register` hands them to every plugin's ``hftrainer_register``
+hook; :func:`register_specs` is the generic helper a plugin uses there. Registration is
+idempotent: a class already registered under its name is left alone, and a *different* class
+holding the name (for example the host's own ``MoGenTSBundle``) is kept, with a warning, unless
+``force=True``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pluggy
+
+from hftrainer_mogents.errors import HostNotInstalledError, PluginError
+from hftrainer_mogents.zoo.specs import EvaluatorSpec, ModelSpec, resolve
+
+__all__ = [
+    "REGISTRY_NAMES",
+    "host_installed",
+    "host_version",
+    "host_registries",
+    "register",
+    "register_specs",
+]
+
+logger = logging.getLogger(__name__)
+
+HOST_PACKAGE = "hftrainer"
+REGISTRY_MODULE = "hftrainer.registry"
+REGISTRY_NAMES = ("MODEL_BUNDLES", "PIPELINES", "EVALUATORS")
+
+
+def host_installed() -> bool:
+    """Whether ``import hftrainer`` can work (checked without importing it)."""
+    return importlib.util.find_spec(HOST_PACKAGE) is not None
+
+
+def host_version() -> str | None:
+    """The installed host's distribution version, or ``None``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(HOST_PACKAGE)
+    except PackageNotFoundError:
+        return None
+
+
+def host_registries() -> dict[str, Any]:
+    """The host's registries by name.
+
+    Raises:
+        HostNotInstalledError: ``hftrainer`` (or its ``registry`` module) is not importable.
+    """
+    try:
+        module = importlib.import_module(REGISTRY_MODULE)
+    except ImportError as err:
+        raise HostNotInstalledError(
+            f"the hftrainer host is not installed ({err}); install it to use its registries, "
+            "or use hftrainer_mogents.load(...) which works without it"
+        ) from err
+    missing = [name for name in REGISTRY_NAMES if not hasattr(module, name)]
+    if missing:
+        raise HostNotInstalledError(
+            f"{REGISTRY_MODULE} has no {', '.join(missing)}; this hftrainer version is too old"
+        )
+    return {name: getattr(module, name) for name in REGISTRY_NAMES}
+
+
+def register(
+    registries: Mapping[str, Any] | None = None,
+    *,
+    pm: pluggy.PluginManager | None = None,
+) -> None:
+    """Call every installed plugin's ``hftrainer_register`` hook with the host's registries.
+
+    Args:
+        registries: registries by name; default: those of the installed host.
+
+    Raises:
+        HostNotInstalledError: no registries were given and the host is not installed.
+    """
+    from hftrainer_mogents.zoo.loader import get_plugin_manager
+
+    if registries is None:
+        registries = host_registries()
+    (pm or get_plugin_manager()).hook.hftrainer_register(registries=registries)
+
+
+def _registered(registry: Any, name: str) -> Any:
+    module_dict = getattr(registry, "module_dict", None)
+    if isinstance(module_dict, Mapping):
+        return module_dict.get(name)
+    return registry.get(name)
+
+
+def _register_one(registry: Any, registry_name: str, cls: Any, force: bool) -> bool:
+    name = cls.__name__
+    current = _registered(registry, name)
+    if current is cls:
+        return False
+    if current is not None and not force:
+        logger.warning(
+            "%s already holds %r from %s; keeping it (pass force=True to replace it with %s.%s)",
+            registry_name,
+            name,
+            getattr(current, "__module__", "?"),
+            cls.__module__,
+            cls.__qualname__,
+        )
+        return False
+    registry.register_module(name=name, module=cls, force=force)
+    return True
+
+
+def register_specs(
+    registries: Mapping[str, Any],
+    *,
+    models: Iterable[ModelSpec] = (),
+    evaluators: Iterable[EvaluatorSpec] = (),
+    plugin: str | None = None,
+    force: bool = False,
+) -> list[str]:
+    """Register the classes named by ``models`` (bundle -> MODEL_BUNDLES, pipeline -> PIPELINES)
+    and ``evaluators`` (-> EVALUATORS) into ``registries``.
+
+    Returns:
+        ``"REGISTRY:ClassName"`` for each class newly registered (empty on a repeated call).
+
+    Raises:
+        PluginError: a needed registry is missing, or an import string does not resolve.
+    """
+    todo: list[tuple[str, str]] = []
+    for spec in models:
+        if spec.bundle:
+            todo.append(("MODEL_BUNDLES", spec.bundle))
+        if spec.pipeline:
+            todo.append(("PIPELINES", spec.pipeline))
+    todo.extend(("EVALUATORS", spec.cls) for spec in evaluators)
+
+    done = []
+    for registry_name, import_string in todo:
+        registry = registries.get(registry_name)
+        if registry is None:
+            raise PluginError(
+                f"plugin {plugin!r} needs the host registry {registry_name!r}; "
+                f"got only {sorted(registries)}"
+            )
+        cls = resolve(import_string)
+        if _register_one(registry, registry_name, cls, force):
+            done.append(f"{registry_name}:{cls.__name__}")
+    return done

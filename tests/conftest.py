@@ -1,0 +1,58 @@
+"""Shared pytest fixtures.
+
+``fixtures_dir`` finds the official-format reference data (``../shared/fixtures`` beside the
+repository, or ``$MOGENTS_FIXTURES``). When it is absent, tests that need it are skipped with the
+reason, except under ``MOGENTS_REQUIRE_FIXTURES=1`` (CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# huggingface_hub reads these when it is imported: set them before any test imports it, so no
+# test touches the user's cache, and nothing phones home.
+_HF_HOME = tempfile.mkdtemp(prefix="mogents-test-hf-")
+os.environ["HF_HOME"] = _HF_HOME
+os.environ["HF_HUB_CACHE"] = os.path.join(_HF_HOME, "hub")
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+
+
+def _find_fixtures() -> Path | None:
+    env = os.environ.get("MOGENTS_FIXTURES")
+    candidates = [Path(env)] if env else []
+    candidates.append(REPO_ROOT.parent / "shared" / "fixtures")
+    for path in candidates:
+        if path.is_dir():
+            return path
+    return None
+
+
+def require_fixture(path: Path) -> Path:
+    """Skip (or fail under MOGENTS_REQUIRE_FIXTURES=1) when ``path`` does not exist."""
+    if path.exists():
+        return path
+    reason = f"fixture {path} not found"
+    if os.environ.get("MOGENTS_REQUIRE_FIXTURES") == "1":
+        pytest.fail(f"{reason} (MOGENTS_REQUIRE_FIXTURES=1)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """The shared fixtures folder (read-only: copy into ``tmp_path`` before modifying)."""
+    found = _find_fixtures()
+    if found is None:
+        reason = (
+            "shared fixtures not found: put them at ../shared/fixtures beside the repository "
+            "or point MOGENTS_FIXTURES at them"
+        )
+        if os.environ.get("MOGENTS_REQUIRE_FIXTURES") == "1":
+            pytest.fail(f"{reason} (MOGENTS_REQUIRE_FIXTURES=1)")
+        pytest.skip(reason)
+    return found

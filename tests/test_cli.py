@@ -1,0 +1,52 @@
+"""The `mogents` command: info and usage errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+import hftrainer_mogents
+from hftrainer_mogents.cli import cli
+
+
+def test_info_prints_versions_plugins_and_host():
+    result = CliRunner().invoke(cli, ["info"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["hftrainer_mogents"] == hftrainer_mogents.__version__
+    assert report["torch"]["installed"] is True
+    assert isinstance(report["torch"]["cuda_available"], bool)
+    assert set(report["host"]) == {"installed", "version"}
+    plugins = {p["name"]: p for p in report["plugins"]}
+    assert plugins["mogents"]["models"] == ["mogents"]
+    assert "hftrainer_register" in plugins["mogents"]["hooks"]
+    models = {m["name"]: m for m in report["models"]}
+    assert models["mogents"]["default_artifact"] == "ZeyuLing/hftrainer-mogents-humanml3d"
+    for key in ("evaluators", "converters", "benchmarks"):
+        assert isinstance(report[key], list)
+
+
+def test_version_option():
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert hftrainer_mogents.__version__ in result.output
+
+
+def test_unknown_subcommand_exits_nonzero_with_usage():
+    result = CliRunner().invoke(cli, ["frobnicate"])
+    assert result.exit_code != 0
+    assert "Usage:" in result.output and "No such command 'frobnicate'" in result.output
+
+
+def test_console_script_runs():
+    out = subprocess.run(
+        [sys.executable, "-m", "hftrainer_mogents", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "info" in out.stdout

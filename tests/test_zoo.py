@@ -1,0 +1,463 @@
+"""The plugin contract: entry point, discovery, loader, host registration."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+import textwrap
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pluggy
+import pytest
+
+import hftrainer_mogents
+from hftrainer_mogents.errors import (
+    DuplicateModelError,
+    HostNotInstalledError,
+    PluginError,
+    UnknownModelError,
+)
+from hftrainer_mogents.zoo import hookimpl, hookspecs, host, loader, plugin
+from hftrainer_mogents.zoo.specs import (
+    BenchmarkSpec,
+    ConverterSpec,
+    EvaluatorSpec,
+    ModelSpec,
+    resolve,
+)
+
+HOOK_NAMES = sorted(
+    name for name, fn in vars(hookspecs).items() if name.startswith("hftrainer_") and callable(fn)
+)
+
+
+@pytest.fixture
+def pm() -> pluggy.PluginManager:
+    """A fresh plugin manager, loaded the same way as the process-wide one."""
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    manager.load_setuptools_entrypoints(hookspecs.ENTRY_POINT_GROUP)
+    if not manager.is_registered(plugin):
+        manager.register(plugin, name=plugin.PLUGIN_NAME)
+    return manager
+
+
+class FakePipeline:
+    """A stand-in pipeline class for loader tests (the loader only needs from_pretrained)."""
+
+    def __init__(self, path: str, kwargs: dict):
+        self.path = path
+        self.kwargs = kwargs
+
+    @classmethod
+    def from_pretrained(cls, path_or_repo: str, **kwargs):
+        return cls(path_or_repo, kwargs)
+
+
+class FakeBundle:
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+
+
+class FakeEvaluator:
+    pass
+
+
+class FakeZooPlugin:
+    """A second plugin that provides one model with a real pipeline class."""
+
+    @hookimpl
+    def hftrainer_models(self):
+        return [
+            ModelSpec(
+                name="fake-t2m",
+                task="t2m",
+                representation="hml263",
+                fps=20,
+                default_artifact="someone/fake-artifact",
+                pipeline=f"{__name__}:FakePipeline",
+                bundle=f"{__name__}:FakeBundle",
+                evaluators=("fake-eval",),
+            )
+        ]
+
+    @hookimpl
+    def hftrainer_evaluators(self):
+        return [
+            EvaluatorSpec(
+                name="fake-eval", representation="hml263", cls=f"{__name__}:FakeEvaluator"
+            )
+        ]
+
+    @hookimpl
+    def hftrainer_register(self, registries):
+        host.register_specs(
+            registries,
+            models=self.hftrainer_models(),
+            evaluators=self.hftrainer_evaluators(),
+            plugin="fake",
+        )
+
+
+class ClashingPlugin:
+    """Claims the name 'mogents' too."""
+
+    @hookimpl
+    def hftrainer_models(self):
+        return [
+            ModelSpec(
+                name="mogents",
+                task="t2m",
+                representation="hml263",
+                fps=20,
+                default_artifact="impostor/mogents",
+            )
+        ]
+
+
+# ---------------------------------------------------------------- entry point and specs
+
+
+def test_entry_point_is_installed():
+    eps = entry_points(group="hftrainer.plugins")
+    ours = [ep for ep in eps if ep.name == "mogents"]
+    assert len(ours) == 1, f"entry points in the group: {list(eps)}"
+    assert ours[0].value == "hftrainer_mogents.zoo.plugin"
+    assert ours[0].load() is plugin
+
+
+def test_process_plugin_manager_holds_our_plugin_once():
+    pm = loader.get_plugin_manager()
+    assert pm is loader.get_plugin_manager()
+    modules = [p for p in pm.get_plugins() if p is plugin]
+    assert len(modules) == 1
+    assert pm.get_name(plugin) == "mogents"
+
+
+def test_list_models_describes_mogents():
+    specs = {spec.name: spec for spec in hftrainer_mogents.list_models()}
+    spec = specs["mogents"]
+    assert spec.task == "t2m"
+    assert spec.representation == "hml263"
+    assert spec.fps == 20
+    assert spec.default_artifact == "ZeyuLing/hftrainer-mogents-humanml3d"
+    assert spec.plugin == "mogents"
+    assert isinstance(spec.evaluators, tuple)
+
+
+def _all_specs(pm):
+    return [
+        *loader.list_models(pm=pm),
+        *loader.list_evaluators(pm=pm),
+        *loader.list_converters(pm=pm),
+        *loader.list_benchmarks(pm=pm),
+    ]
+
+
+def test_every_import_string_resolves(pm):
+    checked = 0
+    for spec in _all_specs(pm):
+        for role, import_string in spec.import_strings().items():
+            obj = resolve(import_string)
+            assert obj is not None, f"{spec.name}.{role} = {import_string!r}"
+            checked += 1
+    # the specs list only what exists: every declared name must be real
+    for spec in loader.list_models(pm=pm):
+        for evaluator in spec.evaluators:
+            assert evaluator in {e.name for e in loader.list_evaluators(pm=pm)}, evaluator
+    for bench in loader.list_benchmarks(pm=pm):
+        assert bench.model in {m.name for m in loader.list_models(pm=pm)}
+        assert bench.evaluator in {e.name for e in loader.list_evaluators(pm=pm)}
+    assert checked == sum(len(s.import_strings()) for s in _all_specs(pm))
+
+
+def test_specs_are_frozen():
+    spec = plugin.MODELS[0]
+    with pytest.raises(AttributeError):
+        spec.name = "other"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        spec.generation_kwargs["time_steps"] = 3  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "no_colon",
+        ":Attr",
+        "module:",
+        "hftrainer_mogents.does_not_exist:X",
+        "hftrainer_mogents:Nope",
+    ],
+)
+def test_resolve_rejects_bad_import_strings(bad):
+    with pytest.raises(PluginError, match="import string|cannot import|no attribute"):
+        resolve(bad)
+
+
+def test_discovery_imports_neither_torch_nor_transformers():
+    code = textwrap.dedent(
+        """
+        import sys, json
+        import hftrainer_mogents
+        import hftrainer_mogents.zoo.plugin
+        from hftrainer_mogents.zoo import list_models, list_evaluators, list_converters, list_benchmarks
+        names = [m.name for m in list_models()]
+        list_evaluators(); list_converters(); list_benchmarks()
+        from hftrainer_mogents.zoo import loader
+        loader.plugin_info()
+        heavy = sorted(m for m in ("torch", "transformers", "numpy", "safetensors") if m in sys.modules)
+        print(json.dumps({"names": names, "heavy": heavy}))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "mogents" in result["names"]
+    assert result["heavy"] == [], f"discovery imported {result['heavy']}"
+
+
+# ---------------------------------------------------------------- loader
+
+
+def test_load_unknown_name_lists_known_ones(pm):
+    with pytest.raises(UnknownModelError) as info:
+        loader.load("nope", pm=pm)
+    message = str(info.value)
+    assert "'nope'" in message and "mogents" in message
+    assert isinstance(info.value, KeyError)  # generic handlers keep working
+
+
+def test_load_resolves_pipeline_through_plugins(pm):
+    fake = FakeZooPlugin()
+    pm.register(fake, name="fake")
+    try:
+        pipe = loader.load("fake-t2m", "some/path", pm=pm, device="cpu")
+        assert isinstance(pipe, FakePipeline)
+        assert pipe.path == "some/path" and pipe.kwargs == {"device": "cpu"}
+        default = loader.load("fake-t2m", pm=pm)
+        assert default.path == "someone/fake-artifact"
+        names = [m.name for m in loader.list_models(pm=pm)]
+        assert names == sorted(names) and {"fake-t2m", "mogents"} <= set(names)
+    finally:
+        pm.unregister(fake)
+
+
+def test_top_level_load_uses_the_process_plugin_manager():
+    pm = loader.get_plugin_manager()
+    fake = FakeZooPlugin()
+    pm.register(fake, name="fake")
+    try:
+        pipe = hftrainer_mogents.load("fake-t2m", path_or_repo="x/y", dtype="float32")
+        assert isinstance(pipe, FakePipeline) and pipe.path == "x/y"
+        assert pipe.kwargs == {"dtype": "float32"}
+    finally:
+        pm.unregister(fake)
+
+
+def test_duplicate_model_names_are_reported(pm):
+    impostor = ClashingPlugin()
+    pm.register(impostor, name="impostor")
+    try:
+        with pytest.raises(DuplicateModelError) as info:
+            loader.list_models(pm=pm)
+        message = str(info.value)
+        assert "'mogents'" in message and "'impostor'" in message
+        with pytest.raises(DuplicateModelError):
+            loader.get_model_spec("mogents", pm=pm)
+        chosen = loader.get_model_spec("mogents", plugin="impostor", pm=pm)
+        assert chosen.default_artifact == "impostor/mogents"
+        assert loader.get_model_spec("mogents", plugin="mogents", pm=pm).plugin == "mogents"
+    finally:
+        pm.unregister(impostor)
+
+
+def test_plugin_returning_wrong_type_is_an_error(pm):
+    class Broken:
+        @hookimpl
+        def hftrainer_models(self):
+            return [{"name": "dict-instead-of-spec"}]
+
+    broken = Broken()
+    pm.register(broken, name="broken")
+    try:
+        with pytest.raises(PluginError, match="'broken'.*expected ModelSpec"):
+            loader.list_models(pm=pm)
+    finally:
+        pm.unregister(broken)
+
+
+def test_load_without_pipeline_says_so(pm):
+    class NoPipeline:
+        @hookimpl
+        def hftrainer_models(self):
+            return [ModelSpec("bare", "t2m", "hml263", 20, "a/b")]
+
+    bare = NoPipeline()
+    pm.register(bare, name="bare-plugin")
+    try:
+        with pytest.raises(PluginError, match="declares no pipeline"):
+            loader.load("bare", pm=pm)
+    finally:
+        pm.unregister(bare)
+
+
+def test_plugin_info_names_hooks_and_provisions(pm):
+    infos = {entry["name"]: entry for entry in loader.plugin_info(pm=pm)}
+    ours = infos["mogents"]
+    assert ours["distribution"] == "hftrainer-mogents"
+    assert ours["version"] == hftrainer_mogents.__version__
+    assert set(ours["hooks"]) == set(HOOK_NAMES)
+    assert ours["models"] == ["mogents"]
+
+
+# ---------------------------------------------------------------- every hook documented and tested
+
+
+@pytest.mark.parametrize("hook_name", HOOK_NAMES)
+def test_hookspecs_are_documented_and_tested(hook_name):
+    spec = getattr(hookspecs, hook_name)
+    assert inspect.getdoc(spec), f"{hook_name} needs a docstring"
+    assert f"test_hook_{hook_name}" in globals(), f"write test_hook_{hook_name}"
+
+
+def test_hook_hftrainer_models(pm):
+    results = pm.hook.hftrainer_models()
+    flat = [spec for specs in results for spec in specs]
+    assert all(isinstance(s, ModelSpec) for s in flat)
+    assert "mogents" in {s.name for s in flat}
+
+
+def test_hook_hftrainer_evaluators(pm):
+    flat = [spec for specs in pm.hook.hftrainer_evaluators() for spec in specs]
+    assert all(isinstance(s, EvaluatorSpec) for s in flat)
+    assert [s.name for s in flat] == [s.name for s in plugin.EVALUATORS]
+
+
+def test_hook_hftrainer_converters(pm):
+    flat = [spec for specs in pm.hook.hftrainer_converters() for spec in specs]
+    assert all(isinstance(s, ConverterSpec) for s in flat)
+    assert [s.name for s in flat] == [s.name for s in plugin.CONVERTERS]
+
+
+def test_hook_hftrainer_benchmarks(pm):
+    flat = [spec for specs in pm.hook.hftrainer_benchmarks() for spec in specs]
+    assert all(isinstance(s, BenchmarkSpec) for s in flat)
+    assert [s.name for s in flat] == [s.name for s in plugin.BENCHMARKS]
+
+
+def test_hook_hftrainer_register(pm):
+    registries = _mmengine_registries()
+    pm.hook.hftrainer_register(registries=registries)
+    expected = _expected_registrations(plugin.MODELS, plugin.EVALUATORS)
+    assert _registered_names(registries) == expected
+
+
+# ---------------------------------------------------------------- host registration (mmengine)
+
+
+def _mmengine_registries():
+    from mmengine.registry import Registry
+
+    return {name: Registry(name.lower(), scope="hftrainer") for name in host.REGISTRY_NAMES}
+
+
+def _registered_names(registries) -> dict[str, set[str]]:
+    return {name: set(reg.module_dict) for name, reg in registries.items()}
+
+
+def _expected_registrations(models, evaluators) -> dict[str, set[str]]:
+    expected: dict[str, set[str]] = {name: set() for name in host.REGISTRY_NAMES}
+    for spec in models:
+        if spec.bundle:
+            expected["MODEL_BUNDLES"].add(resolve(spec.bundle).__name__)
+        if spec.pipeline:
+            expected["PIPELINES"].add(resolve(spec.pipeline).__name__)
+    for spec in evaluators:
+        expected["EVALUATORS"].add(resolve(spec.cls).__name__)
+    return expected
+
+
+def test_host_register_is_idempotent_with_real_mmengine_registries(pm):
+    fake = FakeZooPlugin()
+    pm.register(fake, name="fake")
+    try:
+        registries = _mmengine_registries()
+        host.register(registries, pm=pm)
+        first = _registered_names(registries)
+        expected = _expected_registrations(
+            [*plugin.MODELS, *fake.hftrainer_models()],
+            [*plugin.EVALUATORS, *fake.hftrainer_evaluators()],
+        )
+        assert first == expected
+        assert "FakeBundle" in first["MODEL_BUNDLES"] and "FakeEvaluator" in first["EVALUATORS"]
+        objects = {n: dict(r.module_dict) for n, r in registries.items()}
+        host.register(registries, pm=pm)  # second call changes nothing
+        assert {n: dict(r.module_dict) for n, r in registries.items()} == objects
+        built = registries["MODEL_BUNDLES"].build(dict(type="FakeBundle", width=3))
+        assert isinstance(built, FakeBundle) and built.kwargs == {"width": 3}
+    finally:
+        pm.unregister(fake)
+
+
+def test_register_specs_keeps_a_different_class_holding_the_name(caplog):
+    registries = _mmengine_registries()
+
+    class FakeBundle:  # the host's own class with the same name
+        pass
+
+    registries["MODEL_BUNDLES"].register_module(name="FakeBundle", module=FakeBundle)
+    specs = FakeZooPlugin().hftrainer_models()
+    done = host.register_specs(registries, models=specs, plugin="fake")
+    assert registries["MODEL_BUNDLES"].module_dict["FakeBundle"] is FakeBundle
+    assert "MODEL_BUNDLES:FakeBundle" not in done and "PIPELINES:FakePipeline" in done
+    assert "already holds 'FakeBundle'" in caplog.text
+    forced = host.register_specs(registries, models=specs, plugin="fake", force=True)
+    assert forced == ["MODEL_BUNDLES:FakeBundle"]
+    assert registries["MODEL_BUNDLES"].module_dict["FakeBundle"] is not FakeBundle
+
+
+def test_register_specs_missing_registry_is_named():
+    with pytest.raises(PluginError, match="needs the host registry 'MODEL_BUNDLES'"):
+        host.register_specs({}, models=FakeZooPlugin().hftrainer_models(), plugin="fake")
+
+
+def _write_fake_host(root: Path) -> None:
+    pkg = root / "hftrainer"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("__version__ = '0.0-test'\n")
+    (pkg / "registry.py").write_text(
+        "from mmengine.registry import Registry\n"
+        "MODEL_BUNDLES = Registry('model_bundle', scope='hftrainer')\n"
+        "PIPELINES = Registry('pipeline', scope='hftrainer')\n"
+        "EVALUATORS = Registry('evaluator', scope='hftrainer')\n"
+    )
+
+
+def test_host_register_finds_an_installed_host(tmp_path, monkeypatch, pm):
+    _write_fake_host(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m == "hftrainer" or m.startswith("hftrainer.")]:
+        monkeypatch.delitem(sys.modules, name)
+    assert host.host_installed()
+    fake = FakeZooPlugin()
+    pm.register(fake, name="fake")
+    try:
+        host.register(pm=pm)
+        import hftrainer.registry as reg
+
+        assert "FakePipeline" in reg.PIPELINES.module_dict
+        assert "FakeEvaluator" in reg.EVALUATORS.module_dict
+    finally:
+        pm.unregister(fake)
+        for name in [m for m in sys.modules if m == "hftrainer" or m.startswith("hftrainer.")]:
+            del sys.modules[name]
+
+
+def test_host_registries_without_host(monkeypatch):
+    monkeypatch.setitem(sys.modules, "hftrainer", None)  # makes the import fail
+    with pytest.raises(HostNotInstalledError, match="not installed"):
+        host.host_registries()
