@@ -1,0 +1,1 @@
+"""Converters from official third-party files to safetensors artifacts, and a safe reader for pickled checkpoints."""

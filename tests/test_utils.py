@@ -1,0 +1,88 @@
+"""Atomic writes and sharding helpers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.utils.io import (
+    atomic_dir,
+    atomic_path,
+    atomic_save_npy,
+    atomic_save_npz,
+    atomic_write_json,
+    is_temporary,
+)
+from hftrainer_mogents.utils.sharding import resolve_shard, select_shard
+
+
+def test_atomic_path_renames_on_success(tmp_path):
+    target = tmp_path / "sub" / "out.npy"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == target.parent and tmp.suffix == ".npy" and is_temporary(tmp)
+        np.save(tmp, np.arange(3))
+        assert not target.exists()
+    np.testing.assert_array_equal(np.load(target), np.arange(3))
+    assert [p.name for p in target.parent.iterdir()] == ["out.npy"]
+
+
+def test_atomic_path_leaves_nothing_on_error(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError, match="killed"), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_writers_round_trip(tmp_path):
+    atomic_write_json(tmp_path / "a.json", {"b": 1, "a": [1, 2]})
+    assert json.loads((tmp_path / "a.json").read_text()) == {"a": [1, 2], "b": 1}
+    atomic_save_npy(tmp_path / "x.npy", np.eye(2, dtype=np.float32))
+    assert np.load(tmp_path / "x.npy", allow_pickle=False).dtype == np.float32
+    atomic_save_npz(tmp_path / "y.npz", a=np.ones(2), b=np.zeros(1))
+    with np.load(tmp_path / "y.npz", allow_pickle=False) as data:
+        assert sorted(data.files) == ["a", "b"]
+    with pytest.raises(ValueError):
+        atomic_save_npy(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object))
+    assert not any(is_temporary(p) for p in tmp_path.iterdir())
+
+
+def test_atomic_dir_replaces_whole_folder(tmp_path):
+    target = tmp_path / "artifact"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("1")
+    assert (target / "a.txt").read_text() == "1"
+    with pytest.raises(FileExistsError), atomic_dir(target):
+        pass
+    with pytest.raises(RuntimeError), atomic_dir(target, overwrite=True) as tmp:
+        (tmp / "b.txt").write_text("2")
+        raise RuntimeError("fail midway")
+    assert sorted(p.name for p in target.iterdir()) == ["a.txt"]
+    with atomic_dir(target, overwrite=True) as tmp:
+        (tmp / "b.txt").write_text("2")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artifact"]
+
+
+def test_resolve_shard_explicit_env_and_default():
+    assert resolve_shard(4, 2, env={}) == (4, 2)
+    assert resolve_shard(env={}) == (1, 0)
+    assert resolve_shard(env={"WORLD_SIZE": "8", "RANK": "5"}) == (8, 5)
+    assert resolve_shard(env={"LOCAL_WORLD_SIZE": "2", "LOCAL_RANK": "1"}) == (2, 1)
+    assert resolve_shard(3, None, env={"RANK": "7"}) == (3, 0)
+
+
+@pytest.mark.parametrize(("n", "i"), [(0, 0), (2, 2), (2, -1)])
+def test_resolve_shard_rejects_bad_values(n, i):
+    with pytest.raises(InvalidInputError, match="num_shards|shard_index"):
+        resolve_shard(n, i, env={})
+
+
+def test_select_shard_partitions():
+    items = list(range(10))
+    parts = [select_shard(items, 3, i) for i in range(3)]
+    assert parts[1] == [1, 4, 7]
+    assert sorted(x for p in parts for x in p) == items
