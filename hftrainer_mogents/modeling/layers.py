@@ -1,0 +1,188 @@
+"""Building blocks shared by the four MoGenTS transformers.
+
+Parameter names follow ``torch.nn.TransformerEncoder`` and the official MoGenTS modules, so the
+official state dicts load with ``strict=True``. Everything here is batch-first, ``(N, S, D)``;
+upstream runs sequence-first, which only changes memory layout. Inference only: dropout is not
+modelled (upstream runs these modules in eval mode).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "TransformerEncoderLayer",
+    "TransformerEncoder",
+    "InputProcess",
+    "OutputProcess",
+    "PositionalEncoding",
+    "PositionalEncoding2D",
+    "sinusoid_table",
+    "sinusoid_table_2d",
+]
+
+
+class TransformerEncoderLayer(nn.Module):
+    """Post-LayerNorm encoder layer with exact (erf) GELU, as ``nn.TransformerEncoderLayer(d_model,
+    nhead, dim_feedforward, activation='gelu')`` with ``norm_first=False``, ``layer_norm_eps=1e-5``.
+
+    Attention runs through ``F.scaled_dot_product_attention``; the packed ``in_proj`` weights keep
+    the ``nn.MultiheadAttention`` names (``self_attn.in_proj_weight``, rows q, k, v).
+    """
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int) -> None:
+        super().__init__()
+        if d_model % nhead:
+            raise ValueError(f"d_model {d_model} is not divisible by nhead {nhead}")
+        self.nhead = nhead
+        self.self_attn = _PackedSelfAttention(d_model)
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm1 = nn.LayerNorm(d_model, eps=1e-5)
+        self.norm2 = nn.LayerNorm(d_model, eps=1e-5)
+
+    def forward(self, x: torch.Tensor, attend: torch.Tensor | None = None) -> torch.Tensor:
+        """Args:
+            x: (N, S, D) tokens.
+            attend: (N, S) bool, True where a key may be attended to (the negation of a key-padding
+                mask), or None for no masking.
+
+        Returns:
+            (N, S, D).
+        """
+        n, s, d = x.shape
+        h = self.nhead
+        qkv = F.linear(x, self.self_attn.in_proj_weight, self.self_attn.in_proj_bias)
+        # (N, S, 3D) -> (3, N, H, S, D/H)
+        q, k, v = qkv.view(n, s, 3, h, d // h).permute(2, 0, 3, 1, 4)
+        mask = None if attend is None else attend[:, None, None, :]  # (N, 1, 1, S)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        a = a.transpose(1, 2).reshape(n, s, d)  # (N, H, S, D/H) -> (N, S, D)
+        x = self.norm1(x + self.self_attn.out_proj(a))
+        return self.norm2(x + self.linear2(F.gelu(self.linear1(x))))
+
+
+class _PackedSelfAttention(nn.Module):
+    """Holds ``in_proj_weight (3D, D)``, ``in_proj_bias (3D,)`` and ``out_proj``, the parameter
+    layout of ``nn.MultiheadAttention`` with equal q/k/v widths."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * d_model, d_model))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * d_model))
+        self.out_proj = nn.Linear(d_model, d_model)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+
+
+class TransformerEncoder(nn.Module):
+    """A stack of :class:`TransformerEncoderLayer` (``layers.{i}``), no final norm."""
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int, num_layers: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            TransformerEncoderLayer(d_model, nhead, dim_feedforward) for _ in range(num_layers)
+        )
+
+    def forward(self, x: torch.Tensor, attend: torch.Tensor | None = None) -> torch.Tensor:
+        """Args:
+            x: (N, S, D).
+            attend: (N, S) bool, True = key may be attended to; None = all.
+
+        Returns:
+            (N, S, D).
+        """
+        for layer in self.layers:
+            x = layer(x, attend)
+        return x
+
+
+class InputProcess(nn.Module):
+    """``poseEmbedding``: code vectors -> model width."""
+
+    def __init__(self, input_feats: int, latent_dim: int) -> None:
+        super().__init__()
+        self.poseEmbedding = nn.Linear(input_feats, latent_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., input_feats) -> (..., latent_dim)."""
+        return self.poseEmbedding(x)
+
+
+class OutputProcess(nn.Module):
+    """Output head: ``dense`` -> GELU (erf) -> ``LayerNorm`` (eps 1e-12) -> ``poseFinal``.
+
+    Channels-last here; upstream permutes the result to ``(B, out, S)``.
+    """
+
+    def __init__(self, out_feats: int, latent_dim: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(latent_dim, latent_dim)
+        self.LayerNorm = nn.LayerNorm(latent_dim, eps=1e-12)
+        self.poseFinal = nn.Linear(latent_dim, out_feats)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., latent_dim) -> (..., out_feats)."""
+        return self.poseFinal(self.LayerNorm(F.gelu(self.dense(x))))
+
+
+def sinusoid_table(length: int, d_model: int) -> torch.Tensor:
+    """The standard 1D sinusoid, (length, d_model) float32: even channels sin, odd cos."""
+    position = torch.arange(0, length, dtype=torch.float32).unsqueeze(1)
+    div_term = torch.exp(torch.arange(0, d_model, 2).float() * (-math.log(10000.0) / d_model))
+    pe = torch.zeros(length, d_model)
+    pe[:, 0::2] = torch.sin(position * div_term)
+    pe[:, 1::2] = torch.cos(position * div_term)
+    return pe
+
+
+def sinusoid_table_2d(height: int, width: int, d_model: int) -> torch.Tensor:
+    """The fixed 2D sinusoid of MoGenTS, (height, width, d_model) float32.
+
+    With half = d_model / 2 and w_k = exp(-2k ln(10000) / half): channels 2k / 2k+1 are
+    sin / cos of (column * w_k) and channels half + 2k / half + 2k + 1 are sin / cos of
+    (row * w_k). Row = time step, column = joint group.
+    """
+    if d_model % 4:
+        raise ValueError(f"2D positional encoding needs d_model divisible by 4, got {d_model}")
+    half = d_model // 2
+    div_term = torch.exp(torch.arange(0.0, half, 2) * -(math.log(10000.0) / half))  # (half/2,)
+    w = torch.arange(0.0, width).unsqueeze(1) * div_term  # (width, half/2)
+    h = torch.arange(0.0, height).unsqueeze(1) * div_term  # (height, half/2)
+    pe = torch.zeros(height, width, d_model)
+    pe[:, :, 0:half:2] = torch.sin(w)[None]
+    pe[:, :, 1:half:2] = torch.cos(w)[None]
+    pe[:, :, half::2] = torch.sin(h)[:, None]
+    pe[:, :, half + 1 :: 2] = torch.cos(h)[:, None]
+    return pe
+
+
+class PositionalEncoding(nn.Module):
+    """Learned 1D positional table ``pe`` of shape (max_len, 1, D).
+
+    MoGenTS registers it as a trained ``nn.Parameter`` initialised with the sinusoid: it must be
+    loaded from the checkpoint, never recomputed.
+    """
+
+    def __init__(self, d_model: int, max_len: int = 5000) -> None:
+        super().__init__()
+        self.pe = nn.Parameter(sinusoid_table(max_len, d_model).unsqueeze(1))
+
+    def forward(self, length: int) -> torch.Tensor:
+        """The first ``length`` rows, (length, D)."""
+        return self.pe[:length, 0]
+
+
+class PositionalEncoding2D(nn.Module):
+    """Fixed 2D sinusoid, persistent buffer ``pe`` (height, width, D) as in the checkpoints."""
+
+    def __init__(self, d_model: int, height: int = 200, width: int = 50) -> None:
+        super().__init__()
+        self.register_buffer("pe", sinusoid_table_2d(height, width, d_model))
+
+    def forward(self, rows: int, cols: int) -> torch.Tensor:
+        """The table for grid rows ``[0, rows)`` and columns ``[0, cols)``, (rows, cols, D)."""
+        return self.pe[:rows, :cols]

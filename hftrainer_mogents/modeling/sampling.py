@@ -1,0 +1,278 @@
+"""Token sampling for MoGenTS: schedules, top-k filtering, categorical and Gumbel-max draws, and
+the two decoding loops (masked iterative decoding of the base layer, residual decoding of the
+other quantizer layers) as functions of tensors and random generators.
+
+Two ways to draw random numbers:
+
+- ``Draws.reference(generator)``: one generator consumed in exactly the official order and with
+  the official tensor ops (``Categorical(p).sample()`` = ``torch.multinomial`` over all rows;
+  ``zeros_like(logits).uniform_()`` for Gumbel noise), so ``torch.Generator().manual_seed(S)``
+  draws what the official code draws after ``torch.manual_seed(S)``.
+- ``Draws.per_sample(generators)``: one generator per sample, each drawing only for its own valid
+  positions, so a sample's tokens do not depend on what else is in the batch.
+
+Shapes: ``B`` batch, ``T`` token steps, ``n_j`` tokens per step (1 aux, 6 ts), ``N = T * n_j``
+positions, ``V`` vocabulary of a head.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "cosine_schedule",
+    "top_k_count",
+    "top_k_filter",
+    "lengths_to_padding_mask",
+    "Draws",
+    "masked_decode",
+    "residual_decode",
+    "sample_lengths",
+]
+
+
+def cosine_schedule(t: torch.Tensor) -> torch.Tensor:
+    """Fraction of tokens to (re-)mask at progress ``t`` in [0, 1]: ``cos(t * pi / 2)``."""
+    return torch.cos(t * math.pi * 0.5)
+
+
+def top_k_count(vocab: int, thres: float) -> int:
+    """Number of logits kept: ``ceil((1 - thres) * vocab)`` in float64, as upstream (so
+    ``thres=0.9, vocab=30`` keeps 3: ``1 - 0.9`` is 0.09999999999999998)."""
+    return max(1, math.ceil((1 - thres) * vocab))
+
+
+def top_k_filter(logits: torch.Tensor, thres: float) -> torch.Tensor:
+    """Keep the ``top_k_count`` largest logits along the last axis, set the rest to ``-inf``.
+
+    Args:
+        logits: (..., V).
+
+    Returns:
+        (..., V), same dtype.
+    """
+    k = top_k_count(logits.shape[-1], thres)
+    values, index = logits.topk(k, dim=-1)
+    return torch.full_like(logits, float("-inf")).scatter_(-1, index, values)
+
+
+def lengths_to_padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """(B,) lengths -> (B, max_len) bool, True at padded positions."""
+    return torch.arange(max_len, device=lengths.device)[None, :] >= lengths[:, None]
+
+
+def _gumbel(uniform: torch.Tensor) -> torch.Tensor:
+    """Gumbel noise from U(0, 1) draws, with upstream's clamping of both logs at 1e-20."""
+    return -torch.log((-torch.log(uniform.clamp(min=1e-20))).clamp(min=1e-20))
+
+
+@dataclass
+class Draws:
+    """Source of randomness for the decoding loops (see the module docstring).
+
+    Attributes:
+        generator: the single generator of reference draws, or None.
+        generators: one generator per sample for per-sample draws, or None.
+    """
+
+    generator: torch.Generator | None = None
+    generators: Sequence[torch.Generator] | None = None
+
+    @classmethod
+    def reference(cls, generator: torch.Generator | None) -> Draws:
+        """Official-order draws from one generator (None = torch's default generator)."""
+        return cls(generator=generator)
+
+    @classmethod
+    def per_sample(cls, generators: Sequence[torch.Generator]) -> Draws:
+        """Independent draws from one generator per sample."""
+        return cls(generators=list(generators))
+
+    @property
+    def is_reference(self) -> bool:
+        return self.generators is None
+
+    def _uniform_rows(self, shape: tuple[int, ...], valid: torch.Tensor, device: torch.device):
+        """(B, N, *rest) float32 U(0,1); sample b draws only its ``valid[b]`` positions, in order."""
+        out = torch.zeros(shape, device=device)
+        counts = valid.sum(1).tolist()
+        for b, (gen, n) in enumerate(zip(self.generators, counts)):
+            if n:
+                draw = torch.rand((n, *shape[2:]), generator=gen, device=gen.device)
+                out[b][valid[b]] = draw.to(device)
+        return out
+
+    def categorical(self, probs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """One id per position from ``probs`` (B, N, V) (rows need not be normalised).
+
+        Reference draws use ``torch.multinomial`` on the re-normalised rows, over every
+        position (as ``Categorical(probs).sample()`` does); per-sample draws invert the CDF with
+        one uniform per valid position. ``valid``: (B, N) bool.
+
+        Returns:
+            (B, N) int64.
+        """
+        b, n, v = probs.shape
+        if self.is_reference:
+            p = probs / probs.sum(-1, keepdim=True)
+            return torch.multinomial(p.reshape(-1, v), 1, True, generator=self.generator).view(b, n)
+        cdf = probs.float().cumsum(-1)  # (B, N, V)
+        u = self._uniform_rows((b, n), valid, probs.device) * cdf[..., -1]
+        ids = torch.searchsorted(cdf, u.unsqueeze(-1), right=True).squeeze(-1)
+        return ids.clamp_(max=v - 1)
+
+    def gumbel_argmax(
+        self, logits: torch.Tensor, temperature: float, valid: torch.Tensor
+    ) -> torch.Tensor:
+        """``argmax(logits / max(temperature, 1e-10) + gumbel)`` over the last axis.
+
+        Args:
+            logits: (B, N, V) (``-inf`` where filtered).
+            valid: (B, N) bool; per-sample draws cover only these positions.
+
+        Returns:
+            (B, N) int64.
+        """
+        if self.is_reference:
+            uniform = torch.zeros_like(logits).uniform_(0, 1, generator=self.generator)
+        else:
+            uniform = self._uniform_rows(tuple(logits.shape), valid, logits.device)
+        return (logits / max(temperature, 1e-10) + _gumbel(uniform).to(logits.dtype)).argmax(-1)
+
+
+LogitsFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def masked_decode(
+    logits_fn: LogitsFn,
+    token_lens: torch.Tensor,
+    *,
+    n_j: int,
+    mask_id: int,
+    pad_id: int,
+    timesteps: int,
+    draws: Draws,
+    temperature: float = 1.0,
+    topk_filter_thres: float = 0.9,
+    gumbel_sample: bool = False,
+) -> torch.Tensor:
+    """Masked iterative decoding of the base-layer ids (upstream ``MaskTransformer*.generate``).
+
+    Start with every valid token masked; at step ``s`` of ``timesteps`` re-mask the
+    ``max(1, round(cos(pi/2 * s/(S-1)) * len * n_j))`` tokens with the lowest confidence, predict
+    them, and keep the softmax probability of each new id (unfiltered logits) as its confidence.
+
+    Args:
+        logits_fn: (B, N) ids -> (B, N, V) guided logits (the transformer with CFG applied).
+        token_lens: (B,) int64 valid steps per sample (>= 1).
+        n_j: tokens per step (1 aux, 6 ts).
+        mask_id, pad_id: special ids of the transformer.
+        timesteps: decoding steps (>= 1).
+        draws: random draws (reference order or per sample).
+        temperature: divides logits for Gumbel sampling; with categorical sampling upstream
+            divides the probabilities and re-normalises, so it has no effect (reproduced).
+        topk_filter_thres: top-k threshold (0.9 keeps the top 10 %).
+        gumbel_sample: Gumbel-max instead of categorical sampling.
+
+    Returns:
+        (B, N) int64 ids, -1 at padded positions.
+    """
+    device = token_lens.device
+    b = token_lens.shape[0]
+    t = int(token_lens.max())
+    pad_steps = lengths_to_padding_mask(token_lens, t)  # (B, T)
+    padding = pad_steps[:, :, None].expand(b, t, n_j).reshape(b, t * n_j)  # (B, N)
+    valid = ~padding
+    ids = torch.where(padding, pad_id, mask_id)
+    scores = torch.where(padding, 1e5, 0.0)  # float32
+    for timestep in torch.linspace(0, 1, timesteps, device=device):
+        ratio = cosine_schedule(timestep)
+        num_masked = torch.round(ratio * token_lens * n_j).clamp(min=1)  # (B,)
+        ranks = scores.argsort(dim=1).argsort(dim=1)
+        is_mask = ranks < num_masked.unsqueeze(-1)
+        ids = torch.where(is_mask, mask_id, ids)
+
+        logits = logits_fn(ids).float()  # (B, N, V)
+        filtered = top_k_filter(logits, topk_filter_thres)
+        if gumbel_sample:
+            pred = draws.gumbel_argmax(filtered, temperature, valid)
+        else:
+            pred = draws.categorical(F.softmax(filtered, dim=-1) / temperature, valid)
+        ids = torch.where(is_mask, pred, ids)
+
+        scores = logits.softmax(dim=-1).gather(2, pred.unsqueeze(-1)).squeeze(-1)
+        scores = scores.masked_fill(~is_mask, 1e5)
+    return torch.where(padding, -1, ids)
+
+
+def residual_decode(
+    logits_fn: Callable[[torch.Tensor, int], torch.Tensor],
+    embed_fn: Callable[[torch.Tensor, int], torch.Tensor],
+    base_ids: torch.Tensor,
+    padding: torch.Tensor,
+    *,
+    num_quantizers: int,
+    pad_id: int,
+    mask_id: int | None,
+    draws: Draws,
+    temperature: float = 1.0,
+    topk_filter_thres: float = 0.9,
+    clip_per_sample: bool = False,
+) -> torch.Tensor:
+    """Residual decoding of quantizer layers 1 .. Q-1 (upstream ``ResidualTransformer*.generate``).
+
+    Layer ``q``'s ids are drawn (Gumbel-max after top-k) from the logits given the running sum of
+    the embeddings of layers ``< q``; padded positions hold ``pad_id``.
+
+    Args:
+        logits_fn: ((B, N, C) history, layer) -> (B, N, V) guided logits.
+        embed_fn: ((B, N) ids, layer) -> (B, N, C) embeddings with that layer's table.
+        base_ids: (B, N) int64 base-layer ids, -1 at padding.
+        padding: (B, N) bool, True at padded positions.
+        num_quantizers: Q.
+        pad_id: the residual model's padding id.
+        mask_id: the ts model's mask id, or None (aux).
+        draws: random draws.
+        clip_per_sample: where upstream clips the *whole batch* to ``[0, mask_id)`` when any id
+            equals ``mask_id`` (turning -1 padding into code 0), apply the rule to each sample
+            alone instead.
+
+    Returns:
+        (B, N, Q) int64 ids, -1 where the id is the padding id (no code).
+    """
+    valid = ~padding
+    ids = torch.where(padding, pad_id, base_ids)
+    layers = [ids]
+    history: torch.Tensor | None = None
+    for layer in range(1, num_quantizers):
+        emb = embed_fn(ids, layer - 1)
+        history = emb if history is None else history + emb
+        logits = logits_fn(history, layer).float()
+        pred = draws.gumbel_argmax(top_k_filter(logits, topk_filter_thres), temperature, valid)
+        ids = torch.where(padding, pad_id, pred)
+        layers.append(ids)
+    out = torch.stack(layers, dim=-1)  # (B, N, Q)
+    out = torch.where(out == pad_id, -1, out)
+    if mask_id is not None:
+        if clip_per_sample:
+            hit = (out == mask_id).flatten(1).any(1)[:, None, None]  # (B, 1, 1)
+            out = torch.where(hit, out.clamp(0, mask_id - 1), out)
+        elif bool((out == mask_id).any()):
+            out = out.clamp(0, mask_id - 1)
+    return out
+
+
+def sample_lengths(probs: torch.Tensor, draws: Draws) -> torch.Tensor:
+    """One class per row of ``probs`` (B, C) (the length estimator's softmax): reference draws
+    use ``Categorical(probs).sample()``'s multinomial, per-sample draws invert the CDF.
+
+    Returns:
+        (B,) int64.
+    """
+    valid = torch.ones(probs.shape[0], 1, dtype=torch.bool, device=probs.device)
+    return draws.categorical(probs[:, None, :], valid)[:, 0]
