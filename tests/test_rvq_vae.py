@@ -159,8 +159,12 @@ def test_dequantize_against_layer_by_layer_sum():
     out = dequantize(ids, codebooks)
     torch.testing.assert_close(out, expected)
     assert torch.equal(out[0, 0], torch.zeros(3))
-    with pytest.raises(ValueError, match="5 quantizer layers"):
+    with pytest.raises(InvalidInputError, match="5 quantizer layers"):
         dequantize(torch.zeros(1, 5, dtype=torch.long), codebooks)
+    # an out-of-range code (e.g. a mask or pad id left in) must not read the next layer's table
+    for bad in (5, -2):
+        with pytest.raises(InvalidInputError, match=r"\[-1, 5\)"):
+            dequantize(torch.tensor([[0, bad]]), codebooks)
 
 
 def test_residual_quantize_against_brute_force():
@@ -223,6 +227,20 @@ def test_kit_variant_shapes():
         y_aux, y = model.forward_decoder(ids_aux, ids_ts)
     assert ids_aux.shape == (2, 4, 3) and ids_ts.shape == (2, 4, 6, 3)
     assert y_aux.shape == y.shape == (2, 16, 251)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"vq_norm": "GN"}, "vq_norm 'GN' is not supported"),
+        ({"vq_act": "tanh"}, "vq_act 'tanh' is not one of"),
+        ({"down_t": 3}, "to 3 groups; the 2D stream needs 6"),
+    ],
+    ids=["norm", "activation", "down_t"],
+)
+def test_unsupported_configs_are_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        RVQVAE(TINY.replace(**change))
 
 
 def test_decoder_rejects_mismatched_streams():

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hftrainer_mogents.errors import InvalidInputError
+
 __all__ = ["NO_CODE", "Codebook", "ResidualQuantizer", "dequantize", "residual_quantize"]
 
 NO_CODE = -1  # index meaning "no code here": decodes to the zero vector
@@ -36,10 +38,14 @@ def dequantize(indices: Tensor, codebooks: Sequence[Tensor]) -> Tensor:
 
     Returns:
         ``(..., D)`` in the codebooks' dtype.
+
+    Raises:
+        InvalidInputError: an index outside ``[-1, K)`` (checked on CPU; on other devices the
+            lookup fails with a device-side error instead).
     """
     q = indices.shape[-1]
     if not 1 <= q <= len(codebooks):
-        raise ValueError(
+        raise InvalidInputError(
             f"indices have {q} quantizer layers (last dim of shape {tuple(indices.shape)}); "
             f"expected 1..{len(codebooks)}"
         )
@@ -47,8 +53,17 @@ def dequantize(indices: Tensor, codebooks: Sequence[Tensor]) -> Tensor:
     # One table for the q layers so that the lookup and the sum are a single embedding_bag.
     table = codebooks[0] if q == 1 else torch.cat(list(codebooks[:q]))  # (q*K, D)
     present = indices >= 0
+    out_of_range = (indices < NO_CODE) | (indices >= num_codes)
+    if indices.device.type == "cpu" and bool(out_of_range.any()):  # no device sync on CPU
+        raise InvalidInputError(
+            f"code indices must lie in [-1, {num_codes}); got values from "
+            f"{int(indices.min())} to {int(indices.max())}"
+        )
     offsets = torch.arange(q, device=indices.device) * num_codes  # (q,)
-    flat = torch.where(present, indices + offsets, 0).reshape(-1, q)  # (N, q) rows of table
+    flat = torch.where(present, indices + offsets, 0)  # (..., q) rows of table
+    # Off the CPU an invalid code points past the table, so the lookup fails (device assert)
+    # instead of silently reading a code of the next layer.
+    flat = torch.where(out_of_range, table.shape[0], flat).reshape(-1, q)  # (N, q)
     weights = present.reshape(-1, q).to(table.dtype)  # 0 drops a -1 entry from the sum
     summed = F.embedding_bag(flat, table, mode="sum", per_sample_weights=weights)  # (N, D)
     return summed.view(*indices.shape[:-1], dim)

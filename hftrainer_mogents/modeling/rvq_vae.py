@@ -238,7 +238,7 @@ class ConvDecoder(nn.Module):
         dims: 1 (``(B, D, T)`` -> ``(B, C, 4T)``) or 2 (``(B, D, T, G)`` -> ``(B, C, 4T, 4G)``)
             for ``down_t = 2``; channels-first out (the official modules permute; callers here do).
         out_channels, code_dim: ``C`` and ``D``.
-        down_t, stride_t, width, depth, dilation_growth_rate, activation: as in :class:`VQConfig`.
+        down_t, width, depth, dilation_growth_rate, activation: as in :class:`VQConfig`.
     """
 
     def __init__(
@@ -248,14 +248,12 @@ class ConvDecoder(nn.Module):
         code_dim: int,
         *,
         down_t: int,
-        stride_t: int,
         width: int,
         depth: int,
         dilation_growth_rate: int,
         activation: str,
     ) -> None:
         super().__init__()
-        del stride_t  # upsampling is always x2 upstream, whatever stride_t
         conv = _conv(dims)
         stages = [
             nn.Sequential(
@@ -263,7 +261,7 @@ class ConvDecoder(nn.Module):
                 nn.Upsample(scale_factor=2, mode="nearest"),
                 conv(width, width, 3, 1, 1),
             )
-            for _ in range(down_t)
+            for _ in range(down_t)  # always x2, whatever the encoder's stride (as upstream)
         ]
         self.model = nn.Sequential(
             conv(code_dim, width, 3, 1, 1),
@@ -301,10 +299,9 @@ class RVQVAE(nn.Module):
             )
         before, after = config.joint_pad
         slots = config.joints_num + before + after
-        for _ in range(config.down_t):
-            slots = (
-                slots + 2 * (config.stride_t // 2) - 2 * config.stride_t
-            ) // config.stride_t + 1
+        kernel, stride, pad = 2 * config.stride_t, config.stride_t, config.stride_t // 2
+        for _ in range(config.down_t):  # the strided convs' output length
+            slots = (slots + 2 * pad - kernel) // stride + 1
         if slots != N_JOINT_GROUPS:
             raise ValueError(
                 f"down_t={config.down_t}, stride_t={config.stride_t} reduce the "
@@ -313,7 +310,6 @@ class RVQVAE(nn.Module):
             )
         blocks = {
             "down_t": config.down_t,
-            "stride_t": config.stride_t,
             "width": config.width,
             "depth": config.depth,
             "dilation_growth_rate": config.dilation_growth_rate,
@@ -321,12 +317,14 @@ class RVQVAE(nn.Module):
         }
         width, groups = config.input_width, N_JOINT_GROUPS
         # Registration order = the official state-dict order.
-        self.encoder1d = ConvEncoder(1, width, config.code_dim1d, **blocks)
+        self.encoder1d = ConvEncoder(1, width, config.code_dim1d, stride_t=stride, **blocks)
         self.decoder1d = ConvDecoder(1, width, config.code_dim1d, **blocks)
         self.quantizer1d = ResidualQuantizer(
             config.nb_code1d, config.code_dim1d, config.num_quantizers, config.shared_codebook
         )
-        self.encoder2d = ConvEncoder(2, JOINT_CHANNELS, config.code_dim2d, **blocks)
+        self.encoder2d = ConvEncoder(
+            2, JOINT_CHANNELS, config.code_dim2d, stride_t=stride, **blocks
+        )
         self.linear_merge = nn.Linear(groups * config.code_dim2d, groups * config.code_dim2d)
         self.decoder2d = ConvDecoder(2, JOINT_CHANNELS, config.code_dim2d, **blocks)
         self.linear_out = nn.Linear(2 * width, width)
