@@ -12,7 +12,7 @@ import torch
 from conftest import require_fixture
 
 from hftrainer_mogents.config import VQConfig, parse_opt_txt
-from hftrainer_mogents.convert.official_opts import vq_config_from_opt
+from hftrainer_mogents.convert.official_opts import select_vq_state_dict, vq_config_from_opt
 from hftrainer_mogents.convert.safe_pickle import torch_load_weights_only
 from hftrainer_mogents.errors import ArtifactFormatError, InvalidInputError
 from hftrainer_mogents.modeling.quantizer import ResidualQuantizer, dequantize, residual_quantize
@@ -44,7 +44,7 @@ def vq_state_dict(fixtures_dir):
     ckpt = torch_load_weights_only(
         require_fixture(fixtures_dir / VQ_RUN / "model/net_best_fid.tar")
     )
-    return ckpt["vq_model"] if "vq_model" in ckpt else ckpt["net"]
+    return select_vq_state_dict(ckpt, source="net_best_fid.tar")
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,12 @@ def vq(vq_state_dict, vq_opt):
 def modules(fixtures_dir):
     with np.load(require_fixture(fixtures_dir / "mogents_tiny/modules.npz")) as data:
         return {k: data[k] for k in data.files}
+
+
+def test_vq_state_dict_key_fallback(vq_state_dict):
+    assert select_vq_state_dict({"net": vq_state_dict, "ep": 3}) is vq_state_dict
+    with pytest.raises(ArtifactFormatError, match=r"no VQ weights .* has \['ep', 'estimator'\]"):
+        select_vq_state_dict({"estimator": {}, "ep": 1}, source="finest.tar")
 
 
 def test_config_from_opt_matches_fixture(vq_opt, vq_state_dict):

@@ -18,12 +18,36 @@ from typing import Any
 from hftrainer_mogents.config import VQConfig
 from hftrainer_mogents.errors import ArtifactFormatError
 
-__all__ = ["vq_sizes_from_state_dict", "vq_config_from_opt"]
+__all__ = [
+    "VQ_STATE_DICT_KEYS",
+    "select_vq_state_dict",
+    "vq_sizes_from_state_dict",
+    "vq_config_from_opt",
+]
 
 logger = logging.getLogger(__name__)
 
+VQ_STATE_DICT_KEYS = ("vq_model", "net")  # where official VQ checkpoints keep the weights, in order
 _NO_NORM = ("None", "none", "")  # opt.txt writes vq_norm None as the string 'None'
 _ACTIVATIONS = ("relu", "silu", "gelu")
+
+
+def select_vq_state_dict(
+    checkpoint: Mapping[str, Any], *, source: str = "checkpoint"
+) -> Mapping[str, Any]:
+    """The VQ weights of an official checkpoint: ``checkpoint['vq_model']``, else
+    ``checkpoint['net']`` (as the official loaders do).
+
+    Raises:
+        ArtifactFormatError: neither key holds a state dict (the message lists the keys found).
+    """
+    for key in VQ_STATE_DICT_KEYS:
+        if isinstance(checkpoint.get(key), Mapping):
+            return checkpoint[key]
+    raise ArtifactFormatError(
+        f"{source}: no VQ weights under {' or '.join(map(repr, VQ_STATE_DICT_KEYS))}; the file "
+        f"has {sorted(map(str, checkpoint))} (expected pretrain_vq/model/net_best_fid.tar)"
+    )
 
 
 def _shape(state_dict: Mapping[str, Any], key: str, source: str) -> tuple[int, ...]:
@@ -136,21 +160,17 @@ def vq_config_from_opt(
         raise ArtifactFormatError(
             f"{source}: vq_act: {values['vq_act']!r} is not one of {list(_ACTIVATIONS)}"
         )
-    for f in fields(VQConfig):
-        if f.name not in values or f.name == "vq_norm":
+    defaults = VQConfig()
+    for name, value in values.items():
+        expected = type(getattr(defaults, name))
+        if name == "vq_norm":
             continue
-        value, kind = values[f.name], type(getattr(VQConfig(), f.name))
-        ok = (
-            isinstance(value, (int, float)) and not isinstance(value, bool)
-            if kind is float
-            else isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
-        )
-        if not ok:
+        if expected is float and type(value) is int:  # opt.txt writes e.g. "mu: 1"
+            values[name] = value = float(value)
+        if type(value) is not expected:  # also refuses True for an int option
             raise ArtifactFormatError(
-                f"{source}: option {f.name}: {value!r} should be a {kind.__name__}"
+                f"{source}: option {name}: {value!r} should be a {expected.__name__}"
             )
-        if kind is float:
-            values[f.name] = float(value)
 
     # The feature width fixes the skeleton, not the dataset's name (motionx has 263 dims too).
     key = "encoder1d.model.0.weight"
