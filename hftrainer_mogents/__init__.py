@@ -18,6 +18,10 @@ from hftrainer_mogents._version import __version__
 
 # public name -> module that defines it
 _import_structure: dict[str, str] = {
+    "MoGenTSBundle": "hftrainer_mogents.bundle",
+    "MoGenTSPipeline": "hftrainer_mogents.pipeline",
+    "MoGenTSOutput": "hftrainer_mogents.pipeline",
+    "MoGenTSConfig": "hftrainer_mogents.config",
     "load": "hftrainer_mogents.zoo.loader",
     "list_models": "hftrainer_mogents.zoo.loader",
     "errors": "hftrainer_mogents.errors",
@@ -27,6 +31,9 @@ __all__ = ["__version__", *_import_structure]
 
 if TYPE_CHECKING:  # pragma: no cover
     from hftrainer_mogents import errors  # noqa: F401
+    from hftrainer_mogents.bundle import MoGenTSBundle  # noqa: F401
+    from hftrainer_mogents.config import MoGenTSConfig  # noqa: F401
+    from hftrainer_mogents.pipeline import MoGenTSOutput, MoGenTSPipeline  # noqa: F401
     from hftrainer_mogents.zoo.loader import list_models, load  # noqa: F401
 
 

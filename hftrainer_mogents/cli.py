@@ -103,6 +103,299 @@ def info() -> None:
     click.echo(json.dumps(report, indent=2, sort_keys=False))
 
 
+@cli.command()
+@click.option(
+    "--weights_root",
+    "--weights-root",
+    "weights_root",
+    type=click.Path(file_okay=False),
+    default="logs",
+    show_default=True,
+    help="Folder holding <dataset>/pretrain_{vq,mtrans,rtrans}.",
+)
+@click.option(
+    "--length_root",
+    "--length-root",
+    "length_root",
+    type=click.Path(file_okay=False),
+    default="checkpoints",
+    show_default=True,
+    help="Folder holding <dataset>/length_estimator/model/finest.tar.",
+)
+@click.option(
+    "--out_dir",
+    "--out-dir",
+    "out_dir",
+    type=click.Path(),
+    required=True,
+    help="Artifact folder to write.",
+)
+@click.option(
+    "--dataset_name", "--dataset-name", "dataset_name", default="humanml3d", show_default=True
+)
+@click.option(
+    "--vq_name",
+    "--vq-name",
+    "vq_name",
+    default=None,
+    help="Default: vq_name from the mtrans opt.txt.",
+)
+@click.option(
+    "--mtrans_name", "--mtrans-name", "mtrans_name", default="pretrain_mtrans", show_default=True
+)
+@click.option(
+    "--rtrans_name", "--rtrans-name", "rtrans_name", default="pretrain_rtrans", show_default=True
+)
+@click.option("--len_name", "--len-name", "len_name", default="length_estimator", show_default=True)
+@click.option(
+    "--vq_ckpt_name",
+    "--vq-ckpt-name",
+    "vq_ckpt_name",
+    default="net_best_fid.tar",
+    show_default=True,
+)
+@click.option(
+    "--mask_ckpt_name",
+    "--mask-ckpt-name",
+    "mask_ckpt_name",
+    default="net_best_fid.tar",
+    show_default=True,
+)
+@click.option(
+    "--res_ckpt_name",
+    "--res-ckpt-name",
+    "res_ckpt_name",
+    default="net_best_fid.tar",
+    show_default=True,
+)
+@click.option(
+    "--len_ckpt_name", "--len-ckpt-name", "len_ckpt_name", default="finest.tar", show_default=True
+)
+@click.option(
+    "--clip",
+    "clip_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="OpenAI ViT-B-32.pt (TorchScript) or an OpenAI-layout state dict (.pt/.safetensors); default: ~/.cache/clip/ViT-B-32.pt.",
+)
+@click.option(
+    "--no_length_estimator",
+    "--no-length-estimator",
+    "no_length_estimator",
+    is_flag=True,
+    help="Convert without the length estimator.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out_dir.")
+@click.option(
+    "--verify", is_flag=True, help="Reload the artifact and prove it equal to the raw checkpoints."
+)
+@_user_errors
+def convert(
+    weights_root,
+    length_root,
+    out_dir,
+    dataset_name,
+    vq_name,
+    mtrans_name,
+    rtrans_name,
+    len_name,
+    vq_ckpt_name,
+    mask_ckpt_name,
+    res_ckpt_name,
+    len_ckpt_name,
+    clip_path,
+    no_length_estimator,
+    overwrite,
+    verify,
+) -> None:
+    """Convert the official MoGenTS checkpoints (+ CLIP) into a safetensors artifact."""
+    from pathlib import Path
+
+    from hftrainer_mogents.convert.official import (
+        OfficialLayout,
+        convert_official,
+        format_verify_table,
+    )
+
+    layout = OfficialLayout(
+        weights_root=Path(weights_root),
+        length_root=Path(length_root),
+        dataset_name=dataset_name,
+        vq_name=vq_name,
+        mtrans_name=mtrans_name,
+        rtrans_name=rtrans_name,
+        len_name=len_name,
+        vq_ckpt_name=vq_ckpt_name,
+        mask_ckpt_name=mask_ckpt_name,
+        res_ckpt_name=res_ckpt_name,
+        len_ckpt_name=len_ckpt_name,
+    )
+    try:
+        result = convert_official(
+            layout,
+            out_dir,
+            clip=clip_path,
+            load_length_estimator=not no_length_estimator,
+            overwrite=overwrite,
+            verify=verify,
+        )
+    except FileExistsError as err:
+        raise click.ClickException(f"{err} (pass --overwrite)") from err
+    click.echo(f"wrote {result.out_dir}: {', '.join(result.files)}")
+    if verify:
+        click.echo(format_verify_table(result.verify))
+        if not result.verified:
+            raise click.ClickException(
+                "verification failed: the artifact differs from the checkpoints"
+            )
+        click.echo("verified: every tensor and every module output equals the raw checkpoints")
+
+
+@cli.command()
+@click.argument("texts", nargs=-1)
+@click.option(
+    "--from-file", "from_file", type=click.Path(dir_okay=False), help="Prompts, one per line."
+)
+@click.option(
+    "--length",
+    "lengths",
+    type=float,
+    multiple=True,
+    help="Frames at 20 fps (one for all prompts, or one per prompt); default: estimated.",
+)
+@click.option(
+    "--seed", type=int, default=None, help="Random seed (default: drawn and recorded in run.json)."
+)
+@click.option(
+    "--model",
+    default="ZeyuLing/hftrainer-mogents-humanml3d",
+    show_default=True,
+    help="Artifact folder or hub repo id.",
+)
+@click.option("--revision", default=None, help="Hub revision (branch, tag or commit).")
+@click.option("--local-files-only", is_flag=True, help="Do not contact the hub; use the cache.")
+@click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
+@click.option(
+    "--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True
+)
+@click.option(
+    "--steps",
+    "time_steps",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Masked-decoding iterations.",
+)
+@click.option("--cond-scale", type=float, default=4.0, show_default=True)
+@click.option("--res-cond-scale", type=float, default=5.0, show_default=True)
+@click.option("--topkr", type=float, default=0.9, show_default=True)
+@click.option("--temperature", type=float, default=1.0, show_default=True)
+@click.option("--gumbel-sample", is_flag=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--mode", type=click.Choice(["fast", "reference"]), default="fast", show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="mogents_outputs",
+    show_default=True,
+)
+@click.option(
+    "--format",
+    "formats",
+    default="npy,joints,gif,bvh",
+    show_default=True,
+    help="Any of npy,joints,gif,mp4,bvh.",
+)
+@_user_errors
+def generate(
+    texts,
+    from_file,
+    lengths,
+    seed,
+    model,
+    revision,
+    local_files_only,
+    device,
+    dtype,
+    time_steps,
+    cond_scale,
+    res_cond_scale,
+    topkr,
+    temperature,
+    gumbel_sample,
+    batch_size,
+    mode,
+    out_dir,
+    formats,
+) -> None:
+    """Generate motions from text and write features, joints, animations and BVH files."""
+    import secrets
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from hftrainer_mogents.outputs import parse_formats, read_prompt_file, save_motion, slugify
+    from hftrainer_mogents.pipeline import MoGenTSPipeline
+    from hftrainer_mogents.utils.io import atomic_write_json
+
+    prompts = list(texts) + (read_prompt_file(from_file) if from_file else [])
+    if not prompts:
+        raise click.UsageError("give at least one prompt (arguments or --from-file)")
+    if lengths and len(lengths) not in (1, len(prompts)):
+        raise click.BadParameter(
+            f"{len(lengths)} --length values for {len(prompts)} prompts: give one, or one per prompt",
+            param_hint="--length",
+        )
+    wanted = parse_formats(formats)
+    per_prompt = (
+        None
+        if not lengths
+        else (list(lengths) * len(prompts) if len(lengths) == 1 else list(lengths))
+    )
+    seed = secrets.randbits(31) if seed is None else seed
+
+    pipe = MoGenTSPipeline.from_pretrained(
+        model, revision=revision, local_files_only=local_files_only, device=device, dtype=dtype
+    )
+    result = pipe(
+        prompts,
+        per_prompt,
+        time_steps=time_steps,
+        cond_scale=cond_scale,
+        res_cond_scale=res_cond_scale,
+        topkr=topkr,
+        temperature=temperature,
+        gumbel_sample=gumbel_sample,
+        seed=seed,
+        batch_size=batch_size,
+        mode=mode,
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    items = []
+    for i, (text, motion) in enumerate(zip(prompts, result.motions)):
+        stem = f"{i:03d}_{slugify(text)}"
+        files = save_motion(out, stem, motion, wanted, title=text)
+        items.append({"index": i, "text": text, "frames": int(motion.shape[0]), "files": files})
+        click.echo(
+            f"[{i}] {motion.shape[0]} frames -> {', '.join(v for k, v in files.items() if isinstance(v, str))}"
+        )
+    run = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "hftrainer_mogents": __version__,
+        "model": model,
+        "revision": revision,
+        "device": str(pipe.device),
+        "dtype": dtype,
+        "formats": wanted,
+        "settings": result.settings,
+        "requested_lengths": per_prompt,
+        "items": items,
+    }
+    atomic_write_json(out / "run.json", run)
+    click.echo(f"wrote {len(items)} motion(s) and run.json to {out}")
+
+
 def main() -> None:  # pragma: no cover - console entry for `python -m hftrainer_mogents`
     cli(prog_name="mogents")
 

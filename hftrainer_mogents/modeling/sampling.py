@@ -7,7 +7,10 @@ Two ways to draw random numbers:
 - ``Draws.reference(generator)``: one generator consumed in exactly the official order and with
   the official tensor ops (``Categorical(p).sample()`` = ``torch.multinomial`` over all rows;
   ``zeros_like(logits).uniform_()`` for Gumbel noise), so ``torch.Generator().manual_seed(S)``
-  draws what the official code draws after ``torch.manual_seed(S)``.
+  draws what the official code draws after ``torch.manual_seed(S)``. Upstream's logits are
+  permuted views of ``(B, V, N)`` tensors: the categorical draws run over the re-normalised
+  ``(B * N, V)`` rows, but the Gumbel noise tensor inherits the permuted strides, so its uniforms
+  are filled in ``(B, V, N)`` memory order; both are reproduced.
 - ``Draws.per_sample(generators)``: one generator per sample, each drawing only for its own valid
   positions, so a sample's tokens do not depend on what else is in the batch.
 
@@ -139,7 +142,13 @@ class Draws:
             (B, N) int64.
         """
         if self.is_reference:
-            uniform = torch.zeros_like(logits).uniform_(0, 1, generator=self.generator)
+            # upstream's logits are a permuted view of a (B, V, N) tensor and zeros_like keeps
+            # those strides, so uniform_ fills the noise in (B, V, N) memory order
+            b, n, v = logits.shape
+            uniform = torch.zeros(b, v, n, device=logits.device).uniform_(
+                0, 1, generator=self.generator
+            )
+            uniform = uniform.transpose(1, 2)
         else:
             uniform = self._uniform_rows(tuple(logits.shape), valid, logits.device)
         return (logits / max(temperature, 1e-10) + _gumbel(uniform).to(logits.dtype)).argmax(-1)

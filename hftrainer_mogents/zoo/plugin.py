@@ -22,6 +22,17 @@ MODELS: tuple[ModelSpec, ...] = (
         representation="hml263",
         fps=20,
         default_artifact=DEFAULT_ARTIFACT,
+        pipeline="hftrainer_mogents.pipeline:MoGenTSPipeline",
+        bundle="hftrainer_mogents.bundle:MoGenTSBundle",
+        generation_kwargs={
+            "time_steps": 10,
+            "cond_scale": 4.0,
+            "res_cond_scale": 5.0,
+            "topkr": 0.9,
+            "temperature": 1.0,
+            "res_temperature": 1.0,
+            "gumbel_sample": False,
+        },
         description="MoGenTS (NeurIPS 2024): spatial-temporal joint modeling, HumanML3D-263",
     ),
 )

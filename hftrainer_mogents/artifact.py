@@ -1,0 +1,319 @@
+"""The MoGenTS artifact folder: layout, ``model_index.json`` with sha256 checksums, strict
+safetensors reading, and resolution of a local path or a Hugging Face Hub repo id.
+
+Layout (format ``hftrainer-mogents-v1``, as the zoo publishes ``ZeyuLing/hftrainer-mogents-humanml3d``)::
+
+    mogents_config.json   model_index.json
+    vq.safetensors  mask_aux.safetensors  mask_ts.safetensors  res_aux.safetensors
+    res_ts.safetensors  length_est.safetensors (optional)  clip.safetensors
+    Mean.npy  Std.npy
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from hftrainer_mogents.errors import (
+    ArtifactFormatError,
+    ArtifactNotFoundError,
+    ChecksumMismatchError,
+    HubUnavailableError,
+)
+
+__all__ = [
+    "DEFAULT_REPO_ID",
+    "CONFIG_NAME",
+    "INDEX_NAME",
+    "COMPONENT_FILES",
+    "MEAN_NAME",
+    "STD_NAME",
+    "ARTIFACT_PATTERNS",
+    "sha256_file",
+    "resolve_artifact",
+    "read_json",
+    "read_model_index",
+    "verify_checksums",
+    "safetensors_shapes",
+    "load_safetensors",
+    "load_stat",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_REPO_ID = "ZeyuLing/hftrainer-mogents-humanml3d"
+CONFIG_NAME = "mogents_config.json"
+INDEX_NAME = "model_index.json"
+MEAN_NAME = "Mean.npy"
+STD_NAME = "Std.npy"
+# bundle component -> file (the zoo's names)
+COMPONENT_FILES: dict[str, str] = {
+    "vq": "vq.safetensors",
+    "mask_aux": "mask_aux.safetensors",
+    "mask_ts": "mask_ts.safetensors",
+    "res_aux": "res_aux.safetensors",
+    "res_ts": "res_ts.safetensors",
+    "length_estimator": "length_est.safetensors",
+    "clip": "clip.safetensors",
+}
+# what a hub download fetches: the artifact files and nothing else (no README, no .pt copies)
+ARTIFACT_PATTERNS = [CONFIG_NAME, INDEX_NAME, MEAN_NAME, STD_NAME, *COMPONENT_FILES.values()]
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
+    """Hex sha256 of a file, read in 4 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``.
+
+    Raises:
+        ArtifactNotFoundError: missing file. ArtifactFormatError: not a JSON object.
+    """
+    if not path.is_file():
+        raise ArtifactNotFoundError(f"{path.name} not found in {path.parent}")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ArtifactFormatError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(doc, dict):
+        raise ArtifactFormatError(f"{path}: expected a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def read_model_index(folder: Path) -> dict[str, Any] | None:
+    """``model_index.json`` of ``folder``, or None when the artifact has none (older artifacts)."""
+    path = folder / INDEX_NAME
+    return read_json(path) if path.is_file() else None
+
+
+def verify_checksums(
+    folder: Path, checksums: Mapping[str, str], files: Iterable[str] | None = None
+) -> None:
+    """Check the sha256 of each file in ``checksums`` (or only ``files``) against ``folder``.
+
+    Raises:
+        ArtifactNotFoundError: a listed file is missing.
+        ChecksumMismatchError: a digest differs (file, expected and actual digests named).
+    """
+    for name in files if files is not None else checksums:
+        expected = checksums.get(name)
+        if expected is None:
+            continue
+        path = folder / name
+        if not path.is_file():
+            raise ArtifactNotFoundError(
+                f"{name} is listed in {INDEX_NAME} but missing from {folder}"
+            )
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ChecksumMismatchError(
+                f"{path}: sha256 {actual} does not match {expected} recorded in {INDEX_NAME}; "
+                "the file is corrupted or was changed: download or convert it again"
+            )
+
+
+def safetensors_shapes(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Key -> (shape, dtype string) read from a safetensors header, without loading tensors.
+
+    Raises:
+        ArtifactNotFoundError: missing file. ArtifactFormatError: unreadable or truncated file.
+    """
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise ArtifactNotFoundError(f"{path.name} not found in {path.parent}")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            out = {}
+            for key in fh.keys():  # noqa: SIM118 (safe_open is not iterable)
+                sl = fh.get_slice(key)
+                out[key] = (tuple(sl.get_shape()), str(sl.get_dtype()))
+        _check_size(path)
+        return out
+    except ArtifactFormatError:
+        raise
+    except Exception as err:  # safetensors raises its own SafetensorError / OSError
+        raise ArtifactFormatError(f"{path}: not a readable safetensors file ({err})") from err
+
+
+def _check_size(path: Path) -> None:
+    """A truncated file has a valid header but too few bytes: compare with the header's end."""
+    with path.open("rb") as raw:
+        header_len = int.from_bytes(raw.read(8), "little")
+        header = json.loads(raw.read(header_len))
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    expected = 8 + header_len + end
+    actual = path.stat().st_size
+    if actual < expected:
+        raise ArtifactFormatError(
+            f"{path}: truncated file ({actual} bytes, the header needs {expected}); "
+            "download or convert it again"
+        )
+
+
+def load_safetensors(path: Path, *, keys: Iterable[str] | None = None) -> dict[str, Any]:
+    """Load tensors (all, or only ``keys``) from a safetensors file; keys and shapes are checked
+    against the module by the caller (:func:`hftrainer_mogents.utils.state_dict.check_state_dict`).
+
+    Raises:
+        ArtifactNotFoundError: missing file.
+        ArtifactFormatError: truncated or unreadable file, or a requested key it lacks.
+    """
+    from safetensors import safe_open
+
+    found = safetensors_shapes(path)
+    wanted = list(found) if keys is None else list(keys)
+    missing = [k for k in wanted if k not in found]
+    if missing:
+        raise ArtifactFormatError(f"{path}: missing keys {missing[:8]} ({len(missing)} in all)")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            # owned copies: the tensors otherwise stay views of the memory-mapped file, which a
+            # later in-place rewrite of the file would change under the loaded model
+            return {key: fh.get_tensor(key).clone() for key in wanted}
+    except Exception as err:
+        raise ArtifactFormatError(f"{path}: cannot read tensors ({err})") from err
+
+
+def load_stat(path: Path, width: int, *, positive: bool | None = None) -> Any:
+    """A (width,) float32 normalisation statistic from ``.npy`` (no pickle).
+
+    Raises:
+        ArtifactNotFoundError / ArtifactFormatError: missing, unreadable, wrong shape, or
+            non-finite / non-positive (for a std) values.
+    """
+    import numpy as np
+
+    if not path.is_file():
+        raise ArtifactNotFoundError(f"{path.name} not found in {path.parent}")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise ArtifactFormatError(f"{path}: not a readable .npy array ({err})") from err
+    if array.shape != (width,):
+        raise ArtifactFormatError(f"{path}: shape {array.shape}, expected ({width},)")
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise ArtifactFormatError(f"{path}: contains NaN or infinite values")
+    if positive is None:
+        positive = path.name.lower() == STD_NAME.lower()
+    if positive and (array <= 0).any():
+        raise ArtifactFormatError(f"{path}: standard deviations must be > 0")
+    return array
+
+
+def _looks_like_repo_id(text: str) -> bool:
+    parts = text.split("/")
+    return len(parts) == 2 and all(parts) and not text.startswith((".", "/", "~"))
+
+
+def resolve_artifact(
+    path_or_repo_id: str | os.PathLike[str],
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+    force_download: bool = False,
+) -> Path:
+    """A local folder holding the artifact: ``path_or_repo_id`` itself when it is a folder,
+    otherwise a snapshot of that hub repo (only the artifact files are downloaded).
+
+    When the hub cannot be reached, the local cache is tried before giving up.
+
+    Raises:
+        ArtifactNotFoundError: a local path that does not exist, or a repo / revision / file
+            that the hub does not have.
+        HubUnavailableError: the hub is unreachable (or offline mode is on) and the cache does not
+            hold the artifact; the message names the repo, the revision and the ways out.
+    """
+    local = Path(path_or_repo_id).expanduser()
+    if local.is_dir():
+        if not (local / CONFIG_NAME).is_file():
+            raise ArtifactNotFoundError(
+                f"{local} has no {CONFIG_NAME}: it is not a MoGenTS artifact folder. Convert the "
+                "official checkpoints with `mogents convert` or pass a hub repo id"
+            )
+        return local
+    text = str(path_or_repo_id)
+    if local.exists() or not _looks_like_repo_id(text):
+        raise ArtifactNotFoundError(
+            f"{text!r} is neither an artifact folder nor a hub repo id ('owner/name')"
+        )
+    return _snapshot(text, revision, cache_dir, local_files_only, token, force_download)
+
+
+def _snapshot(
+    repo_id: str,
+    revision: str | None,
+    cache_dir: Any,
+    local_files_only: bool,
+    token: Any,
+    force_download: bool,
+) -> Path:
+    from huggingface_hub import errors as hub_errors
+    from huggingface_hub import snapshot_download
+
+    kwargs = dict(
+        repo_id=repo_id,
+        revision=revision,
+        cache_dir=cache_dir,
+        token=token,
+        allow_patterns=ARTIFACT_PATTERNS,
+        library_name="hftrainer-mogents",
+    )
+    where = f"{repo_id!r}" + (f" at revision {revision!r}" if revision else "")
+    ways_out = (
+        "pass the path of a local artifact folder instead (e.g. one written by `mogents convert`), "
+        "or download it once while online and then use local_files_only=True"
+    )
+    try:
+        folder = snapshot_download(
+            local_files_only=local_files_only, force_download=force_download, **kwargs
+        )
+    except (hub_errors.RepositoryNotFoundError, hub_errors.GatedRepoError) as err:
+        raise ArtifactNotFoundError(
+            f"hub repo {where} was not found or is not accessible ({type(err).__name__}); "
+            "check the name, or pass token=... for a private or gated repo"
+        ) from err
+    except hub_errors.RevisionNotFoundError as err:
+        raise ArtifactNotFoundError(
+            f"revision {revision!r} does not exist in hub repo {repo_id!r}; check the branch, tag "
+            "or commit"
+        ) from err
+    except hub_errors.LocalEntryNotFoundError as err:
+        if local_files_only:
+            raise HubUnavailableError(
+                f"{where} is not in the local Hugging Face cache and local_files_only=True; "
+                f"run once with network access, or {ways_out}"
+            ) from err
+        # unreachable hub (or HF_HUB_OFFLINE=1): fall back to what the cache holds
+        logger.warning("the Hugging Face Hub is unreachable for %s; trying the local cache", where)
+        try:
+            folder = snapshot_download(local_files_only=True, **kwargs)
+        except hub_errors.LocalEntryNotFoundError as cache_err:
+            raise HubUnavailableError(
+                f"cannot reach the Hugging Face Hub for {where} and the local cache does not hold "
+                f"it ({err}); {ways_out}"
+            ) from cache_err
+    except (hub_errors.HfHubHTTPError, OSError) as err:
+        raise HubUnavailableError(
+            f"downloading {where} from the Hugging Face Hub failed ({err}); {ways_out}"
+        ) from err
+    folder_path = Path(folder)
+    if not (folder_path / CONFIG_NAME).is_file():
+        raise ArtifactNotFoundError(
+            f"hub repo {where} has no {CONFIG_NAME}: it is not a MoGenTS artifact"
+        )
+    return folder_path

@@ -1,0 +1,438 @@
+"""``MoGenTSBundle``: the six MoGenTS networks, the CLIP text tower and the normalisation
+statistics, loaded from (and saved to) the artifact layout of :mod:`hftrainer_mogents.artifact`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hftrainer_mogents import artifact
+from hftrainer_mogents._version import __version__
+from hftrainer_mogents.config import FORMAT, MoGenTSConfig, TextEncoderConfig
+from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError, InvalidInputError
+from hftrainer_mogents.modeling.length_estimator import LengthEstimator
+from hftrainer_mogents.modeling.mask_transformer import MaskTransformer, MaskTransformer2D
+from hftrainer_mogents.modeling.residual_transformer import (
+    ResidualTransformer,
+    ResidualTransformer2D,
+)
+from hftrainer_mogents.modeling.rvq_vae import RVQVAE
+from hftrainer_mogents.modeling.text_encoder import CLIPTextEncoder, select_text_state_dict
+from hftrainer_mogents.utils.io import atomic_path, atomic_write_json
+from hftrainer_mogents.utils.state_dict import check_state_dict
+
+__all__ = ["MoGenTSBundle", "COMPONENT_ATTRIBUTES", "resolve_dtype"]
+
+logger = logging.getLogger(__name__)
+
+# artifact component -> bundle attribute (the zoo's attribute names)
+COMPONENT_ATTRIBUTES: dict[str, str] = {
+    "vq": "vq_model",
+    "mask_aux": "mask_transformer_aux",
+    "mask_ts": "mask_transformer_ts",
+    "res_aux": "res_transformer_aux",
+    "res_ts": "res_transformer_ts",
+    "length_estimator": "length_estimator",
+    "clip": "text_encoder",
+}
+# networks that follow the bundle's compute dtype (the text tower has its own, the length
+# estimator and the statistics stay float32)
+_COMPUTE_COMPONENTS = ("vq", "mask_aux", "mask_ts", "res_aux", "res_ts")
+
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    """``None`` -> float32; names such as ``"bf16"`` / ``"bfloat16"`` -> the torch dtype.
+
+    Raises:
+        InvalidInputError: an unknown name or a non-floating dtype.
+    """
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        if not dtype.is_floating_point:
+            raise InvalidInputError(f"dtype must be a floating type, got {dtype}")
+        return dtype
+    key = str(dtype).replace("torch.", "").lower()
+    if key not in _DTYPES:
+        raise InvalidInputError(f"unknown dtype {dtype!r}; use one of {sorted(set(_DTYPES))}")
+    return _DTYPES[key]
+
+
+class MoGenTSBundle(nn.Module):
+    """The MoGenTS networks and statistics.
+
+    Attributes:
+        config: the :class:`~hftrainer_mogents.config.MoGenTSConfig`.
+        vq_model: dual-stream RVQ-VAE.
+        mask_transformer_aux, mask_transformer_ts: 1D / 2D mask transformers.
+        res_transformer_aux, res_transformer_ts: 1D / 2D residual transformers.
+        length_estimator: the length estimator, or None.
+        text_encoder: the CLIP text tower.
+        mean, std: (263,) float32 buffers (physical = normalised * std + mean).
+
+    Examples:
+        >>> bundle = MoGenTSBundle.from_pretrained("checkpoints/mogents/humanml3d")  # doctest: +SKIP
+        >>> bundle.encode_text(["a person walks forward"]).shape  # doctest: +SKIP
+        torch.Size([1, 512])
+    """
+
+    def __init__(self, config: MoGenTSConfig) -> None:
+        super().__init__()
+        self.config = config
+        vq = config.vq
+        q = vq.num_quantizers
+        self.vq_model = RVQVAE(vq)
+        self.mask_transformer_aux = MaskTransformer(config.mask, vq.code_dim1d, vq.nb_code1d)
+        self.mask_transformer_ts = MaskTransformer2D(config.mask, vq.code_dim2d, vq.nb_code2d)
+        self.res_transformer_aux = ResidualTransformer(config.res, vq.code_dim1d, vq.nb_code1d, q)
+        self.res_transformer_ts = ResidualTransformer2D(config.res, vq.code_dim2d, vq.nb_code2d, q)
+        self.length_estimator = (
+            LengthEstimator(config.length) if config.length is not None else None
+        )
+        self.text_encoder = CLIPTextEncoder(config.text_encoder)
+        width = vq.input_width
+        self.register_buffer("mean", torch.zeros(width))
+        self.register_buffer("std", torch.ones(width))
+        # where the non-text CLIP weights (visual tower, logit scale) live, to carry them over on
+        # save without holding them in memory
+        self._clip_extra_source: Path | None = None
+        self._clip_extra: dict[str, torch.Tensor] | None = None
+        self.source: str | None = None
+        self.revision: str | None = None
+
+    # ------------------------------------------------------------------ components
+
+    def components(self) -> Iterator[tuple[str, nn.Module]]:
+        """``(component, module)`` for every network present, in artifact order."""
+        for name, attr in COMPONENT_ATTRIBUTES.items():
+            module = getattr(self, attr)
+            if module is not None:
+                yield name, module
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the statistics (all modules live there)."""
+        return self.mean.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Compute dtype of the generation networks."""
+        return self.vq_model.linear_out.weight.dtype
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised (..., 263) -> physical units (``x * std + mean``, float32)."""
+        return x.float() * self.std + self.mean
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Physical (..., 263) -> normalised (float32)."""
+        return (x.float() - self.mean) / self.std
+
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        """CLIP text features of ``texts``: (B, 512) float32 on the bundle's device."""
+        return self.text_encoder.encode(list(texts)).float()
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            "MoGenTSBundle holds the networks; generate with MoGenTSPipeline(bundle).infer_t2m(...)"
+        )
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_config(cls, config: MoGenTSConfig | dict[str, Any] | None = None) -> MoGenTSBundle:
+        """Untrained networks of ``config`` (default: the released HumanML3D sizes); no disk
+        access. A dict is read as a ``mogents_config.json`` document."""
+        if config is None:
+            config = MoGenTSConfig()
+        elif isinstance(config, dict):
+            config = MoGenTSConfig.from_json_dict(config, source="config dict")
+        return cls(config).eval()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_repo_id: str | os.PathLike[str] = artifact.DEFAULT_REPO_ID,
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        force_download: bool = False,
+        device: str | torch.device | None = "cpu",
+        dtype: str | torch.dtype | None = None,
+        text_encoder_dtype: str | None = None,
+        load_length_estimator: bool = True,
+        verify_checksums: bool = True,
+    ) -> MoGenTSBundle:
+        """Load an artifact from a local folder or a hub repo (only the artifact files are
+        downloaded).
+
+        Args:
+            path_or_repo_id: artifact folder or hub repo id (default: the published
+                ``ZeyuLing/hftrainer-mogents-humanml3d``).
+            revision, cache_dir, local_files_only, token, force_download: hub options.
+            device: where to put the networks.
+            dtype: compute dtype of the generation networks (float32 default; ``torch.bfloat16``
+                casts them once, here).
+            text_encoder_dtype: ``"float16"`` (the official CLIP numerics) or ``"float32"``;
+                default: the artifact's config.
+            load_length_estimator: skip the length estimator when False.
+            verify_checksums: check each file's sha256 against ``model_index.json`` when it
+                records them.
+
+        Raises:
+            ArtifactNotFoundError: missing folder, repo or file.
+            ArtifactFormatError: bad config, missing/unexpected keys, wrong shapes, truncated file.
+            ChecksumMismatchError: a file differs from its recorded sha256.
+            HubUnavailableError: the hub cannot be reached and the cache cannot serve the request.
+        """
+        folder = artifact.resolve_artifact(
+            path_or_repo_id,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+            force_download=force_download,
+        )
+        config = MoGenTSConfig.from_json_dict(
+            artifact.read_json(folder / artifact.CONFIG_NAME),
+            source=str(folder / artifact.CONFIG_NAME),
+        )
+        if not load_length_estimator:
+            config = config.replace(length=None)
+        files = {
+            name: artifact.COMPONENT_FILES[name]
+            for name in COMPONENT_ATTRIBUTES
+            if name != "length_estimator" or config.length is not None
+        }
+        missing = [
+            f
+            for f in [*files.values(), artifact.MEAN_NAME, artifact.STD_NAME]
+            if not (folder / f).is_file()
+        ]
+        if missing:
+            raise ArtifactNotFoundError(
+                f"artifact {folder} lacks {missing}; an artifact holds {artifact.ARTIFACT_PATTERNS}"
+                + (
+                    " (set has_length_estimator false or load_length_estimator=False)"
+                    if artifact.COMPONENT_FILES["length_estimator"] in missing
+                    else ""
+                )
+            )
+        index = artifact.read_model_index(folder)
+        checksums = (index or {}).get("checksums") or {}
+        if verify_checksums and checksums:
+            artifact.verify_checksums(
+                folder, checksums, [*files.values(), artifact.MEAN_NAME, artifact.STD_NAME]
+            )
+
+        clip_path = folder / files["clip"]
+        clip_shapes = artifact.safetensors_shapes(clip_path)
+        text_cfg = TextEncoderConfig.from_state_dict(
+            {k: torch.empty(shape, device="meta") for k, (shape, _) in clip_shapes.items()},
+            dtype=text_encoder_dtype or config.text_encoder.dtype,
+        )
+        config = config.replace(text_encoder=text_cfg)
+
+        with torch.device("meta"):
+            bundle = cls(config)
+        for name, module in bundle.components():
+            path = folder / files[name]
+            if name == "clip":
+                keys = list(select_text_state_dict(dict.fromkeys(clip_shapes)))
+                state = artifact.load_safetensors(path, keys=keys)
+            else:
+                state = artifact.load_safetensors(path)
+            check_state_dict(module, state, source=str(path))
+            module.load_state_dict(state, strict=True, assign=True)
+        width = config.vq.input_width
+        bundle.mean = torch.from_numpy(artifact.load_stat(folder / artifact.MEAN_NAME, width))
+        bundle.std = torch.from_numpy(artifact.load_stat(folder / artifact.STD_NAME, width))
+        bundle._finish_loading()
+        bundle._clip_extra_source = clip_path if len(clip_shapes) > len(keys) else None
+        bundle.source = str(path_or_repo_id)
+        bundle.revision = revision
+        return bundle.to_runtime(device=device, dtype=dtype)
+
+    def _finish_loading(self) -> None:
+        """Prepare the text tower's numerics and check nothing is left on the meta device."""
+        self.text_encoder.set_numerics(self.config.text_encoder.dtype)
+        leftover = [n for n, t in [*self.named_parameters(), *self.named_buffers()] if t.is_meta]
+        if leftover:
+            raise ArtifactFormatError(f"tensors were not loaded: {leftover[:5]}")
+        self.requires_grad_(False)
+        self.eval()
+
+    def to_runtime(
+        self, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None
+    ) -> MoGenTSBundle:
+        """Move to ``device`` and cast the generation networks to ``dtype`` (once)."""
+        if device is not None:
+            try:
+                self.to(torch.device(device))
+            except (RuntimeError, AssertionError) as err:
+                raise InvalidInputError(
+                    f"device {device!r} is not available ({err}); use 'cpu' or a visible GPU"
+                ) from err
+        if dtype is not None:
+            target = resolve_dtype(dtype)
+            for name, module in self.components():
+                if name in _COMPUTE_COMPONENTS:
+                    module.to(target)
+        return self
+
+    # ------------------------------------------------------------------ saving
+
+    def state_dicts(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Component -> the state dict written to its artifact file."""
+        out = {}
+        for name, module in self.components():
+            out[name] = module.state_dict()
+        return out
+
+    def save_pretrained(self, save_directory: str | os.PathLike[str]) -> Path:
+        """Write the artifact into ``save_directory`` (created if needed): safetensors, ``.npy``
+        and JSON only, each through a temporary name; ``model_index.json`` (with sha256
+        checksums) is written last.
+
+        Returns:
+            The folder.
+
+        Raises:
+            InvalidInputError: ``save_directory`` is an existing file.
+        """
+        from safetensors.torch import save_file
+
+        folder = Path(save_directory)
+        if folder.is_file():
+            raise InvalidInputError(f"save_directory {folder} is a file; give a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        written: list[str] = []
+        meta = {"format": "pt", "library": "hftrainer-mogents", "version": __version__}
+        for name, state in self.state_dicts().items():
+            if name == "clip":
+                state = {**self._clip_extra_tensors(), **state}
+            file = artifact.COMPONENT_FILES[name]
+            tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+            with atomic_path(folder / file) as tmp:
+                save_file(tensors, str(tmp), metadata=meta)
+            written.append(file)
+        for file, stat in ((artifact.MEAN_NAME, self.mean), (artifact.STD_NAME, self.std)):
+            with atomic_path(folder / file) as tmp:
+                np.save(tmp, stat.detach().cpu().numpy().astype(np.float32), allow_pickle=False)
+            written.append(file)
+        if self.length_estimator is None:
+            stale = folder / artifact.COMPONENT_FILES["length_estimator"]
+            stale.unlink(missing_ok=True)
+        components = {
+            "clip": {
+                "name": self.config.clip_version,
+                "stored_in_artifact": True,
+                "path": artifact.COMPONENT_FILES["clip"],
+            }
+        }
+        atomic_write_json(folder / artifact.CONFIG_NAME, self.config.to_json_dict(components))
+        written.append(artifact.CONFIG_NAME)
+        atomic_write_json(folder / artifact.INDEX_NAME, self._model_index(folder, written))
+        return folder
+
+    def _clip_extra_tensors(self) -> dict[str, torch.Tensor]:
+        """The non-text CLIP weights of the artifact this bundle was loaded from (empty when it
+        had none or the file is gone)."""
+        if self._clip_extra is not None:
+            return dict(self._clip_extra)
+        source = self._clip_extra_source
+        if source is None:
+            return {}
+        if not source.is_file():
+            logger.warning("%s is gone: saving the CLIP text tower only", source)
+            return {}
+        own = set(self.text_encoder.state_dict())
+        keys = [k for k in artifact.safetensors_shapes(source) if k not in own]
+        return artifact.load_safetensors(source, keys=keys)
+
+    def _model_index(self, folder: Path, written: list[str]) -> dict[str, Any]:
+        files = artifact.COMPONENT_FILES
+        return {
+            "_class_name": "MoGenTSPipeline",
+            "_library_name": "hftrainer-mogents",
+            "_library_version": __version__,
+            "model_type": "mogents",
+            "format": FORMAT,
+            "bundle_class": "hftrainer_mogents.bundle.MoGenTSBundle",
+            "pipeline_class": "hftrainer_mogents.pipeline.MoGenTSPipeline",
+            "artifacts": {
+                "vq": files["vq"],
+                "mask_aux": files["mask_aux"],
+                "mask_ts": files["mask_ts"],
+                "res_aux": files["res_aux"],
+                "res_ts": files["res_ts"],
+                "length_estimator": files["length_estimator"]
+                if self.length_estimator is not None
+                else None,
+                "clip": files["clip"],
+                "mean": artifact.MEAN_NAME,
+                "std": artifact.STD_NAME,
+            },
+            "api": {
+                "from_pretrained": "hftrainer_mogents.bundle.MoGenTSBundle.from_pretrained",
+                "from_config": "hftrainer_mogents.bundle.MoGenTSBundle.from_config",
+            },
+            "checksums": {name: artifact.sha256_file(folder / name) for name in sorted(written)},
+        }
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        token: str | None = None,
+        private: bool | None = None,
+        revision: str | None = None,
+        commit_message: str = "Upload MoGenTS artifact",
+        create_pr: bool = False,
+        card_fields: dict[str, Any] | None = None,
+    ) -> str:
+        """Save the artifact with a model card (``README.md`` rendered from
+        ``artifacts/model_card_template.md``) and upload it to ``repo_id``.
+
+        Returns:
+            The URL of the commit.
+        """
+        from huggingface_hub import HfApi
+
+        from hftrainer_mogents.model_card import render_model_card
+
+        api = HfApi(token=token)
+        with tempfile.TemporaryDirectory(prefix="mogents-push-") as tmp:
+            folder = self.save_pretrained(tmp)
+            (folder / "README.md").write_text(
+                render_model_card(self, repo_id=repo_id, **(card_fields or {})), encoding="utf-8"
+            )
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            info = api.upload_folder(
+                repo_id=repo_id,
+                folder_path=str(folder),
+                revision=revision,
+                commit_message=commit_message,
+                create_pr=create_pr,
+            )
+        return str(getattr(info, "commit_url", info))

@@ -1,0 +1,661 @@
+"""``MoGenTSPipeline``: text -> HumanML3D-263 motion.
+
+Data flow (DESIGN.md): text -> CLIP feature (once per call) -> [length estimator] -> 1D and 2D
+mask transformers (base tokens) -> 1D and 2D residual transformers (all quantizer layers) ->
+dual-stream VQ decoder -> normalised 263 -> ``* Std + Mean``.
+
+Two execution modes:
+
+- ``"fast"`` (default): the text is encoded once, the conditional and unconditional passes run
+  as one forward, each sample draws from its own generator (seeded from ``seed`` and the sample's
+  index in ``texts``) and is computed as if it were alone, so its motion does not depend on the
+  rest of the batch. Upstream's batch-coupled quirks (the 2D residual transformer's scrambled
+  spatial add mixes samples; the mask-id clip applies to the whole batch; the decoder sees the
+  batch's padding) are evaluated per sample, i.e. as the official code computes a prompt
+  generated on its own.
+- ``"reference"``: the official call order and random draws, batch by batch: with ``seed=S`` it
+  draws exactly what the official code draws after ``torch.manual_seed(S)`` (CPU).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from hftrainer_mogents import artifact
+from hftrainer_mogents.bundle import MoGenTSBundle
+from hftrainer_mogents.config import (
+    MAX_MOTION_LENGTH,
+    MIN_MOTION_LENGTH,
+    N_JOINT_GROUPS,
+    UNIT_LENGTH,
+)
+from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.modeling.residual_transformer import scrambled_spatial_index
+from hftrainer_mogents.modeling.sampling import (
+    Draws,
+    lengths_to_padding_mask,
+    masked_decode,
+    residual_decode,
+    sample_lengths,
+)
+
+__all__ = ["MoGenTSPipeline", "MoGenTSOutput", "normalize_length", "sample_seed", "MODES"]
+
+logger = logging.getLogger(__name__)
+
+MODES = ("fast", "reference")
+# upstream's residual generate() is always called with its default top-k threshold, whatever topkr
+RES_TOPK_THRES = 0.9
+
+
+@dataclass
+class MoGenTSOutput:
+    """Result of a pipeline call.
+
+    Attributes:
+        motions: one ``(T_i, 263)`` float32 array per text, physical units, same order.
+        lengths: frames of each motion (``T_i``, multiples of 4).
+        seed: the seed used (drawn at random when none was given, so the call can be repeated).
+        mode: ``"fast"`` or ``"reference"``.
+        tokens: when requested, per text a dict with ``ids_aux (T/4, Q)`` and
+            ``ids_ts (T/4, 6, Q)`` int64 arrays (-1 = no code).
+    """
+
+    motions: list[np.ndarray]
+    lengths: list[int]
+    seed: int
+    mode: str
+    tokens: list[dict[str, np.ndarray]] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def normalize_length(frames: float, *, index: int | None = None) -> int:
+    """A requested length in frames (20 fps) -> the frames generated: floored to a multiple of 4
+    and brought into [40, 196], with a warning naming the old and new value when it changes.
+
+    Raises:
+        InvalidInputError: not a finite number, or negative.
+    """
+    where = f"lengths[{index}]" if index is not None else "length"
+    try:
+        value = float(frames)
+    except (TypeError, ValueError) as err:
+        raise InvalidInputError(f"{where} must be a number of frames, got {frames!r}") from err
+    if not math.isfinite(value) or value < 0:
+        raise InvalidInputError(
+            f"{where} must be a finite, non-negative number of frames at 20 fps, got {frames!r}"
+        )
+    new = int(value) // UNIT_LENGTH * UNIT_LENGTH
+    new = min(max(new, MIN_MOTION_LENGTH), MAX_MOTION_LENGTH)
+    if new != value:
+        logger.warning(
+            "%s = %s frames -> %d (lengths are floored to a multiple of %d and kept within [%d, %d])",
+            where,
+            frames,
+            new,
+            UNIT_LENGTH,
+            MIN_MOTION_LENGTH,
+            MAX_MOTION_LENGTH,
+        )
+    return new
+
+
+def sample_seed(seed: int, index: int) -> int:
+    """The seed of sample ``index`` of a call seeded with ``seed`` (well mixed, 63 bits)."""
+    state = np.random.SeedSequence([int(seed) & (2**63 - 1), int(index)]).generate_state(
+        2, np.uint32
+    )
+    return int((int(state[0]) << 31) ^ int(state[1])) & (2**63 - 1)
+
+
+class MoGenTSPipeline:
+    """Generate HumanML3D-263 motions from text with MoGenTS.
+
+    Examples:
+        >>> pipe = MoGenTSPipeline.from_pretrained("checkpoints/mogents/humanml3d")  # doctest: +SKIP
+        >>> [m.shape for m in pipe.infer_t2m(["a person walks forward"], [120], seed=0)]  # doctest: +SKIP
+        [(120, 263)]
+    """
+
+    def __init__(self, bundle: MoGenTSBundle, *, device: str | torch.device | None = None) -> None:
+        self.bundle = bundle.eval()
+        if device is not None:
+            self.bundle.to_runtime(device=device)
+        self._progress: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_repo_id: str | os.PathLike[str] = artifact.DEFAULT_REPO_ID,
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        force_download: bool = False,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        text_encoder_dtype: str | None = None,
+        load_length_estimator: bool = True,
+    ) -> MoGenTSPipeline:
+        """Load the bundle (:meth:`MoGenTSBundle.from_pretrained`) and wrap it.
+
+        Args:
+            device: default ``"cuda"`` when available, else ``"cpu"``.
+            dtype: compute dtype of the generation networks (float32 default; ``torch.bfloat16``
+                for AMX CPUs and tensor-core GPUs, cast once here).
+            Other arguments: as :meth:`MoGenTSBundle.from_pretrained`.
+        """
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        _check_device(device)
+        bundle = MoGenTSBundle.from_pretrained(
+            path_or_repo_id,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+            force_download=force_download,
+            device=device,
+            dtype=dtype,
+            text_encoder_dtype=text_encoder_dtype,
+            load_length_estimator=load_length_estimator,
+        )
+        return cls(bundle)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the networks live."""
+        return self.bundle.device
+
+    def to(self, device: str | torch.device) -> MoGenTSPipeline:
+        """Move the networks to ``device``."""
+        _check_device(device)
+        self.bundle.to_runtime(device=device)
+        return self
+
+    def set_progress_bar_config(self, **kwargs: Any) -> None:
+        """Options for the tqdm bar over batches (e.g. ``disable=True``)."""
+        self._progress = dict(kwargs)
+
+    def progress_bar(self, iterable: Iterable[Any], total: int | None = None) -> Iterable[Any]:
+        """``iterable`` wrapped in a tqdm bar (off on non-zero ranks and when disabled)."""
+        from tqdm.auto import tqdm
+
+        options = {"desc": "MoGenTS", "unit": "batch", "leave": False, **self._progress}
+        if int(os.environ.get("RANK", "0")) != 0:
+            options["disable"] = True
+        return tqdm(iterable, total=total, **options)
+
+    # ------------------------------------------------------------------ generation
+
+    def infer_t2m(
+        self,
+        texts: Sequence[str] | str,
+        lengths: Sequence[float] | None = None,
+        *,
+        time_steps: int = 10,
+        cond_scale: float = 4.0,
+        res_cond_scale: float = 5.0,
+        topkr: float = 0.9,
+        temperature: float = 1.0,
+        res_temperature: float = 1.0,
+        gumbel_sample: bool = False,
+        seed: int | None = None,
+        batch_size: int = 32,
+        mode: str = "fast",
+    ) -> list[np.ndarray]:
+        """Generate one motion per text; returns a list of ``(T_i, 263)`` float32 arrays in
+        physical units (see :meth:`__call__` for the arguments)."""
+        return self(
+            texts,
+            lengths,
+            time_steps=time_steps,
+            cond_scale=cond_scale,
+            res_cond_scale=res_cond_scale,
+            topkr=topkr,
+            temperature=temperature,
+            res_temperature=res_temperature,
+            gumbel_sample=gumbel_sample,
+            seed=seed,
+            batch_size=batch_size,
+            mode=mode,
+        ).motions
+
+    @torch.inference_mode()
+    def __call__(
+        self,
+        texts: Sequence[str] | str,
+        lengths: Sequence[float] | None = None,
+        *,
+        time_steps: int = 10,
+        cond_scale: float = 4.0,
+        res_cond_scale: float = 5.0,
+        topkr: float = 0.9,
+        temperature: float = 1.0,
+        res_temperature: float = 1.0,
+        gumbel_sample: bool = False,
+        seed: int | None = None,
+        batch_size: int = 32,
+        mode: str = "fast",
+        text_features: torch.Tensor | np.ndarray | None = None,
+        return_tokens: bool = False,
+        return_dict: bool = True,
+    ) -> MoGenTSOutput | tuple[list[np.ndarray], list[int]]:
+        """Generate motions.
+
+        Args:
+            texts: captions (a single string counts as one).
+            lengths: frames at 20 fps per text (floored to a multiple of 4, kept within
+                [40, 196], with a warning when changed); None samples them from the length
+                estimator.
+            time_steps: masked-decoding iterations (the paper's evaluation uses 10; the official
+                demo 18).
+            cond_scale: classifier-free guidance of the mask transformers.
+            res_cond_scale: guidance of the residual transformers.
+            topkr: top-k filter threshold (0.9 keeps the top 10 % of the logits).
+            temperature: mask-transformer sampling temperature (only acts with
+                ``gumbel_sample=True``: upstream's categorical sampling ignores it).
+            res_temperature: residual sampling temperature.
+            gumbel_sample: Gumbel-max instead of categorical sampling for the base layer.
+            seed: makes the call reproducible; None draws one (returned in the output).
+            batch_size: texts per forward batch.
+            mode: ``"fast"`` or ``"reference"`` (module docstring).
+            text_features: precomputed (B, 512) CLIP text features of ``texts`` (e.g. from another
+                machine, or interpolated); the text encoder is then skipped.
+            return_tokens: also return the token ids of each motion.
+            return_dict: False returns ``(motions, lengths)``.
+
+        Returns:
+            :class:`MoGenTSOutput`.
+
+        Raises:
+            InvalidInputError: bad texts, lengths or knobs (checked before any compute).
+        """
+        # 1. Check inputs
+        texts = _check_texts(texts)
+        frames = None if lengths is None else _check_lengths(lengths, len(texts))
+        _check_knobs(
+            time_steps,
+            cond_scale,
+            res_cond_scale,
+            topkr,
+            temperature,
+            res_temperature,
+            batch_size,
+            mode,
+        )
+        if frames is None and self.bundle.length_estimator is None:
+            raise InvalidInputError(
+                "lengths=None needs the length estimator, which this artifact lacks; pass lengths "
+                "(frames at 20 fps) or load an artifact with a length estimator"
+            )
+        features = (
+            None
+            if text_features is None
+            else _check_features(text_features, len(texts), self.bundle)
+        )
+        if seed is None:
+            seed = secrets.randbits(63)
+        seed = int(seed)
+        knobs = dict(
+            time_steps=time_steps,
+            cond_scale=cond_scale,
+            res_cond_scale=res_cond_scale,
+            topkr=topkr,
+            temperature=temperature,
+            res_temperature=res_temperature,
+            gumbel_sample=gumbel_sample,
+        )
+
+        motions: list[np.ndarray] = []
+        out_lengths: list[int] = []
+        tokens: list[dict[str, np.ndarray]] = []
+        starts = range(0, len(texts), batch_size)
+        for start in self.progress_bar(starts, total=len(starts)):
+            chunk = texts[start : start + batch_size]
+            chunk_frames = None if frames is None else frames[start : start + batch_size]
+            chunk_features = None if features is None else features[start : start + batch_size]
+            if mode == "reference":
+                result = self._generate_reference(chunk, chunk_frames, seed, knobs, chunk_features)
+            else:
+                result = self._generate_fast(
+                    chunk, chunk_frames, seed, start, knobs, chunk_features
+                )
+            motions.extend(result["motions"])
+            out_lengths.extend(result["lengths"])
+            tokens.extend(result["tokens"])
+        settings = {**knobs, "batch_size": batch_size, "mode": mode, "seed": seed}
+        if not return_dict:
+            return motions, out_lengths
+        return MoGenTSOutput(
+            motions=motions,
+            lengths=out_lengths,
+            seed=seed,
+            mode=mode,
+            tokens=tokens if return_tokens else None,
+            settings=settings,
+        )
+
+    # ------------------------------------------------------------------ the two modes
+
+    def _generate_reference(
+        self,
+        texts: list[str],
+        frames: list[int] | None,
+        seed: int,
+        knobs: dict[str, Any],
+        features: torch.Tensor | None = None,
+    ) -> dict[str, Any]:
+        """The official order: (lengths) -> mask aux -> mask ts -> res aux -> res ts -> decode,
+        one generator, text encoded by each transformer as upstream does."""
+        b = self.bundle
+        device = b.device
+        generator = torch.Generator(device=device).manual_seed(seed)
+        draws = Draws.reference(generator)
+
+        def encode() -> torch.Tensor:
+            # upstream encodes the text inside each transformer (identical results)
+            return b.encode_text(texts) if features is None else features
+
+        if frames is None:
+            token_lens = self._estimate_lengths(encode(), draws, clamp=False)
+        else:
+            token_lens = torch.tensor([f // UNIT_LENGTH for f in frames], device=device)
+        ids_aux, ids_ts = self._decode_tokens(token_lens, draws, knobs, encode, reference=True)
+        _, y = b.vq_model.forward_decoder(ids_aux, ids_ts)
+        motion = b.denormalize(y).cpu().numpy()
+        return self._collect(motion, token_lens, ids_aux, ids_ts)
+
+    def _generate_fast(
+        self,
+        texts: list[str],
+        frames: list[int] | None,
+        seed: int,
+        offset: int,
+        knobs: dict[str, Any],
+        features: torch.Tensor | None = None,
+    ) -> dict[str, Any]:
+        b = self.bundle
+        device = b.device
+        generators = [
+            torch.Generator(device=device).manual_seed(sample_seed(seed, offset + i))
+            for i in range(len(texts))
+        ]
+        draws = Draws.per_sample(generators)
+        cond = b.encode_text(texts) if features is None else features  # once for all transformers
+        if frames is None:
+            token_lens = self._estimate_lengths(cond, draws, clamp=True)
+        else:
+            token_lens = torch.tensor([f // UNIT_LENGTH for f in frames], device=device)
+        ids_aux, ids_ts = self._decode_tokens(
+            token_lens, draws, knobs, lambda: cond, reference=False
+        )
+        # decode each length group at its own length: the decoder's convolutions would otherwise
+        # see other samples' padding
+        t_max = int(token_lens.max())
+        motion = torch.zeros(
+            len(texts), t_max * UNIT_LENGTH, b.config.vq.input_width, device=device
+        )
+        for length in torch.unique(token_lens).tolist():
+            rows = (token_lens == length).nonzero().squeeze(1)
+            _, y = b.vq_model.forward_decoder(ids_aux[rows, :length], ids_ts[rows, :length])
+            motion[rows, : length * UNIT_LENGTH] = y.float()
+        motion = b.denormalize(motion).cpu().numpy()
+        return self._collect(motion, token_lens, ids_aux, ids_ts)
+
+    def _estimate_lengths(self, cond: torch.Tensor, draws: Draws, *, clamp: bool) -> torch.Tensor:
+        """Token lengths sampled from the length estimator (softmax, one draw per text).
+
+        Upstream does not guard a sampled 0 (generation then fails): reference mode raises it to
+        1 token; fast mode brings every length into [40, 196] frames like given lengths.
+        """
+        estimator = self.bundle.length_estimator
+        logits = estimator(cond.to(next(estimator.parameters()).dtype)).float()
+        token_lens = sample_lengths(torch.softmax(logits, dim=-1), draws)
+        low, high = (MIN_MOTION_LENGTH, MAX_MOTION_LENGTH) if clamp else (UNIT_LENGTH, 10**9)
+        fixed = token_lens.clamp(low // UNIT_LENGTH, high // UNIT_LENGTH)
+        changed = (fixed != token_lens).nonzero().squeeze(1).tolist()
+        for i in changed:
+            logger.warning(
+                "estimated length of text %d: %d tokens -> %d (%d frames)",
+                i,
+                int(token_lens[i]),
+                int(fixed[i]),
+                int(fixed[i]) * UNIT_LENGTH,
+            )
+        return fixed
+
+    def _decode_tokens(
+        self,
+        token_lens: torch.Tensor,
+        draws: Draws,
+        knobs: dict[str, Any],
+        text_feature: Any,
+        *,
+        reference: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Base tokens then residual layers of both streams; ``text_feature()`` gives the (B, 512)
+        condition (called once per transformer, as upstream encodes the text).
+
+        Returns:
+            ``ids_aux (B, T, Q)`` and ``ids_ts (B, T, 6, Q)`` int64, -1 = no code.
+        """
+        b = self.bundle
+        j = N_JOINT_GROUPS
+        q = b.config.vq.num_quantizers
+        bsz = token_lens.shape[0]
+        t = int(token_lens.max())
+        pad_steps = lengths_to_padding_mask(token_lens, t)  # (B, T)
+        batched = not reference
+        sampling = dict(
+            timesteps=knobs["time_steps"],
+            draws=draws,
+            temperature=knobs["temperature"],
+            topk_filter_thres=knobs["topkr"],
+            gumbel_sample=knobs["gumbel_sample"],
+        )
+        mask_aux, mask_ts = b.mask_transformer_aux, b.mask_transformer_ts
+        c = text_feature()
+        base_aux = masked_decode(
+            lambda ids: mask_aux.forward_with_cond_scale(
+                ids, c, pad_steps, knobs["cond_scale"], batched=batched
+            ),
+            token_lens,
+            n_j=1,
+            mask_id=mask_aux.mask_id,
+            pad_id=mask_aux.pad_id,
+            **sampling,
+        )
+        c = text_feature()
+        base_ts = masked_decode(
+            lambda ids: mask_ts.forward_with_cond_scale(
+                ids.view(bsz, t, j), c, pad_steps, knobs["cond_scale"], batched=batched
+            ),
+            token_lens,
+            n_j=j,
+            mask_id=mask_ts.mask_id,
+            pad_id=mask_ts.pad_id,
+            **sampling,
+        )
+
+        res_aux, res_ts = b.res_transformer_aux, b.res_transformer_ts
+        residual = dict(
+            draws=draws,
+            temperature=knobs["res_temperature"],
+            topk_filter_thres=RES_TOPK_THRES,
+            num_quantizers=q,
+        )
+        c = text_feature()
+        ids_aux = residual_decode(
+            lambda hist, layer: res_aux.forward_with_cond_scale(
+                hist, layer, c, pad_steps, knobs["res_cond_scale"], batched=batched
+            ),
+            res_aux.embed_ids,
+            base_aux,
+            pad_steps,
+            pad_id=res_aux.pad_id,
+            mask_id=None,
+            **residual,
+        )
+        c = text_feature()
+        pad_ts = pad_steps[:, :, None].expand(bsz, t, j).reshape(bsz, t * j)
+        index = scrambled_spatial_index(token_lens, t, j, batch_coupled=reference)
+        ids_ts = residual_decode(
+            lambda hist, layer: res_ts.forward_with_cond_scale(
+                hist,
+                layer,
+                c,
+                pad_steps,
+                knobs["res_cond_scale"],
+                batched=batched,
+                joints=j,
+                scramble_index=index,
+            ),
+            res_ts.embed_ids,
+            base_ts,
+            pad_ts,
+            pad_id=res_ts.pad_id,
+            mask_id=res_ts.mask_id,
+            clip_per_sample=not reference,
+            **residual,
+        )
+        return ids_aux, ids_ts.view(bsz, t, j, q)
+
+    @staticmethod
+    def _collect(
+        motion: np.ndarray, token_lens: torch.Tensor, ids_aux: torch.Tensor, ids_ts: torch.Tensor
+    ) -> dict[str, Any]:
+        lens = [int(n) for n in token_lens.tolist()]
+        ids_aux_np, ids_ts_np = ids_aux.cpu().numpy(), ids_ts.cpu().numpy()
+        return {
+            "motions": [
+                np.ascontiguousarray(motion[i, : n * UNIT_LENGTH], dtype=np.float32)
+                for i, n in enumerate(lens)
+            ],
+            "lengths": [n * UNIT_LENGTH for n in lens],
+            "tokens": [
+                {"ids_aux": ids_aux_np[i, :n], "ids_ts": ids_ts_np[i, :n]}
+                for i, n in enumerate(lens)
+            ],
+        }
+
+
+# ---------------------------------------------------------------------- input checks
+
+
+def _check_device(device: str | torch.device) -> None:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise InvalidInputError(
+            f"device {device!r} is not a device name; use 'cpu' or 'cuda'"
+        ) from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError(
+            f"device {device!r} was requested but CUDA is not available here; use device='cpu'"
+        )
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InvalidInputError(
+            f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible"
+        )
+
+
+def _check_features(features: Any, n_texts: int, bundle: MoGenTSBundle) -> torch.Tensor:
+    tensor = torch.as_tensor(
+        np.asarray(features) if not isinstance(features, torch.Tensor) else features
+    )
+    width = bundle.config.mask.clip_dim
+    if tensor.shape != (n_texts, width) or not tensor.is_floating_point():
+        raise InvalidInputError(
+            f"text_features must be a float ({n_texts}, {width}) array (one CLIP feature per "
+            f"text), got {tuple(tensor.shape)} {tensor.dtype}"
+        )
+    if not torch.isfinite(tensor).all():
+        raise InvalidInputError("text_features contains NaN or infinite values")
+    return tensor.to(device=bundle.device, dtype=torch.float32)
+
+
+def _check_texts(texts: Sequence[str] | str) -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, Sequence) or isinstance(texts, bytes):
+        raise InvalidInputError(f"texts must be a list of strings, got {type(texts).__name__}")
+    out = list(texts)
+    if not out:
+        raise InvalidInputError("texts is empty: give at least one caption")
+    for i, text in enumerate(out):
+        if not isinstance(text, str):
+            raise InvalidInputError(f"texts[{i}] must be a string, got {type(text).__name__}")
+        if not text.strip():
+            raise InvalidInputError(f"texts[{i}] is empty; describe the motion in words")
+    return out
+
+
+def _check_lengths(lengths: Sequence[float], n_texts: int) -> list[int]:
+    if isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__len__"):
+        raise InvalidInputError(
+            f"lengths must be a list of frame counts, got {type(lengths).__name__}"
+        )
+    values = (
+        list(np.asarray(lengths).reshape(-1))
+        if isinstance(lengths, (np.ndarray, torch.Tensor))
+        else list(lengths)
+    )
+    if len(values) != n_texts:
+        raise InvalidInputError(
+            f"got {n_texts} texts but {len(values)} lengths; give one length per text or lengths=None"
+        )
+    return [normalize_length(v, index=i) for i, v in enumerate(values)]
+
+
+def _check_knobs(
+    time_steps: int,
+    cond_scale: float,
+    res_cond_scale: float,
+    topkr: float,
+    temperature: float,
+    res_temperature: float,
+    batch_size: int,
+    mode: str,
+) -> None:
+    if (
+        not isinstance(time_steps, (int, np.integer))
+        or isinstance(time_steps, bool)
+        or time_steps < 1
+    ):
+        raise InvalidInputError(f"time_steps must be an integer >= 1, got {time_steps!r}")
+    for name, value in (("cond_scale", cond_scale), ("res_cond_scale", res_cond_scale)):
+        if not _finite(value) or value < 0:
+            raise InvalidInputError(f"{name} must be a finite number >= 0, got {value!r}")
+    if not _finite(topkr) or not 0 <= topkr < 1:
+        raise InvalidInputError(f"topkr must be in [0, 1), got {topkr!r} (0.9 keeps the top 10 %)")
+    for name, value in (("temperature", temperature), ("res_temperature", res_temperature)):
+        if not _finite(value) or value <= 0:
+            raise InvalidInputError(f"{name} must be a finite number > 0, got {value!r}")
+    if (
+        not isinstance(batch_size, (int, np.integer))
+        or isinstance(batch_size, bool)
+        or batch_size < 1
+    ):
+        raise InvalidInputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if mode not in MODES:
+        raise InvalidInputError(f"mode must be one of {MODES}, got {mode!r}")
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
