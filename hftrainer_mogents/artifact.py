@@ -230,7 +230,8 @@ def resolve_artifact(
     """A local folder holding the artifact: ``path_or_repo_id`` itself when it is a folder,
     otherwise a snapshot of that hub repo (only the artifact files are downloaded).
 
-    When the hub cannot be reached, the local cache is tried before giving up.
+    When the hub cannot be reached, huggingface_hub serves the artifact from its cache if it is
+    there completely.
 
     Raises:
         ArtifactNotFoundError: a local path that does not exist, or a repo / revision / file
@@ -292,21 +293,17 @@ def _snapshot(
             f"revision {revision!r} does not exist in hub repo {repo_id!r}; check the branch, tag "
             "or commit"
         ) from err
-    except hub_errors.LocalEntryNotFoundError as err:
-        if local_files_only:
-            raise HubUnavailableError(
-                f"{where} is not in the local Hugging Face cache and local_files_only=True; "
-                f"run once with network access, or {ways_out}"
-            ) from err
-        # unreachable hub (or HF_HUB_OFFLINE=1): fall back to what the cache holds
-        logger.warning("the Hugging Face Hub is unreachable for %s; trying the local cache", where)
-        try:
-            folder = snapshot_download(local_files_only=True, **kwargs)
-        except hub_errors.LocalEntryNotFoundError as cache_err:
-            raise HubUnavailableError(
-                f"cannot reach the Hugging Face Hub for {where} and the local cache does not hold "
-                f"it ({err}); {ways_out}"
-            ) from cache_err
+    except (hub_errors.LocalEntryNotFoundError, hub_errors.IncompleteSnapshotError) as err:
+        # huggingface_hub already fell back to the cache (unreachable hub, HF_HUB_OFFLINE=1 or
+        # local_files_only=True) and the cache does not hold this artifact completely
+        reason = (
+            "local_files_only=True"
+            if local_files_only
+            else "the Hugging Face Hub cannot be reached (or HF_HUB_OFFLINE=1 is set)"
+        )
+        raise HubUnavailableError(
+            f"{reason} and the local cache does not hold {where} completely; {ways_out}"
+        ) from err
     except (hub_errors.HfHubHTTPError, OSError) as err:
         raise HubUnavailableError(
             f"downloading {where} from the Hugging Face Hub failed ({err}); {ways_out}"

@@ -56,3 +56,31 @@ def fixtures_dir() -> Path:
             pytest.fail(f"{reason} (MOGENTS_REQUIRE_FIXTURES=1)")
         pytest.skip(reason)
     return found
+
+
+@pytest.fixture(scope="session")
+def tiny_root(fixtures_dir: Path) -> Path:
+    """The official-format tiny MoGenTS release (read-only)."""
+    return require_fixture(fixtures_dir / "mogents_tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny release converted once into an artifact folder (treat as read-only; copy it into
+    ``tmp_path`` before changing it)."""
+    from hftrainer_mogents.convert.official import OfficialLayout, convert_official
+
+    out = tmp_path_factory.mktemp("artifact") / "mogents_tiny"
+    layout = OfficialLayout(weights_root=tiny_root / "logs", length_root=tiny_root / "checkpoints")
+    convert_official(layout, out, clip=tiny_root / "clip" / "ViT-B-32-tiny.pt")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tiny_artifact: Path):
+    """A CPU pipeline on the tiny artifact (shared: do not move or cast it)."""
+    from hftrainer_mogents.pipeline import MoGenTSPipeline
+
+    pipe = MoGenTSPipeline.from_pretrained(tiny_artifact, device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -85,8 +85,10 @@ def torch_load_weights_only(
             f"{path}: refused to unpickle (only tensors, containers and numpy scalars are "
             f"allowed): {str(err).splitlines()[0]}"
         ) from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
-        raise ArtifactFormatError(f"{path}: not a readable torch checkpoint ({err})") from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+        raise ArtifactFormatError(
+            f"{path}: not a readable torch checkpoint, truncated or corrupted? ({err})"
+        ) from err
 
 
 class PickledObject:

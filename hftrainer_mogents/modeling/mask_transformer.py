@@ -32,18 +32,27 @@ def cfg_combine(
 
 
 class _MaskTransformerBase(nn.Module):
-    def __init__(self, config: MaskTransformerConfig, code_dim: int, num_tokens: int) -> None:
+    def __init__(
+        self, config: MaskTransformerConfig, code_dim: int, num_tokens: int, *, two_d: bool
+    ) -> None:
         super().__init__()
         self.config = config
         self.code_dim = code_dim
         self.num_tokens = num_tokens
         self.mask_id = num_tokens
         self.pad_id = num_tokens + 1
-        d = config.latent_dim
+        d, heads, ff, layers = config.latent_dim, config.n_heads, config.ff_size, config.n_layers
+        # registration order = the official state-dict order
         self.input_process = InputProcess(code_dim, d)
-        self.seqTransEncoder = TransformerEncoder(
-            d, config.n_heads, config.ff_size, config.n_layers
-        )
+        if two_d:
+            self.position2d_enc = PositionalEncoding2D(d)
+        else:
+            self.position_enc = PositionalEncoding(d)
+        self.seqTransEncoder = TransformerEncoder(d, heads, ff, layers)
+        if two_d and config.attnj:
+            self.seqTransEncoder2 = TransformerEncoder(d, heads, ff, layers)
+        if two_d and config.attnt:
+            self.seqTransEncoder3 = TransformerEncoder(d, heads, ff, layers)
         self.cond_emb = nn.Linear(config.clip_dim, d)
         self.output_process = OutputProcess(num_tokens, d)
         self.token_emb = nn.Embedding(num_tokens + 2, code_dim)
@@ -91,8 +100,7 @@ class MaskTransformer(_MaskTransformerBase):
     """
 
     def __init__(self, config: MaskTransformerConfig, code_dim: int, num_tokens: int) -> None:
-        super().__init__(config, code_dim, num_tokens)
-        self.position_enc = PositionalEncoding(config.latent_dim)
+        super().__init__(config, code_dim, num_tokens, two_d=False)
 
     def forward(
         self, ids: torch.Tensor, cond: torch.Tensor, padding_mask: torch.Tensor
@@ -131,17 +139,7 @@ class MaskTransformer2D(_MaskTransformerBase):
     """
 
     def __init__(self, config: MaskTransformerConfig, code_dim: int, num_tokens: int) -> None:
-        super().__init__(config, code_dim, num_tokens)
-        d = config.latent_dim
-        self.position2d_enc = PositionalEncoding2D(d)
-        if config.attnj:
-            self.seqTransEncoder2 = TransformerEncoder(
-                d, config.n_heads, config.ff_size, config.n_layers
-            )
-        if config.attnt:
-            self.seqTransEncoder3 = TransformerEncoder(
-                d, config.n_heads, config.ff_size, config.n_layers
-            )
+        super().__init__(config, code_dim, num_tokens, two_d=True)
 
     def forward(
         self, ids: torch.Tensor, cond: torch.Tensor, padding_mask: torch.Tensor

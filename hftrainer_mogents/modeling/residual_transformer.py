@@ -35,6 +35,8 @@ class _ResidualTransformerBase(nn.Module):
         num_tokens: int,
         num_quantizers: int,
         num_table_rows: int,
+        *,
+        two_d: bool,
     ) -> None:
         super().__init__()
         if num_quantizers < 2:
@@ -46,24 +48,31 @@ class _ResidualTransformerBase(nn.Module):
         self.num_tokens = num_tokens
         self.num_quantizers = num_quantizers
         self.num_table_rows = num_table_rows
-        d = config.latent_dim
-        self.input_process = InputProcess(code_dim, d)
-        self.seqTransEncoder = TransformerEncoder(
-            d, config.n_heads, config.ff_size, config.n_layers
-        )
-        self.quant_emb = nn.Linear(num_quantizers, d)
-        self.cond_emb = nn.Linear(config.clip_dim, d)
-        self.output_process = OutputProcess(code_dim, d)
+        d, heads, ff, layers = config.latent_dim, config.n_heads, config.ff_size, config.n_layers
         v, q = num_table_rows, num_quantizers
+        # registration order = the official state-dict order (direct parameters first)
         if config.share_weight:
             # layer k+1's output head shares its table with layer k+1's input embedding (k+1 < Q-1)
             self.embed_proj_shared_weight = nn.Parameter(torch.zeros(q - 2, v, code_dim))
             self.token_embed_weight_ = nn.Parameter(torch.zeros(1, v, code_dim))
             self.output_proj_weight_ = nn.Parameter(torch.zeros(1, v, code_dim))
         else:
-            self.token_embed_weight = nn.Parameter(torch.zeros(q - 1, v, code_dim))
             self.output_proj_weight = nn.Parameter(torch.zeros(q - 1, v, code_dim))
             self.output_proj_bias = nn.Parameter(torch.zeros(q, v))
+            self.token_embed_weight = nn.Parameter(torch.zeros(q - 1, v, code_dim))
+        self.input_process = InputProcess(code_dim, d)
+        if two_d:
+            self.position2d_enc = PositionalEncoding2D(d)
+        else:
+            self.position_enc = PositionalEncoding(d)
+        self.seqTransEncoder = TransformerEncoder(d, heads, ff, layers)
+        if two_d and config.attnj:
+            self.seqTransEncoder2 = TransformerEncoder(d, heads, ff, layers)
+        if two_d and config.attnt:
+            self.seqTransEncoder3 = TransformerEncoder(d, heads, ff, layers)
+        self.quant_emb = nn.Linear(num_quantizers, d)
+        self.cond_emb = nn.Linear(config.clip_dim, d)
+        self.output_process = OutputProcess(code_dim, d)
 
     # -- per-layer tables ---------------------------------------------------------------------
 
@@ -156,10 +165,9 @@ class ResidualTransformer(_ResidualTransformerBase):
     def __init__(
         self, config: ResidualTransformerConfig, code_dim: int, num_tokens: int, num_quantizers: int
     ) -> None:
-        super().__init__(config, code_dim, num_tokens, num_quantizers, num_tokens + 1)
+        super().__init__(config, code_dim, num_tokens, num_quantizers, num_tokens + 1, two_d=False)
         self.pad_id = num_tokens
         self.mask_id = None
-        self.position_enc = PositionalEncoding(config.latent_dim)
 
     def forward(
         self, history: torch.Tensor, layer: int, cond: torch.Tensor, padding_mask: torch.Tensor
@@ -242,19 +250,9 @@ class ResidualTransformer2D(_ResidualTransformerBase):
     def __init__(
         self, config: ResidualTransformerConfig, code_dim: int, num_tokens: int, num_quantizers: int
     ) -> None:
-        super().__init__(config, code_dim, num_tokens, num_quantizers, num_tokens + 2)
+        super().__init__(config, code_dim, num_tokens, num_quantizers, num_tokens + 2, two_d=True)
         self.mask_id = num_tokens
         self.pad_id = num_tokens + 1
-        d = config.latent_dim
-        self.position2d_enc = PositionalEncoding2D(d)
-        if config.attnj:
-            self.seqTransEncoder2 = TransformerEncoder(
-                d, config.n_heads, config.ff_size, config.n_layers
-            )
-        if config.attnt:
-            self.seqTransEncoder3 = TransformerEncoder(
-                d, config.n_heads, config.ff_size, config.n_layers
-            )
 
     def forward(
         self,

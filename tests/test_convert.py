@@ -1,0 +1,169 @@
+"""Official checkpoints -> artifact: conversion, verification, and what goes wrong."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from hftrainer_mogents.cli import cli
+from hftrainer_mogents.convert.official import (
+    OfficialLayout,
+    convert_official,
+    format_verify_table,
+    verify_artifact,
+)
+from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def release(tiny_root, tmp_path):
+    """A writable copy of the official-format tiny release (cwd-style layout)."""
+    root = tmp_path / "release"
+    shutil.copytree(tiny_root / "logs", root / "logs")
+    shutil.copytree(tiny_root / "checkpoints", root / "checkpoints")
+    shutil.copy(tiny_root / "clip" / "ViT-B-32-tiny.pt", root / "ViT-B-32.pt")
+    return root
+
+
+def _layout(root):
+    return OfficialLayout(weights_root=root / "logs", length_root=root / "checkpoints")
+
+
+def test_convert_and_verify(release, tmp_path):
+    result = convert_official(
+        _layout(release), tmp_path / "out", clip=release / "ViT-B-32.pt", verify=True
+    )
+    assert result.verified
+    names = {row.component for row in result.verify}
+    assert names == {"vq", "mask_aux", "mask_ts", "res_aux", "res_ts", "length_estimator", "clip"}
+    assert all(row.max_tensor_diff == 0 and row.max_output_diff == 0 for row in result.verify)
+    table = format_verify_table(result.verify)
+    assert "MISMATCH" not in table and table.count("OK") == 7
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left
+    with pytest.raises(FileExistsError):
+        convert_official(_layout(release), tmp_path / "out", clip=release / "ViT-B-32.pt")
+
+
+def test_cli_convert_and_script(release, tmp_path):
+    out = tmp_path / "cli_out"
+    args = [
+        "convert",
+        "--weights_root",
+        str(release / "logs"),
+        "--length_root",
+        str(release / "checkpoints"),
+        "--out_dir",
+        str(out),
+        "--clip",
+        str(release / "ViT-B-32.pt"),
+        "--verify",
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "verified" in result.output and "MISMATCH" not in result.output
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code != 0 and "--overwrite" in again.output
+    script = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts/convert_mogents_checkpoint.py"),
+            *args[1:5],
+            "--out_dir",
+            str(tmp_path / "script_out"),
+            "--clip",
+            str(release / "ViT-B-32.pt"),
+            "--no_length_estimator",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert script.returncode == 0, script.stderr
+    assert not (tmp_path / "script_out" / "length_est.safetensors").exists()
+
+
+def test_verify_detects_a_changed_tensor(release, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from hftrainer_mogents.convert.official import load_official_bundle
+
+    out = tmp_path / "out"
+    convert_official(_layout(release), out, clip=release / "ViT-B-32.pt")
+    _, raw = load_official_bundle(_layout(release), clip=release / "ViT-B-32.pt")
+    state = load_file(str(out / "mask_ts.safetensors"))
+    state["cond_emb.bias"][0] += 1e-3
+    save_file(state, str(out / "mask_ts.safetensors"))
+    (out / "model_index.json").unlink()  # a consistent-looking but wrong artifact
+    rows = {row.component: row for row in verify_artifact(out, raw)}
+    assert not rows["mask_ts"].ok and rows["mask_ts"].max_tensor_diff == pytest.approx(
+        1e-3, rel=1e-3
+    )
+    assert rows["mask_ts"].max_output_diff > 0 and rows["vq"].ok
+    assert "MISMATCH" in format_verify_table(list(rows.values()))
+
+
+def _drop_key(path, key, subkey):
+    ckpt = torch.load(path, weights_only=False)  # test data we wrote ourselves
+    del ckpt[key][subkey]
+    torch.save(ckpt, path)
+
+
+def test_dropped_key_in_official_checkpoint(release, tmp_path):
+    path = release / "logs/humanml3d/pretrain_rtrans/model/net_best_fid.tar"
+    _drop_key(path, "res_transformer_ts", "quant_emb.weight")
+    with pytest.raises(ArtifactFormatError, match="quant_emb.weight"):
+        convert_official(_layout(release), tmp_path / "out", clip=release / "ViT-B-32.pt")
+    assert not (tmp_path / "out").exists()
+
+
+def test_truncated_official_checkpoint(release, tmp_path):
+    path = release / "logs/humanml3d/pretrain_vq/model/net_best_fid.tar"
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(ArtifactFormatError, match="net_best_fid.tar"):
+        convert_official(_layout(release), tmp_path / "out", clip=release / "ViT-B-32.pt")
+
+
+def test_opt_txt_disagreeing_with_weights(release, tmp_path):
+    opt = release / "logs/humanml3d/pretrain_mtrans/opt.txt"
+    opt.write_text(opt.read_text().replace("n_layers: 2", "n_layers: 3"))
+    with pytest.raises(ArtifactFormatError, match=r"n_layers: 3 disagrees with the weights"):
+        convert_official(_layout(release), tmp_path / "out", clip=release / "ViT-B-32.pt")
+
+
+def test_missing_files_name_the_layout(release, tmp_path, monkeypatch):
+    shutil.rmtree(release / "checkpoints")
+    with pytest.raises(ArtifactNotFoundError, match="--no_length_estimator"):
+        convert_official(_layout(release), tmp_path / "out", clip=release / "ViT-B-32.pt")
+    (release / "logs/humanml3d/pretrain_vq/meta/std.npy").unlink()
+    with pytest.raises(ArtifactNotFoundError, match="std.npy"):
+        convert_official(
+            _layout(release),
+            tmp_path / "out",
+            clip=release / "ViT-B-32.pt",
+            load_length_estimator=False,
+        )
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    with pytest.raises(ArtifactNotFoundError, match="--clip"):
+        convert_official(_layout(release), tmp_path / "out", load_length_estimator=False)
+
+
+def test_pickled_code_in_a_checkpoint_is_refused(release, tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = release / "logs/humanml3d/pretrain_mtrans/model/net_best_fid.tar"
+    ckpt = torch.load(path, weights_only=False)
+    ckpt["extra"] = Payload()
+    torch.save(ckpt, path)
+    assert zipfile.is_zipfile(path)
+    with pytest.raises(ArtifactFormatError, match="refused"):
+        convert_official(_layout(release), tmp_path / "out", clip=release / "ViT-B-32.pt")
