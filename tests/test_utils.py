@@ -86,3 +86,17 @@ def test_select_shard_partitions():
     parts = [select_shard(items, 3, i) for i in range(3)]
     assert parts[1] == [1, 4, 7]
     assert sorted(x for p in parts for x in p) == items
+
+
+def test_atomic_files_get_normal_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "a.json", {})
+        with atomic_dir(tmp_path / "d") as tmp:
+            (tmp / "x").write_text("1")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

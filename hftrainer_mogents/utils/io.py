@@ -28,6 +28,13 @@ __all__ = [
 TMP_SUFFIX = ".tmp"
 
 
+def _default_mode(directory: bool) -> int:
+    """Permissions a plain ``open``/``mkdir`` would give (mkstemp/mkdtemp use 0600/0700)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 def is_temporary(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a leftover temporary file of :func:`atomic_path` (skip it in listings)."""
     name = Path(path).name
@@ -50,6 +57,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, _default_mode(directory=False))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -109,6 +117,7 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, _default_mode(directory=True))
         if path.exists():
             old = path.with_name(f".{path.name}.old{TMP_SUFFIX}")
             if old.exists():
