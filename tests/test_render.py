@@ -178,4 +178,6 @@ def test_bad_names_and_knobs(tmp_path: Path) -> None:
         render.render_animation(clip, tmp_path / "a.gif", fps=0, **SMALL)
     with pytest.raises(InvalidInputError, match="radius"):
         render.render_animation(clip, tmp_path / "a.gif", radius=-1.0, **SMALL)
+    with pytest.raises(InvalidInputError, match="elev"):
+        render.render_frame(clip, 0, tmp_path / "a.png", elev=90.0, **SMALL)
     assert list(tmp_path.iterdir()) == []

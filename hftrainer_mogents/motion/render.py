@@ -163,7 +163,9 @@ def _check_joints(joints: Any) -> np.ndarray:
     return joints
 
 
-def _check_knobs(fps: float, figsize: tuple[float, float], dpi: float, radius: float | None):
+def _check_knobs(
+    fps: float, figsize: tuple[float, float], dpi: float, radius: float | None, elev: float
+) -> None:
     if not (isinstance(fps, int | float) and math.isfinite(fps) and fps > 0):
         raise InvalidInputError(f"fps must be a positive number, got {fps!r}")
     if len(figsize) != 2 or not all(float(v) > 0 for v in figsize):
@@ -172,6 +174,10 @@ def _check_knobs(fps: float, figsize: tuple[float, float], dpi: float, radius: f
         raise InvalidInputError(f"dpi must be positive, got {dpi!r}")
     if radius is not None and not radius > 0:
         raise InvalidInputError(f"radius must be positive (metres) or None, got {radius!r}")
+    if not -90 < elev < 90:
+        raise InvalidInputError(
+            f"elev must be between -90 and 90 degrees (exclusive), got {elev!r}"
+        )
 
 
 class _Scene:
@@ -218,10 +224,11 @@ class _Scene:
         canvas_cls(self.fig)
         top = 1.0
         if title:
-            width_chars = max(16, int(figsize[0] * 72 / (9 * 0.62)))
+            # a 9 pt character is about 5.6 pt wide on average and a line 11 pt (0.15 in) high
+            width_chars = max(16, int(figsize[0] * 72 / 5.6))
             wrapped = textwrap.fill(" ".join(str(title).split()), width=width_chars)
             self.fig.suptitle(wrapped, fontsize=9, y=0.99, va="top")
-            top = 1.0 - (0.06 + 0.045 * wrapped.count("\n")) * 4.0 / figsize[1]
+            top = 1.0 - (0.1 + 0.15 * (wrapped.count("\n") + 1)) / figsize[1]
         top = max(top, 0.3)
         ax = self.fig.add_axes((0.0, 0.0, 1.0, top))
         ax.set_axis_off()
@@ -352,7 +359,7 @@ def render_animation(
             "file name (render_frame writes a still .png)"
         )
     matplotlib, *_ = _import_matplotlib()
-    _check_knobs(fps, figsize, dpi, radius)
+    _check_knobs(fps, figsize, dpi, radius, elev)
     joints = _check_joints(joints)
     if suffix == ".mp4" and not _ffmpeg_available():
         raise MissingDependencyError(
@@ -413,7 +420,7 @@ def render_frame(
             f"render_frame writes PNG images: use a .png file name, got {path.name!r}"
         )
     _import_matplotlib()
-    _check_knobs(fps, figsize, dpi, radius)
+    _check_knobs(fps, figsize, dpi, radius, elev)
     joints = _check_joints(joints)
     if not (isinstance(t, int | np.integer) and 0 <= t < len(joints)):
         raise InvalidInputError(f"frame t must be an integer in [0, {len(joints)}), got {t!r}")
