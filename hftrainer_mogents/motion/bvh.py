@@ -643,6 +643,8 @@ def parse_bvh(text: str, *, source: str = "<string>") -> BVHMotion:
                 joint(index)
             elif word == "End":
                 expect("Site")
+                if tokens[pos : pos + 1] != ["{"]:
+                    take()  # some exporters name the end site
                 expect("{")
                 expect("OFFSET")
                 end_sites[index] = np.asarray(floats(3), dtype=np.float64)
