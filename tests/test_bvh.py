@@ -288,6 +288,8 @@ def test_forward_kinematics_of_a_hand_written_file() -> None:
     np.testing.assert_allclose(joints[0], [[1, 2, 3], [2, 2, 3]], atol=1e-12)
     np.testing.assert_allclose(joints[1], [[1, 2, 3], [1, 2, 2]], atol=1e-12)
     np.testing.assert_allclose(B.bvh_forward_kinematics(bvh, names=["Arm"]), joints[:, 1:], atol=0)
+    named_end = B.parse_bvh(HAND_WRITTEN.replace("End Site", "End Site Fingertip"))
+    np.testing.assert_array_equal(named_end.end_sites[1], [0, -1, 0])
 
 
 def test_parse_errors_are_typed(tmp_path: Path) -> None:
