@@ -123,10 +123,21 @@ def save_motion(
             render_animation(joints, path, title=title, fps=fps)
             files[kind] = path.name
     if "bvh" in formats:
-        from hftrainer_mogents.motion.bvh import bvh_roundtrip_error, write_bvh
+        from hftrainer_mogents.motion.bvh import (
+            JOINT_NAMES,
+            bvh_forward_kinematics,
+            read_bvh,
+            write_bvh,
+        )
 
         path = out_dir / f"{stem}.bvh"
         write_bvh(path, joints, fps=fps)
         files["bvh"] = path.name
-        files["bvh_fk_error_cm"] = bvh_roundtrip_error(path, joints)
+        # what Blender will show: forward kinematics of the file as written (metres -> cm)
+        fk = bvh_forward_kinematics(read_bvh(path), names=JOINT_NAMES)
+        error = np.linalg.norm(fk - joints, axis=-1) * 100.0
+        files["bvh_fk_error_cm"] = {
+            "mean": round(float(error.mean()), 4),
+            "max": round(float(error.max()), 4),
+        }
     return files
