@@ -179,9 +179,9 @@ def load_safetensors(path: Path, *, keys: Iterable[str] | None = None) -> dict[s
         raise ArtifactFormatError(f"{path}: missing keys {missing[:8]} ({len(missing)} in all)")
     try:
         with safe_open(str(path), framework="pt") as fh:
-            # owned copies: the tensors otherwise stay views of the memory-mapped file, which a
-            # later in-place rewrite of the file would change under the loaded model
-            return {key: fh.get_tensor(key).clone() for key in wanted}
+            # views of the memory-mapped file: no copy, pages load on first use (artifact files
+            # are only ever replaced by rename, never rewritten in place)
+            return {key: fh.get_tensor(key) for key in wanted}
     except Exception as err:
         raise ArtifactFormatError(f"{path}: cannot read tensors ({err})") from err
 

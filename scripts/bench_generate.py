@@ -1,0 +1,344 @@
+#!/usr/bin/env python
+"""Generation speed: reference mode vs fast mode (fp32, bf16), measured in one run.
+
+Writes a full-size random-weight artifact from the default (released HumanML3D) config unless
+``--artifact`` is given (no hub), then times each configuration in its own process (so each peak
+memory is its own): seconds per sentence, sentences/s, achieved GFLOP/s (FLOPs counted with
+``torch.utils.flop_counter`` on the same call), peak memory, and the ratios. Also measures the
+numerical drift of bf16 against fp32 (max logit error, mean KL divergence of the per-position token
+distributions) on the tiny official fixture when found, and on the full-size model. With a GPU it
+adds batch-1 latency and batch-256 throughput in bf16.
+
+    python scripts/bench_generate.py [--batches 1,8] [--length 196] [--steps 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+TEXT = "a person walks forward then turns around"
+CONFIGS = {
+    "reference": ("reference", "float32"),
+    "fast-fp32": ("fast", "float32"),
+    "fast-bf16": ("fast", "bfloat16"),
+}
+
+
+def make_artifact(folder: Path) -> Path:
+    from hftrainer_mogents.bundle import MoGenTSBundle
+
+    torch.manual_seed(0)
+    bundle = MoGenTSBundle.from_config()
+    bundle.save_pretrained(folder)
+    return folder
+
+
+def worker(args: argparse.Namespace) -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from hftrainer_mogents.pipeline import MoGenTSPipeline
+
+    mode, dtype = CONFIGS[args.config]
+    device = args.device
+    pipe = MoGenTSPipeline.from_pretrained(args.artifact, device=device, dtype=dtype)
+    pipe.set_progress_bar_config(disable=True)
+    texts = [TEXT] * args.batch
+    lengths = [args.length] * args.batch
+
+    def run():
+        pipe(texts, lengths, time_steps=args.steps, seed=0, mode=mode, batch_size=args.batch)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    pipe([TEXT], [40], time_steps=2, seed=0, mode=mode)  # warm-up
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    result = {
+        "seconds": min(times),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    if device.startswith("cuda"):
+        result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    if args.count_flops:
+        counter = FlopCounterMode(display=False)
+        with counter:
+            pipe(texts, lengths, time_steps=args.steps, seed=0, mode=mode, batch_size=args.batch)
+        result["flops"] = counter.get_total_flops()
+    print(json.dumps(result))
+
+
+def run_worker(
+    script: Path, artifact: Path, config: str, batch: int, args, count_flops: bool
+) -> dict:
+    cmd = [
+        sys.executable,
+        str(script),
+        "--worker",
+        "--artifact",
+        str(artifact),
+        "--config",
+        config,
+        "--batch",
+        str(batch),
+        "--length",
+        str(args.length),
+        "--steps",
+        str(args.steps),
+        "--repeats",
+        str(args.repeats),
+        "--device",
+        args.device,
+    ]
+    if count_flops:
+        cmd.append("--count-flops")
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"worker {config} batch {batch} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def sgemm_peak(device: str) -> float:
+    """A practical fp32 peak: GFLOP/s of a large square matmul on this device."""
+    n = 2048
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    a @ b
+    start = time.perf_counter()
+    reps = 5
+    for _ in range(reps):
+        a @ b
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
+
+
+@torch.no_grad()
+def drift(bundle_fp32, bundle_bf16, *, steps: int = 49, seed: int = 0) -> dict[str, float]:
+    """bf16 vs fp32 guided logits of the four transformers on the same random inputs."""
+    g = torch.Generator().manual_seed(seed)
+    cfg = bundle_fp32.config
+    b = 2
+    cond = torch.randn(b, cfg.mask.clip_dim, generator=g)
+    pad = torch.zeros(b, steps, dtype=torch.bool)
+    pad[1, steps // 2 :] = True
+    out = {}
+    pairs = []
+    for name in ("mask_transformer_aux", "mask_transformer_ts"):
+        m32, m16 = getattr(bundle_fp32, name), getattr(bundle_bf16, name)
+        shape = (b, steps) if name.endswith("aux") else (b, steps, 6)
+        ids = torch.randint(0, m32.num_tokens, shape, generator=g)
+        ids[torch.rand(shape, generator=g) < 0.5] = m32.mask_id
+        pairs.append(
+            (
+                name,
+                m32.forward_with_cond_scale(ids, cond, pad, 4.0),
+                m16.forward_with_cond_scale(ids, cond, pad, 4.0),
+            )
+        )
+    for name in ("res_transformer_aux", "res_transformer_ts"):
+        m32, m16 = getattr(bundle_fp32, name), getattr(bundle_bf16, name)
+        n = steps if name.endswith("aux") else steps * 6
+        hist = torch.randn(b, n, m32.code_dim, generator=g) * 0.5
+        pairs.append(
+            (
+                name,
+                m32.forward_with_cond_scale(hist, 1, cond, pad, 5.0),
+                m16.forward_with_cond_scale(hist.bfloat16(), 1, cond, pad, 5.0),
+            )
+        )
+    for name, a, c in pairs:
+        a, c = a.float(), c.float()
+        logp, logq = a.log_softmax(-1), c.log_softmax(-1)
+        kl = (logp.exp() * (logp - logq)).sum(-1).mean()
+        out[name] = {
+            "max_logit_err": float((a - c).abs().max()),
+            "logit_scale": float(a.abs().max()),
+            "mean_kl": float(kl),
+        }
+    return out
+
+
+def fixture_drift(fixtures: Path | None) -> dict | None:
+    if fixtures is None or not (fixtures / "mogents_tiny").is_dir():
+        return None
+    from hftrainer_mogents.bundle import MoGenTSBundle
+    from hftrainer_mogents.convert.official import OfficialLayout, convert_official
+
+    root = fixtures / "mogents_tiny"
+    with tempfile.TemporaryDirectory() as tmp:
+        convert_official(
+            OfficialLayout(weights_root=root / "logs", length_root=root / "checkpoints"),
+            Path(tmp) / "a",
+            clip=root / "clip" / "ViT-B-32-tiny.pt",
+        )
+        b32 = MoGenTSBundle.from_pretrained(Path(tmp) / "a")
+        b16 = MoGenTSBundle.from_pretrained(Path(tmp) / "a", dtype="bfloat16")
+        return drift(b32, b16, steps=12)
+
+
+def table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        for r in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--artifact", type=Path, help="artifact folder (default: a random full-size one)"
+    )
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--length", type=int, default=196)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--fixtures", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+    )
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    # worker mode
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--config", help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--count-flops", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+
+    script = Path(__file__).resolve()
+    tmp = None
+    artifact = args.artifact
+    if artifact is None:
+        tmp = tempfile.TemporaryDirectory(prefix="mogents-bench-")
+        print("writing a full-size random artifact ...", flush=True)
+        artifact = make_artifact(Path(tmp.name) / "artifact")
+    batches = [int(b) for b in args.batches.split(",")]
+    configs = args.configs.split(",")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}",
+        flush=True,
+    )
+    peak = sgemm_peak(args.device)
+    results: dict[str, dict] = {}
+    for batch in batches:
+        for config in configs:
+            key = f"{config}@{batch}"
+            print(f"timing {key} ...", flush=True)
+            results[key] = run_worker(script, artifact, config, batch, args, count_flops=True)
+
+    rows = [
+        [
+            "config",
+            "batch",
+            "s/sentence",
+            "sentences/s",
+            "GFLOP/sent",
+            "GFLOP/s",
+            "% sgemm peak",
+            "peak MB",
+            "x reference",
+        ]
+    ]
+    for batch in batches:
+        ref = results.get(f"reference@{batch}")
+        for config in configs:
+            r = results[f"{config}@{batch}"]
+            gflop = r["flops"] / batch / 1e9
+            rate = r["flops"] / r["seconds"] / 1e9
+            speedup = ref["seconds"] / r["seconds"] if ref else float("nan")
+            rows.append(
+                [
+                    config,
+                    str(batch),
+                    f"{r['seconds'] / batch:.3f}",
+                    f"{batch / r['seconds']:.2f}",
+                    f"{gflop:.0f}",
+                    f"{rate:.0f}",
+                    f"{100 * rate / peak:.0f}%",
+                    f"{r.get('peak_cuda_mb', r['peak_rss_mb']):.0f}",
+                    f"{speedup:.2f}x",
+                ]
+            )
+    print()
+    print(
+        f"length {args.length} frames, {args.steps} steps; sgemm peak here {peak:.0f} GFLOP/s (fp32)"
+    )
+    print(
+        "official code on this kind of CPU (research notes): 4.71-4.96 s/sentence at batch 1, 34.8-35.1 s per batch of 8"
+    )
+    print(table(rows))
+
+    from hftrainer_mogents.bundle import MoGenTSBundle
+
+    print("\nbf16 drift against fp32 (guided logits):")
+    report = {"timings": results, "sgemm_peak_gflops": peak}
+    drift_rows = [["model", "transformer", "max |dlogit|", "max |logit|", "mean KL"]]
+    sources = [
+        (
+            "full-size random",
+            drift(
+                MoGenTSBundle.from_pretrained(artifact),
+                MoGenTSBundle.from_pretrained(artifact, dtype="bfloat16"),
+            ),
+        )
+    ]
+    tiny = fixture_drift(args.fixtures)
+    if tiny is not None:
+        sources.insert(0, ("tiny fixture", tiny))
+    for label, values in sources:
+        report[f"drift {label}"] = values
+        for name, v in values.items():
+            drift_rows.append(
+                [
+                    label,
+                    name,
+                    f"{v['max_logit_err']:.4f}",
+                    f"{v['logit_scale']:.2f}",
+                    f"{v['mean_kl']:.2e}",
+                ]
+            )
+    print(table(drift_rows))
+
+    if torch.cuda.is_available() and args.device == "cpu":
+        print("\nGPU (bf16, fast mode):")
+        gpu = {}
+        for batch in (1, 256):
+            gpu_args = argparse.Namespace(**{**vars(args), "device": "cuda", "repeats": 3})
+            gpu[batch] = run_worker(
+                script, artifact, "fast-bf16", batch, gpu_args, count_flops=False
+            )
+        print(f"batch 1 latency: {gpu[1]['seconds'] * 1000:.0f} ms (target < 50 ms)")
+        print(f"batch 256 throughput: {256 / gpu[256]['seconds']:.0f} sentences/s (target > 200)")
+        report["gpu"] = gpu
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()
