@@ -317,7 +317,11 @@ def test_model_card_renders(bundle):
     assert "{" not in card.split("```")[0]  # every field filled in the front matter and prose
 
 
-def test_push_to_hub_uploads_artifact_and_card(bundle, monkeypatch):
+@pytest.fixture
+def fake_hub_api(monkeypatch):
+    """Replaces huggingface_hub.HfApi (the network boundary); records what would be uploaded."""
+    import huggingface_hub
+
     calls = {}
 
     class FakeApi:
@@ -332,13 +336,32 @@ def test_push_to_hub_uploads_artifact_and_card(bundle, monkeypatch):
 
             calls["files"] = sorted(p.name for p in Path(folder_path).iterdir())
             calls["card"] = (Path(folder_path) / "README.md").read_text()
+            calls["upload"] = (repo_id, revision, commit_message, create_pr)
             return type("Info", (), {"commit_url": f"https://hub/{repo_id}/commit/1"})()
 
-    import huggingface_hub
-
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    return calls
+
+
+def test_push_to_hub_uploads_artifact_and_card(bundle, fake_hub_api):
     url = bundle.push_to_hub("someone/mogents-tiny", token="t", private=True)
     assert url == "https://hub/someone/mogents-tiny/commit/1"
-    assert calls["create"] == ("someone/mogents-tiny", True, True)
-    assert set(artifact.ARTIFACT_PATTERNS) <= set(calls["files"]) and "README.md" in calls["files"]
-    assert "someone/mogents-tiny" in calls["card"]
+    assert fake_hub_api["create"] == ("someone/mogents-tiny", True, True)
+    assert fake_hub_api["token"] == "t"
+    assert set(artifact.ARTIFACT_PATTERNS) <= set(fake_hub_api["files"])
+    assert "README.md" in fake_hub_api["files"]
+    assert "someone/mogents-tiny" in fake_hub_api["card"]
+
+
+def test_cli_publish(tiny_artifact, fake_hub_api):
+    from click.testing import CliRunner
+
+    from hftrainer_mogents.cli import cli
+
+    result = CliRunner().invoke(
+        cli, ["publish", str(tiny_artifact), "--repo-id", "me/tiny", "--private", "--create-pr"]
+    )
+    assert result.exit_code == 0, result.output
+    assert fake_hub_api["create"] == ("me/tiny", True, True)
+    assert fake_hub_api["upload"] == ("me/tiny", None, "Upload MoGenTS artifact", True)
+    assert "https://hub/me/tiny/commit/1" in result.output
