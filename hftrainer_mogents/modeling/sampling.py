@@ -101,13 +101,12 @@ class Draws:
         return self.generators is None
 
     def _uniform_rows(self, shape: tuple[int, ...], valid: torch.Tensor, device: torch.device):
-        """(B, N, *rest) float32 U(0,1); sample b draws only its ``valid[b]`` positions, in order."""
+        """(B, N, *rest) float32 U(0,1); sample b draws only its valid positions, which are the
+        first ``valid[b].sum()`` ones (padding always trails), in order."""
         out = torch.zeros(shape, device=device)
-        counts = valid.sum(1).tolist()
-        for b, (gen, n) in enumerate(zip(self.generators, counts)):
+        for b, (gen, n) in enumerate(zip(self.generators, valid.sum(1).tolist())):
             if n:
-                draw = torch.rand((n, *shape[2:]), generator=gen, device=gen.device)
-                out[b][valid[b]] = draw.to(device)
+                out[b, :n] = torch.rand((n, *shape[2:]), generator=gen, device=gen.device)
         return out
 
     def categorical(self, probs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
