@@ -201,13 +201,12 @@ def axis_angle_to_quat(aa: torch.Tensor) -> torch.Tensor:
     Returns:
         (..., 4) (w, x, y, z).
     """
-    angle = aa.norm(dim=-1, keepdim=True)  # (..., 1)
-    half = 0.5 * angle
-    small = angle < 1e-6
+    angle2 = (aa * aa).sum(-1, keepdim=True)  # (..., 1)
+    small = angle2 < 1e-12
+    angle = torch.where(small, torch.ones_like(angle2), angle2).sqrt()
+    half = 0.5 * torch.where(small, torch.zeros_like(angle), angle)
     # sin(a/2)/a, with its Taylor series near 0
-    k = torch.where(
-        small, 0.5 - angle * angle / 48.0, torch.sin(half) / torch.where(small, 1.0, angle)
-    )
+    k = torch.where(small, 0.5 - angle2 / 48.0, torch.sin(half) / angle)
     return torch.cat((torch.cos(half), aa * k), dim=-1)
 
 
@@ -241,17 +240,20 @@ def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
         (..., 3, 3).
     """
     theta2 = (aa * aa).sum(-1, keepdim=True)[..., None]  # (..., 1, 1)
-    theta = theta2.sqrt()
-    small = theta < 1e-4
-    safe = torch.where(small, torch.ones_like(theta), theta)
-    a = torch.where(small, 1 - theta2 / 6.0, torch.sin(safe) / safe)  # sin t / t
-    b = torch.where(small, 0.5 - theta2 / 24.0, (1 - torch.cos(safe)) / (safe * safe))
+    small = theta2 < 1e-8
+    # keep the unused branch finite too, so gradients at zero angle are not NaN
+    safe2 = torch.where(small, torch.ones_like(theta2), theta2)
+    theta = safe2.sqrt()
+    a = torch.where(small, 1 - theta2 / 6.0, torch.sin(theta) / theta)  # sin t / t
+    b = torch.where(small, 0.5 - theta2 / 24.0, (1 - torch.cos(theta)) / safe2)
     x, y, z = aa.unbind(-1)
     zero = torch.zeros_like(x)
     k = torch.stack((zero, -z, y, z, zero, -x, -y, x, zero), dim=-1)
     k = k.reshape(aa.shape[:-1] + (3, 3))  # skew-symmetric [aa]_x
-    eye = torch.eye(3, dtype=aa.dtype, device=aa.device).expand_as(k)
-    return eye + a * k + b * (k @ k)
+    # [aa]_x^2 = aa aa^T - |aa|^2 I (no matrix product needed)
+    k2 = aa[..., :, None] * aa[..., None, :]
+    eye = torch.eye(3, dtype=aa.dtype, device=aa.device)
+    return eye * (1 - b * theta2) + a * k + b * k2
 
 
 def matrix_to_axis_angle(m: torch.Tensor) -> torch.Tensor:
