@@ -131,7 +131,7 @@ def test_hml263_to_smpl135_end_to_end(
     assert res.target_joints[..., 1].min() == pytest.approx(0.0, abs=1e-6)  # floor-aligned
     limit = 5.0 if rotation_init == "joints" else 15.0
     assert res.mean_mpjpe_mm < limit
-    m135 = smpl135.hml263_to_smpl135(features, model=model, rotation_init=rotation_init)
+    m135 = smpl135.hml263_to_smpl135(features, model=model, config=cfg)
     np.testing.assert_allclose(m135, res.motion_135, atol=1e-6)
 
 

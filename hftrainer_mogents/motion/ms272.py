@@ -24,6 +24,7 @@ Everything is computed in the dtype of the input (use float64 for reference prec
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,8 +40,10 @@ from hftrainer_mogents.motion.rotations import (
 from hftrainer_mogents.motion.smpl135 import (
     NUM_JOINTS,
     SMPL_PARENTS,
+    SMPLModel,
     forward_kinematics,
     motion135_to_smpl_params,
+    resolve_model,
     smpl_params_to_motion135,
 )
 
@@ -62,6 +65,7 @@ __all__ = [
     "recover_rotations_272",
     "recover_smpl85",
     "ms272_to_motion135",
+    "smpl135_to_ms272",
 ]
 
 DIM_MS272 = 272
@@ -288,3 +292,25 @@ def ms272_to_motion135(x: torch.Tensor, rest_joints: torch.Tensor) -> torch.Tens
     rec = recover_rotations_272(x)
     transl = rec.pelvis - rest_joints[0].to(rec.pelvis)
     return smpl_params_to_motion135(transl, rec.local_rotmats)
+
+
+def smpl135_to_ms272(
+    motion: np.ndarray | torch.Tensor,
+    *,
+    model: SMPLModel | None = None,
+    model_dir: str | os.PathLike[str] | None = None,
+) -> np.ndarray:
+    """Converter edge ``smpl135 -> ms272`` for one clip.
+
+    Args:
+        motion: (T, 135) ``motion_135`` (30 fps).
+        model: a loaded SMPL model (betas 0 are used), or ``model_dir`` to load one.
+        model_dir: folder or file of the SMPL neutral model.
+
+    Returns:
+        (T, 272) float32.
+    """
+    rest = torch.from_numpy(resolve_model(model, model_dir).rest_joints()[:NUM_JOINTS])
+    m135 = motion if isinstance(motion, torch.Tensor) else torch.from_numpy(np.asarray(motion))
+    _check(m135, 135, "motion_135")
+    return motion135_to_272(m135.double(), rest).float().cpu().numpy()

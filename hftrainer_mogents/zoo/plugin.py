@@ -26,7 +26,33 @@ MODELS: tuple[ModelSpec, ...] = (
     ),
 )
 EVALUATORS: tuple[EvaluatorSpec, ...] = ()
-CONVERTERS: tuple[ConverterSpec, ...] = ()
+CONVERTERS: tuple[ConverterSpec, ...] = (
+    ConverterSpec(
+        src="hml263",
+        dst="smpl135",
+        fn="hftrainer_mogents.motion.smpl135:hml263_to_smpl135",
+        description="HumanML3D-263 (20 fps) -> SMPL motion_135 (30 fps) by batched IK; "
+        "needs model_dir= (SMPL neutral)",
+    ),
+    ConverterSpec(
+        src="joints22",
+        dst="smpl135",
+        fn="hftrainer_mogents.motion.smpl135:joints_to_smpl135",
+        description="22 joint positions (20 fps) -> SMPL motion_135 (30 fps) by batched IK",
+    ),
+    ConverterSpec(
+        src="smpl135",
+        dst="ms272",
+        fn="hftrainer_mogents.motion.ms272:smpl135_to_ms272",
+        description="SMPL motion_135 -> MotionStreamer-272 (FK on SMPL neutral, betas 0)",
+    ),
+    ConverterSpec(
+        src="hml263",
+        dst="joints22",
+        fn="hftrainer_mogents.motion.hml263:recover_from_ric",
+        description="HumanML3D-263 -> 22 joint positions (same frame rate)",
+    ),
+)
 BENCHMARKS: tuple[BenchmarkSpec, ...] = ()
 
 
