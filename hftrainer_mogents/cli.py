@@ -103,6 +103,131 @@ def info() -> None:
     click.echo(json.dumps(report, indent=2, sort_keys=False))
 
 
+@cli.command()
+@click.option(
+    "--in-dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder of <id>.npy clips, (T, 263) HumanML3D features (or (T, 22, 3) joints).",
+)
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option(
+    "--to",
+    "to",
+    type=click.Choice(["smpl135", "ms272"]),
+    default="ms272",
+    show_default=True,
+    help="smpl135: <id>.npz (motion_135 and fit details); ms272: <id>.npy (T, 272) plus the .npz files under OUT/smpl135.",
+)
+@click.option(
+    "--model-dir",
+    required=True,
+    type=click.Path(),
+    help="SMPL neutral model: a folder holding SMPL_NEUTRAL.npz (or a chumpy-free .pkl), or the file.",
+)
+@click.option(
+    "--num-shards",
+    type=int,
+    default=None,
+    help="Processes sharing the work (default: torchrun's WORLD_SIZE, else 1).",
+)
+@click.option(
+    "--shard-index",
+    type=int,
+    default=None,
+    help="This process's share (default: torchrun's RANK, else 0).",
+)
+@click.option("--skip-existing", is_flag=True, help="Leave clips whose output exists (resume).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+@click.option(
+    "--ids",
+    "ids_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Text file of ids to convert.",
+)
+@click.option("--limit", type=int, default=None, help="Only the first N clips.")
+@click.option("--iters", type=int, default=80, show_default=True, help="Adam refinement steps.")
+@click.option("--lr", type=float, default=0.02, show_default=True, help="Adam learning rate.")
+@click.option("--source-fps", type=float, default=20.0, show_default=True)
+@click.option("--target-fps", type=float, default=30.0, show_default=True)
+@click.option("--floor-align/--no-floor-align", default=True, show_default=True)
+@click.option(
+    "--rotation-init",
+    type=click.Choice(["joints", "hml263"]),
+    default="joints",
+    show_default=True,
+    help="Start of the fit: analytic IK on the joints, or HumanML3D's stored rotations (the zoo's).",
+)
+@click.option(
+    "--resample-mode", type=click.Choice(["zoo", "exact"]), default="zoo", show_default=True
+)
+@click.option(
+    "--batch-frames",
+    type=int,
+    default=8192,
+    show_default=True,
+    help="Padded frames optimised together.",
+)
+@click.option(
+    "--mean-path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="With --std-path: inputs are normalised, de-normalise them first.",
+)
+@click.option("--std-path", type=click.Path(dir_okay=False), default=None)
+@click.option(
+    "--smpl135-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="With --to ms272: where the .npz files go (default OUT/smpl135).",
+)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@_user_errors
+def bridge(**opts: Any) -> None:
+    """Convert HumanML3D-263 clips to SMPL motion_135 or MotionStreamer-272 (batched IK)."""
+    import numpy as np
+
+    from hftrainer_mogents.motion.bridge import run_bridge
+    from hftrainer_mogents.motion.smpl135 import IKConfig
+
+    if (opts["mean_path"] is None) != (opts["std_path"] is None):
+        raise click.BadParameter("give both --mean-path and --std-path, or neither")
+    mean = std = None
+    if opts["mean_path"] is not None:
+        mean = np.load(opts["mean_path"], allow_pickle=False)
+        std = np.load(opts["std_path"], allow_pickle=False)
+    config = IKConfig(
+        source_fps=opts["source_fps"],
+        target_fps=opts["target_fps"],
+        floor_align=opts["floor_align"],
+        rotation_init=opts["rotation_init"],
+        iters=opts["iters"],
+        lr=opts["lr"],
+        resample_mode=opts["resample_mode"],
+        batch_frames=opts["batch_frames"],
+    )
+    summary = run_bridge(
+        opts["in_dir"],
+        opts["out_dir"],
+        to=opts["to"],
+        model_dir=opts["model_dir"],
+        smpl135_dir=opts["smpl135_dir"],
+        config=config,
+        num_shards=opts["num_shards"],
+        shard_index=opts["shard_index"],
+        skip_existing=opts["skip_existing"],
+        device=opts["device"],
+        ids_file=opts["ids_file"],
+        limit=opts["limit"],
+        mean=mean,
+        std=std,
+        progress=opts["progress"],
+    )
+    shown = {k: v for k, v in summary.items() if k not in ("items", "config")}
+    click.echo(json.dumps(shown, indent=2))
+
+
 def main() -> None:  # pragma: no cover - console entry for `python -m hftrainer_mogents`
     cli(prog_name="mogents")
 
