@@ -103,6 +103,146 @@ def info() -> None:
     click.echo(json.dumps(report, indent=2, sort_keys=False))
 
 
+@cli.command("convert-evaluator")
+@click.option(
+    "--checkpoints",
+    type=click.Path(file_okay=False),
+    default="checkpoints",
+    show_default=True,
+    help="Folder holding t2m/Comp_v6_KLD005 and t2m/text_mot_match (the official evaluator zip).",
+)
+@click.option(
+    "--glove",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder of our_vab_*.{npy,pkl} [default: <checkpoints>/glove, then ./glove beside it].",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Output folder [default: <checkpoints>/evaluators/hml263].",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@_user_errors
+def convert_evaluator(
+    checkpoints: str, glove: str | None, out: str | None, overwrite: bool
+) -> None:
+    """Convert the HumanML3D-263 evaluator (weights, mean/std, GloVe) to safetensors/npy/json."""
+    from hftrainer_mogents.convert.evaluator_hml263 import convert_hml263_evaluator
+
+    try:
+        path = convert_hml263_evaluator(checkpoints, out, glove_dir=glove, overwrite=overwrite)
+    except FileExistsError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(str(path))
+
+
+@cli.group()
+def evaluate() -> None:
+    """Score generated motions with an evaluator (FID, R-precision, MM-Dist, ...)."""
+
+
+@evaluate.command("hml263")
+@click.option(
+    "--pred-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Predictions (<key>.npy, (T, 263) at 20 fps); generated there first with --model-path.",
+)
+@click.option(
+    "--dataset-root",
+    type=click.Path(file_okay=False),
+    default="dataset/HumanML3D",
+    show_default=True,
+    help="HumanML3D folder (new_joint_vecs/, texts/, split/test.txt).",
+)
+@click.option(
+    "--evaluator",
+    "evaluator_dir",
+    type=click.Path(file_okay=False),
+    default="checkpoints/evaluators/hml263",
+    show_default=True,
+    help="Converted evaluator (mogents convert-evaluator).",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder of verify_hml263.json/.md [default: <pred-dir>/metrics].",
+)
+@click.option("--model-path", default=None, help="Generate the test split with this model first.")
+@click.option("--gt-only", is_flag=True, help="Score the real data only.")
+@click.option("--n-repeats", type=int, default=20, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default=None, help="Torch device [default: cuda if available].")
+@click.option("--strict", is_flag=True, help="Fail on a missing prediction.")
+@click.option("--max-samples", type=int, default=None, help="First ids of the split only.")
+@click.option("--diversity-times", type=int, default=None, help="Diversity pairs.")
+@click.option("--skip-existing", is_flag=True, help="Resume the generation (with --model-path).")
+@click.option("--num-shards", type=int, default=None, help="Generation shards (--model-path).")
+@click.option("--shard-index", type=int, default=None, help="This shard (--model-path).")
+@_user_errors
+def evaluate_hml263(
+    pred_dir: str | None,
+    dataset_root: str,
+    evaluator_dir: str,
+    out_dir: str | None,
+    model_path: str | None,
+    gt_only: bool,
+    n_repeats: int,
+    seed: int,
+    device: str | None,
+    strict: bool,
+    max_samples: int | None,
+    diversity_times: int | None,
+    skip_existing: bool,
+    num_shards: int | None,
+    shard_index: int | None,
+) -> None:
+    """HumanML3D-263 test protocol (Guo et al. evaluator), beside the published MoGenTS numbers."""
+    from hftrainer_mogents.evaluation.hml263.dataset import read_test_split
+    from hftrainer_mogents.evaluation.hml263.evaluator import HumanML263Evaluator
+    from hftrainer_mogents.evaluation.hml263.protocol import generate_test_split, load_generator
+    from hftrainer_mogents.evaluation.hml263.report import write_hml263_report
+    from hftrainer_mogents.utils.sharding import resolve_shard
+
+    if pred_dir is None and not gt_only:
+        raise click.UsageError("give --pred-dir (or --gt-only)")
+    split = read_test_split(dataset_root, max_samples=max_samples)
+    if model_path is not None:
+        if pred_dir is None:
+            raise click.UsageError("--model-path needs --pred-dir to write the predictions to")
+        shards, index = resolve_shard(num_shards, shard_index)
+        summary = generate_test_split(
+            load_generator(model_path, device=device),
+            None,
+            pred_dir,
+            split=split,
+            seed=seed,
+            num_shards=shards,
+            shard_index=index,
+            skip_existing=skip_existing,
+        )
+        click.echo(f"generation: written {summary['written']}, skipped {summary['skipped']}")
+        if shards > 1:
+            click.echo("sharded generation: run the evaluation once every shard has finished")
+            return
+    evaluator = HumanML263Evaluator.from_pretrained(evaluator_dir, device=device)
+    result = evaluator.evaluate_dir(
+        None if gt_only else pred_dir,
+        split=split,
+        n_repeats=n_repeats,
+        seed=seed,
+        strict=strict,
+        diversity_times=diversity_times,
+    )
+    target = out_dir or (f"{pred_dir}/metrics" if pred_dir else "metrics")
+    json_path, md_path = write_hml263_report(result, target)
+    click.echo(md_path.read_text(encoding="utf-8"))
+    click.echo(f"written {json_path} and {md_path}")
+
+
 @cli.command()
 @click.option(
     "--in-dir",

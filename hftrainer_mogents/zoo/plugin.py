@@ -22,10 +22,28 @@ MODELS: tuple[ModelSpec, ...] = (
         representation="hml263",
         fps=20,
         default_artifact=DEFAULT_ARTIFACT,
+        evaluators=("hml263",),
         description="MoGenTS (NeurIPS 2024): spatial-temporal joint modeling, HumanML3D-263",
     ),
 )
-EVALUATORS: tuple[EvaluatorSpec, ...] = ()
+EVALUATORS: tuple[EvaluatorSpec, ...] = (
+    EvaluatorSpec(
+        name="hml263",
+        representation="hml263",
+        cls="hftrainer_mogents.evaluation.hml263:HumanML263Evaluator",
+        metrics=(
+            "fid",
+            "r_precision",
+            "matching_score",
+            "diversity",
+            "multimodality",
+            "r_precision_real",
+            "matching_score_real",
+            "diversity_real",
+        ),
+        description="HumanML3D-263 evaluator of Guo et al. (2022), official 20-repeat protocol",
+    ),
+)
 CONVERTERS: tuple[ConverterSpec, ...] = (
     ConverterSpec(
         src="hml263",
@@ -53,7 +71,37 @@ CONVERTERS: tuple[ConverterSpec, ...] = (
         description="HumanML3D-263 -> 22 joint positions (same frame rate)",
     ),
 )
-BENCHMARKS: tuple[BenchmarkSpec, ...] = ()
+# MoGenTS' official evaluation settings (eval_res.py); the same values as
+# hftrainer_mogents.evaluation.hml263.protocol.GENERATION_DEFAULTS (a test keeps them equal)
+HML263_GENERATION_KWARGS: dict[str, Any] = {
+    "time_steps": 10,
+    "cond_scale": 4.0,
+    "res_cond_scale": 5.0,
+    "topkr": 0.9,
+    "temperature": 1.0,
+    "res_temperature": 1.0,
+    "gumbel_sample": False,
+}
+BENCHMARKS: tuple[BenchmarkSpec, ...] = (
+    BenchmarkSpec(
+        name="mogents-humanml3d-test",
+        model="mogents",
+        dataset="humanml3d",
+        split="test",
+        evaluator="hml263",
+        generation_kwargs={**HML263_GENERATION_KWARGS, "seed": 0, "batch_size": 32},
+        reference={
+            "source": "MoGenTS (NeurIPS 2024), HumanML3D test set",
+            "fid": 0.0806,
+            "r_precision": (0.5219, 0.7128, 0.8056),
+            "diversity": 9.4063,
+            "matching_score": 2.9290,
+            "n_samples": 3970,
+            "r_precision_real": (0.5135, 0.7108, 0.8069),
+        },
+        entry="hftrainer_mogents.evaluation.hml263.protocol:run_benchmark",
+    ),
+)
 
 
 @hookimpl
