@@ -243,6 +243,139 @@ def evaluate_hml263(
     click.echo(f"written {json_path} and {md_path}")
 
 
+@evaluate.command("ms272")
+@click.option(
+    "--pred-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Predictions (<key>.npy, (T, 272) raw at 30 fps), e.g. the output of mogents bridge.",
+)
+@click.option(
+    "--data-root",
+    type=click.Path(file_okay=False),
+    default="data/evaluators/humanml3d_272",
+    show_default=True,
+    help="humanml3d_272 folder (motion_data/, texts/, split/test.txt, mean_std/).",
+)
+@click.option(
+    "--evaluator",
+    "evaluator_dir",
+    type=click.Path(file_okay=False),
+    default="checkpoints/evaluators/ms272",
+    show_default=True,
+    help="Converted evaluator (mogents convert-evaluator-ms272).",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Report folder [default: <pred-dir>/metrics].",
+)
+@click.option("--gt-only", is_flag=True, help="Score the real data only.")
+@click.option(
+    "--caption-selection",
+    type=click.Choice(["first", "random"]),
+    default=None,
+    help="[default: first with predictions, random with --gt-only]",
+)
+@click.option(
+    "--pairs",
+    type=click.Choice(["entry", "caption"]),
+    default="entry",
+    show_default=True,
+    help="One sample per test entry, or per caption line (the zoo's variant).",
+)
+@click.option("--n-repeats", type=int, default=20, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--batch-size", type=int, default=32, show_default=True, help="R-precision batch size."
+)
+@click.option("--device", default=None, help="Torch device [default: cuda if available].")
+@click.option("--strict", is_flag=True, help="Fail on a missing prediction.")
+@click.option("--max-samples", type=int, default=None, help="First ids of the split only.")
+@click.option("--diversity-times", type=int, default=None, help="Diversity pairs.")
+@_user_errors
+def evaluate_ms272(**opts: Any) -> None:
+    """MotionStreamer-272 metrics (TMR-style evaluator) of 272 predictions."""
+    from hftrainer_mogents.evaluation.ms272.evaluator import MotionStreamer272Evaluator
+    from hftrainer_mogents.evaluation.ms272.report import write_ms272_report
+
+    if opts["pred_dir"] is None and not opts["gt_only"]:
+        raise click.UsageError("give --pred-dir (or --gt-only)")
+    evaluator = MotionStreamer272Evaluator.from_pretrained(
+        opts["evaluator_dir"], device=opts["device"]
+    )
+    result = evaluator.evaluate_dir(
+        None if opts["gt_only"] else opts["pred_dir"],
+        data_root=opts["data_root"],
+        gt_only=opts["gt_only"],
+        caption_selection=opts["caption_selection"],
+        pairs=opts["pairs"],
+        strict=opts["strict"],
+        max_samples=opts["max_samples"],
+        n_repeats=opts["n_repeats"],
+        seed=opts["seed"],
+        batch_size=opts["batch_size"],
+        diversity_times=opts["diversity_times"],
+    )
+    pred_dir = opts["pred_dir"]
+    target = opts["out_dir"] or (f"{pred_dir}/metrics" if pred_dir else "metrics")
+    json_path, md_path = write_ms272_report(result, target)
+    click.echo(md_path.read_text(encoding="utf-8"))
+    click.echo(f"written {json_path} and {md_path}")
+
+
+@cli.command("convert-evaluator-ms272")
+@click.option(
+    "--ckpt",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="MotionStreamer's Evaluator_272/epoch=99.ckpt (Lightning).",
+)
+@click.option(
+    "--out-dir",
+    default="checkpoints/evaluators/ms272",
+    show_default=True,
+    type=click.Path(file_okay=False),
+)
+@click.option(
+    "--text-model",
+    default="distilbert-base-uncased",
+    show_default=True,
+    help="DistilBERT folder or hub id (tokenizer and config are stored in the output).",
+)
+@click.option(
+    "--mean-std",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="humanml3d_272/mean_std (Mean.npy, Std.npy) to store with the evaluator.",
+)
+@click.option(
+    "--num-heads",
+    type=int,
+    default=4,
+    show_default=True,
+    help="Attention heads (not in the checkpoint).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@click.option("--local-files-only", is_flag=True, help="Do not reach the hub for --text-model.")
+@_user_errors
+def convert_evaluator_ms272(**opts: Any) -> None:
+    """Convert MotionStreamer's 272 evaluator checkpoint once, safely, to safetensors."""
+    from hftrainer_mogents.convert.evaluator_ms272 import convert_ms272_evaluator
+
+    out = convert_ms272_evaluator(
+        opts["ckpt"],
+        opts["out_dir"],
+        text_model=opts["text_model"],
+        mean_std=opts["mean_std"],
+        num_heads=opts["num_heads"],
+        overwrite=opts["overwrite"],
+        local_files_only=opts["local_files_only"],
+    )
+    click.echo(f"written {out}")
+
+
 @cli.command()
 @click.option(
     "--in-dir",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -163,7 +164,10 @@ def test_ik_script_killed_then_resumed(fixtures_dir: Path, model_dir: Path, tmp_
     assert not [p for p in (tmp_path / "ik").iterdir() if p.name.startswith(".")]
 
 
-def test_chain_script_stages_a_b(fixtures_dir: Path, model_dir: Path, tmp_path: Path) -> None:
+def test_chain_script_three_stages(fixtures_dir: Path, model_dir: Path, tmp_path: Path) -> None:
+    """Stages A (IK, 2 shards) and B (272), then C (MotionStreamer-272 metrics) on a tiny split."""
+    from hftrainer_mogents.convert.evaluator_ms272 import convert_ms272_evaluator
+
     write_inputs(tmp_path / "pred263", generated_looking(fixtures_dir), bad=False)
     env = _env() | {
         "PYTHON": sys.executable,
@@ -188,3 +192,30 @@ def test_chain_script_stages_a_b(fixtures_dir: Path, model_dir: Path, tmp_path: 
     assert summary["metric_json_ms272"] == ""
     assert (tmp_path / "smpl135" / "_retarget_summary_s00_of_02.json").is_file()
     assert (tmp_path / "pred272" / "_logs" / "ik_s01.log").is_file()
+
+    # stage C on a split whose real motions are the bridged ones
+    data = tmp_path / "humanml3d_272"
+    for sub in ("motion_data", "texts", "split"):
+        (data / sub).mkdir(parents=True)
+    ids = sorted(p.stem for p in (tmp_path / "pred272").glob("0*.npy"))
+    for k, sid in enumerate(ids):
+        shutil.copyfile(tmp_path / "pred272" / f"{sid}.npy", data / "motion_data" / f"{sid}.npy")
+        (data / "texts" / f"{sid}.txt").write_text(f"a person walks {k}#x#0.0#0.0\n")
+    (data / "split" / "test.txt").write_text("\n".join(ids) + "\n")
+    shutil.copytree(fixtures_dir / "ms272_tiny" / "mean_std", data / "mean_std")
+    evaluator = convert_ms272_evaluator(
+        fixtures_dir / "ms272_tiny" / "evaluator" / "epoch=99.ckpt",
+        tmp_path / "evaluator",
+        text_model=fixtures_dir / "ms272_tiny" / "evaluator" / "distilbert_tiny",
+    )
+    env |= {
+        "STAGES": "C",
+        "N_REPEATS": "2",
+        "EVAL_ARGS": f"--ms272-data-root {data} --ms272-evaluator {evaluator} "
+        "--ms272-batch-size 2 --ms272-diversity-times 2 --device cpu",
+    }
+    run = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    summary = json.loads((tmp_path / "pred272" / "metrics" / "run_summary.json").read_text())
+    metrics = json.loads(Path(summary["metric_json_ms272"]).read_text())
+    assert metrics["n_samples_used"] == 2 and metrics["fid"] == pytest.approx(0.0, abs=1e-3)

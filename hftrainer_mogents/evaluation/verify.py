@@ -104,8 +104,68 @@ def _run_hml263(args: argparse.Namespace, out_dir: Path) -> list[Path]:
     return list(write_hml263_report(result, out_dir))
 
 
+# ------------------------------------------------------------------ ms272
+
+
+def _ms272_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("ms272 (MotionStreamer-272, TMR-style evaluator)")
+    group.add_argument("--ms272-pred", help="prediction folder (<key>.npy, (T, 272), 30 fps, raw)")
+    group.add_argument(
+        "--ms272-data-root",
+        default="data/evaluators/humanml3d_272",
+        help="humanml3d_272 folder (motion_data/, texts/, split/test.txt, mean_std/)",
+    )
+    group.add_argument("--ms272-split-file", default=None, help="id list instead of test.txt")
+    group.add_argument(
+        "--ms272-evaluator",
+        default="checkpoints/evaluators/ms272",
+        help="converted evaluator (mogents convert-evaluator-ms272)",
+    )
+    group.add_argument(
+        "--ms272-caption-selection",
+        choices=("first", "random"),
+        default=None,
+        help="caption per sample (default: first with predictions, random with --gt-only)",
+    )
+    group.add_argument(
+        "--ms272-pairs",
+        choices=("entry", "caption"),
+        default="entry",
+        help="one sample per test entry, or one per caption line (the zoo's variant)",
+    )
+    group.add_argument("--ms272-max-samples", type=int, default=None, help="first ids only")
+    group.add_argument("--ms272-batch-size", type=int, default=32, help="R-precision batch size")
+    group.add_argument("--ms272-diversity-times", type=int, default=None, help="diversity pairs")
+
+
+def _run_ms272(args: argparse.Namespace, out_dir: Path) -> list[Path]:
+    from hftrainer_mogents.errors import InvalidInputError
+    from hftrainer_mogents.evaluation.ms272.evaluator import MotionStreamer272Evaluator
+    from hftrainer_mogents.evaluation.ms272.report import write_ms272_report
+
+    if not args.gt_only and not args.ms272_pred:
+        raise InvalidInputError("--which ms272 needs --ms272-pred DIR (or --gt-only)")
+    evaluator = MotionStreamer272Evaluator.from_pretrained(args.ms272_evaluator, device=args.device)
+    result = evaluator.evaluate_dir(
+        None if args.gt_only else args.ms272_pred,
+        data_root=args.ms272_data_root,
+        split_file=args.ms272_split_file,
+        gt_only=args.gt_only,
+        caption_selection=args.ms272_caption_selection,
+        pairs=args.ms272_pairs,
+        strict=args.strict,
+        max_samples=args.ms272_max_samples,
+        n_repeats=args.n_repeats,
+        seed=args.seed,
+        batch_size=args.ms272_batch_size,
+        diversity_times=args.ms272_diversity_times,
+    )
+    return list(write_ms272_report(result, out_dir))
+
+
 VERIFIERS: dict[str, Verifier] = {
     "hml263": Verifier("hml263", _hml263_arguments, _run_hml263),
+    "ms272": Verifier("ms272", _ms272_arguments, _run_ms272),
 }
 
 

@@ -22,7 +22,7 @@ MODELS: tuple[ModelSpec, ...] = (
         representation="hml263",
         fps=20,
         default_artifact=DEFAULT_ARTIFACT,
-        evaluators=("hml263",),
+        evaluators=("hml263", "ms272"),
         description="MoGenTS (NeurIPS 2024): spatial-temporal joint modeling, HumanML3D-263",
     ),
 )
@@ -42,6 +42,22 @@ EVALUATORS: tuple[EvaluatorSpec, ...] = (
             "diversity_real",
         ),
         description="HumanML3D-263 evaluator of Guo et al. (2022), official 20-repeat protocol",
+    ),
+    EvaluatorSpec(
+        name="ms272",
+        representation="ms272",
+        cls="hftrainer_mogents.evaluation.ms272:MotionStreamer272Evaluator",
+        metrics=(
+            "fid",
+            "r_precision_pred",
+            "matching_score_pred",
+            "diversity_pred",
+            "r_precision_real",
+            "matching_score_real",
+            "diversity_real",
+        ),
+        description="MotionStreamer-272 evaluator (TMR-style, DistilBERT text encoder); "
+        "score MoGenTS through the hml263 -> smpl135 -> ms272 bridge",
     ),
 )
 CONVERTERS: tuple[ConverterSpec, ...] = (
