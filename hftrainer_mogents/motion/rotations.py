@@ -233,27 +233,42 @@ def quat_to_axis_angle(q: torch.Tensor) -> torch.Tensor:
 def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
     """Axis-angle to rotation matrices (Rodrigues' formula, smooth at zero angle).
 
+    ``R = I + a [v]x + b [v]x^2`` with ``a = sin t / t``, ``b = (1 - cos t) / t^2``, written entry
+    by entry (``[v]x^2 = v v^T - |v|^2 I``): several times cheaper, forward and backward, than
+    building and multiplying 3x3 tensors, which matters inside the IK loop.
+
     Args:
         aa: (..., 3) ``angle * axis``.
 
     Returns:
         (..., 3, 3).
     """
-    theta2 = (aa * aa).sum(-1, keepdim=True)[..., None]  # (..., 1, 1)
-    small = theta2 < 1e-8
-    # keep the unused branch finite too, so gradients at zero angle are not NaN
-    safe2 = torch.where(small, torch.ones_like(theta2), theta2)
-    theta = safe2.sqrt()
-    a = torch.where(small, 1 - theta2 / 6.0, torch.sin(theta) / theta)  # sin t / t
-    b = torch.where(small, 0.5 - theta2 / 24.0, (1 - torch.cos(theta)) / safe2)
     x, y, z = aa.unbind(-1)
-    zero = torch.zeros_like(x)
-    k = torch.stack((zero, -z, y, z, zero, -x, -y, x, zero), dim=-1)
-    k = k.reshape(aa.shape[:-1] + (3, 3))  # skew-symmetric [aa]_x
-    # [aa]_x^2 = aa aa^T - |aa|^2 I (no matrix product needed)
-    k2 = aa[..., :, None] * aa[..., None, :]
-    eye = torch.eye(3, dtype=aa.dtype, device=aa.device)
-    return eye * (1 - b * theta2) + a * k + b * k2
+    t2 = x * x + y * y + z * z
+    small = t2 < 1e-8
+    # keep the unused branch finite too, so gradients at zero angle are not NaN
+    safe2 = torch.where(small, torch.ones_like(t2), t2)
+    t = safe2.sqrt()
+    a = torch.where(small, 1 - t2 / 6.0, torch.sin(t) / t)
+    b = torch.where(small, 0.5 - t2 / 24.0, (1 - torch.cos(t)) / safe2)
+    bx, by, bz = b * x, b * y, b * z
+    ax, ay, az = a * x, a * y, a * z
+    bxy, bxz, byz = bx * y, bx * z, by * z
+    m = torch.stack(
+        (
+            1 - (by * y + bz * z),
+            bxy - az,
+            bxz + ay,
+            bxy + az,
+            1 - (bx * x + bz * z),
+            byz - ax,
+            bxz - ay,
+            byz + ax,
+            1 - (bx * x + by * y),
+        ),
+        dim=-1,
+    )
+    return m.reshape(aa.shape[:-1] + (3, 3))  # (..., 9) -> (..., 3, 3)
 
 
 def matrix_to_axis_angle(m: torch.Tensor) -> torch.Tensor:

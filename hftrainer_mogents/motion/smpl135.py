@@ -257,11 +257,12 @@ class FKOutput:
 
     Attributes:
         joints: (..., J, 3) world joint positions.
-        global_rotmats: (..., J, 3, 3) world rotations of the joints' frames.
+        global_rotmats: (..., J, 3, 3) world rotations of the joints' frames (None when not
+            requested).
     """
 
     joints: torch.Tensor
-    global_rotmats: torch.Tensor
+    global_rotmats: torch.Tensor | None
 
 
 def _levels(parents: Sequence[int]) -> list[list[int]]:
@@ -276,11 +277,65 @@ def _levels(parents: Sequence[int]) -> list[list[int]]:
     return levels
 
 
-def _as_index(ids: Sequence[int]) -> slice | list[int]:
-    """A slice when ``ids`` are consecutive (a view, cheap backward), else the list."""
-    if list(ids) == list(range(ids[0], ids[0] + len(ids))):
-        return slice(ids[0], ids[0] + len(ids))
-    return list(ids)
+@dataclass(frozen=True)
+class _Run:
+    """Consecutive joints of one tree depth whose parents are consecutive joints of one earlier
+    run (``parent_slice``) or one single joint (``parent_single``)."""
+
+    joints: tuple[int, ...]
+    parent_run: int
+    parent_slice: slice | None
+    parent_single: int | None
+    needs_rotation: bool
+
+
+@functools.lru_cache(maxsize=16)
+def _plan(parents: tuple[int, ...]) -> tuple[_Run, ...] | None:
+    """Runs covering joints ``1..J-1`` in order, or None when the tree does not split that way
+    (then :func:`forward_kinematics` gathers joint by joint)."""
+    has_children = {p for p in parents if p >= 0}
+    where: dict[int, tuple[int, int]] = {0: (-1, 0)}  # joint -> (run, index in run); -1: root
+    runs: list[_Run] = []
+    order = [j for level in _levels(parents)[1:] for j in level]
+    if order != list(range(1, len(parents))):
+        return None
+    i = 0
+    while i < len(order):
+        first = order[i]
+        src_run, src_idx = where[parents[first]]
+        members = [first]
+        same = consecutive = True
+        while i + len(members) < len(order):
+            nxt = order[i + len(members)]
+            run, idx = where.get(parents[nxt], (None, None))
+            if run != src_run or _levels_depth(parents, nxt) != _levels_depth(parents, first):
+                break
+            same_next = same and idx == src_idx
+            consecutive_next = consecutive and idx == src_idx + len(members)
+            if not (same_next or consecutive_next):
+                break
+            same, consecutive = same_next, consecutive_next
+            members.append(nxt)
+        if len(members) == 1 or same:
+            pslice, psingle = None, src_idx
+        else:
+            pslice, psingle = slice(src_idx, src_idx + len(members)), None
+        run_id = len(runs)
+        runs.append(
+            _Run(tuple(members), src_run, pslice, psingle, any(m in has_children for m in members))
+        )
+        for k, m in enumerate(members):
+            where[m] = (run_id, k)
+        i += len(members)
+    return tuple(runs)
+
+
+def _levels_depth(parents: Sequence[int], j: int) -> int:
+    depth = 0
+    while parents[j] >= 0:
+        j = parents[j]
+        depth += 1
+    return depth
 
 
 def forward_kinematics(
@@ -288,21 +343,27 @@ def forward_kinematics(
     rest_joints: torch.Tensor,
     parents: Sequence[int] = SMPL_PARENTS[:NUM_JOINTS],
     transl: torch.Tensor | None = None,
+    *,
+    with_rotations: bool = True,
 ) -> FKOutput:
     """SMPL's rigid-transform chain on the rest joints (no vertices).
 
     ``G_j = G_parent R_j`` and ``p_j = p_parent + G_parent (r_j - r_parent)``, with the root at
     ``r_0 + transl``: exactly the joints smplx returns (its first 24) for the same pose, shape
-    and translation. Joints at the same tree depth are computed together.
+    and translation. Joints at the same depth with consecutive (or one shared) parents are
+    computed together; rotations of joints without children are skipped unless
+    ``with_rotations``.
 
     Args:
         local_rotmats: (..., J, 3, 3) parent-relative rotations (joint 0: global orientation).
         rest_joints: (J, 3) or (..., J, 3) shaped rest joints (``SMPLModel.rest_joints``).
         parents: the J parents (root -1), parents before children.
         transl: (..., 3) SMPL ``transl`` or None.
+        with_rotations: also return the global rotations (the IK loop needs only positions).
 
     Returns:
-        :class:`FKOutput` with joints (..., J, 3) and global rotations (..., J, 3, 3).
+        :class:`FKOutput` with joints (..., J, 3) and global rotations (..., J, 3, 3) (None when
+        not requested).
     """
     num = local_rotmats.shape[-3]
     if len(parents) != num or rest_joints.shape[-2] != num:
@@ -313,38 +374,73 @@ def forward_kinematics(
     rest = rest_joints.to(local_rotmats.dtype)
     par = [max(p, 0) for p in parents]
     offsets = rest - rest[..., par, :]  # (..., J, 3); the root row is 0 and unused
+    shared = offsets.dim() == 2  # one skeleton for the whole batch: offsets (J, 3)
     root = rest[..., 0, :].expand(local_rotmats.shape[:-3] + (3,))
     if transl is not None:
         root = root + transl
-    levels = _levels(parents)
-    # per level: global rotations (..., L, 3, 3) and positions (..., L, 3)
-    glob_levels = [local_rotmats[..., 0:1, :, :]]
-    pos_levels = [root[..., None, :]]
-    where = {0: (0, 0)}  # joint -> (level, index inside the level)
-    for d, level in enumerate(levels[1:], start=1):
-        slots = [where[parents[j]] for j in level]
-        if all(lv == d - 1 for lv, _ in slots):
-            pick = _as_index([i for _, i in slots])
-            gp = glob_levels[d - 1][..., pick, :, :]
-            pp = pos_levels[d - 1][..., pick, :]
-        else:  # a parent further up: gather joint by joint
-            gp = torch.stack([glob_levels[lv][..., i, :, :] for lv, i in slots], dim=-3)
-            pp = torch.stack([pos_levels[lv][..., i, :] for lv, i in slots], dim=-2)
-        ids = _as_index(level)
-        glob_levels.append(gp @ local_rotmats[..., ids, :, :])
-        # (..., L, 3, 3) @ (..., L, 3, 1) -> (..., L, 3)
-        pos_levels.append(pp + (gp @ offsets[..., ids, :, None])[..., 0])
-        for i, j in enumerate(level):
-            where[j] = (d, i)
-    glob = torch.cat(glob_levels, dim=-3)
-    pos = torch.cat(pos_levels, dim=-2)
-    order = [j for level in levels for j in level]
-    if order != list(range(num)):
-        inverse = [0] * num
-        for k, j in enumerate(order):
-            inverse[j] = k
-        glob, pos = glob[..., inverse, :, :], pos[..., inverse, :]
-    return FKOutput(joints=pos, global_rotmats=glob)
+    plan = _plan(tuple(parents))
+    if plan is None:
+        return _forward_kinematics_gather(local_rotmats, offsets, parents, root)
+    # one split instead of a slice per run: its backward is one concatenation, where slices
+    # would each allocate and fill a gradient of the whole input
+    pieces = local_rotmats.split([1, *(len(run.joints) for run in plan)], dim=-3)
+    root_rot = pieces[0][..., 0, :, :]
+    rots: list[torch.Tensor | None] = []
+    poss: list[torch.Tensor] = []
+    for k, run in enumerate(plan):
+        lo, hi = run.joints[0], run.joints[-1] + 1
+        local = pieces[k + 1]
+        if run.parent_run < 0:
+            gp_single, pp_single = root_rot, root
+            gp = pp = None
+        elif run.parent_single is not None:
+            gp_single = rots[run.parent_run][..., run.parent_single, :, :]  # type: ignore[index]
+            pp_single = poss[run.parent_run][..., run.parent_single, :]
+            gp = pp = None
+        else:
+            gp = rots[run.parent_run][..., run.parent_slice, :, :]  # type: ignore[index]
+            pp = poss[run.parent_run][..., run.parent_slice, :]
+        off = offsets[..., lo:hi, :]
+        if gp is None:
+            # one parent for the whole run: (..., 3, 3) x (L, 3) -> (..., L, 3)
+            if shared:
+                step = torch.einsum("...ij,lj->...li", gp_single, off)
+            else:
+                step = (gp_single[..., None, :, :] @ off[..., None])[..., 0]
+            pos = pp_single[..., None, :] + step
+            if run.needs_rotation or with_rotations:
+                rots.append(gp_single[..., None, :, :] @ local)
+            else:
+                rots.append(None)
+        else:
+            if shared:
+                step = torch.einsum("...lij,lj->...li", gp, off)
+            else:
+                step = (gp @ off[..., None])[..., 0]
+            pos = pp + step
+            if run.needs_rotation or with_rotations:
+                rots.append(gp @ local)
+            else:
+                rots.append(None)
+        poss.append(pos)
+    joints = torch.cat([root[..., None, :], *poss], dim=-2)
+    glob = None
+    if with_rotations:
+        glob = torch.cat([root_rot[..., None, :, :], *rots], dim=-3)  # type: ignore[list-item]
+    return FKOutput(joints=joints, global_rotmats=glob)  # type: ignore[arg-type]
+
+
+def _forward_kinematics_gather(
+    local_rotmats: torch.Tensor, offsets: torch.Tensor, parents: Sequence[int], root: torch.Tensor
+) -> FKOutput:
+    """Joint-by-joint fallback of :func:`forward_kinematics` for trees of any order."""
+    glob: list[torch.Tensor] = [local_rotmats[..., 0, :, :]]
+    pos: list[torch.Tensor] = [root]
+    for j in range(1, len(parents)):
+        gp, pp = glob[parents[j]], pos[parents[j]]
+        glob.append(gp @ local_rotmats[..., j, :, :])
+        pos.append(pp + (gp @ offsets[..., j, :, None])[..., 0])
+    return FKOutput(joints=torch.stack(pos, dim=-2), global_rotmats=torch.stack(glob, dim=-3))
 
 
 # --------------------------------------------------------------------------------------------
@@ -571,27 +667,25 @@ def fit_smpl_to_joints(
     has_acc = (lengths >= 3).to(dtype)
 
     aa = matrix_to_axis_angle(init_rotmats.to(device=device, dtype=dtype))  # (B, T, 22, 3)
-    aa = aa * maskf[..., None, None]
-    global_orient = aa[:, :, 0].clone()
-    body_pose = aa[:, :, 1:].reshape(bsz, frames, 63).clone()
-    body_init = body_pose.clone()
+    # one tensor for global_orient and body_pose: Adam is per coordinate, so this is the same
+    # optimisation as two parameters, without concatenating them at every step
+    pose = (aa * maskf[..., None, None]).clone()
+    body_init = pose[:, :, 1:].reshape(bsz, frames, 63).clone()
     # the root joint does not move with its own rotation: transl = target root - rest root
     transl = (target[:, :, 0] - rest[0]) * maskf[..., None]
     target = target * maskf[..., None, None]
 
-    def joints_of(go: torch.Tensor, bp: torch.Tensor, tr: torch.Tensor) -> torch.Tensor:
-        aa_all = torch.cat((go[:, :, None], bp.reshape(bsz, frames, 21, 3)), dim=2)
-        rot = axis_angle_to_matrix(aa_all)  # (B, T, 22, 3, 3)
-        return forward_kinematics(rot, rest, parents, tr).joints
-
     if iters > 0:
-        params = [p.requires_grad_(True) for p in (global_orient, body_pose, transl)]
+        params = [p.requires_grad_(True) for p in (pose, transl)]
         opt = torch.optim.Adam(params, lr=lr)
         for it in range(iters):
             opt.zero_grad(set_to_none=True)
-            joints = joints_of(global_orient, body_pose, transl)
+            joints = forward_kinematics(
+                axis_angle_to_matrix(pose), rest, parents, transl, with_rotations=False
+            ).joints
             err = ((joints - target) ** 2).sum(-1).sum(-1) * maskf  # (B, T)
             data = err.sum(1) / (n * NUM_JOINTS)
+            body_pose = pose[:, :, 1:].reshape(bsz, frames, 63)
             keep = ((body_pose - body_init) ** 2).sum(-1).mul(maskf).sum(1) / (n * 63)
             loss_b = data + pose_keep_weight * keep
             if acc_mask is not None and smooth_weight:
@@ -610,13 +704,14 @@ def fit_smpl_to_joints(
             p.requires_grad_(False)
 
     with torch.no_grad():
-        aa_all = torch.cat((global_orient[:, :, None], body_pose.reshape(bsz, frames, 21, 3)), 2)
-        local = axis_angle_to_matrix(aa_all)
+        local = axis_angle_to_matrix(pose)
         joints = forward_kinematics(local, rest, parents, transl).joints
         mpjpe = (joints - target).norm(dim=-1).mean(-1) * maskf
+    global_orient = pose[:, :, 0]
+    body_pose = pose[:, :, 1:].reshape(bsz, frames, 63)
     return IKFit(
-        global_orient=global_orient.detach(),
-        body_pose=body_pose.detach(),
+        global_orient=global_orient.detach().clone(),
+        body_pose=body_pose.detach().clone(),
         transl=transl.detach(),
         local_rotmats=local,
         fitted_joints=joints,
