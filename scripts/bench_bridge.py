@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -68,12 +69,12 @@ def make_clips(fixtures: Path, count: int, frames: int, seed: int) -> list[np.nd
 
 
 def ours(clips: list[np.ndarray], model: smpl135.SMPLModel, cfg: smpl135.IKConfig, device: str):
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     prepared = [smpl135.prepare_clip(c, cfg, f"{i:06d}") for i, c in enumerate(clips)]
     results = smpl135.fit_clips(prepared, model, cfg, device=device)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return time.perf_counter() - start, results, prepared
+    return time.perf_counter() - start, time.process_time() - cpu, results, prepared
 
 
 def baseline(
@@ -146,7 +147,8 @@ def main() -> None:
     cfg = smpl135.IKConfig(iters=args.iters, batch_frames=args.batch_frames)
     clips = make_clips(fixtures, args.clips, args.frames, args.seed)
 
-    ours_s, results, prepared = ours(clips, model, cfg, args.device)
+    load = os.getloadavg()[0]
+    ours_s, ours_cpu, results, prepared = ours(clips, model, cfg, args.device)
     base_s, base_err = baseline(prepared[: args.baseline_clips], model, cfg, args.device)
     ours_err = [r.mean_mpjpe_mm for r in results]
     common = len(base_err)
@@ -159,7 +161,9 @@ def main() -> None:
         "frames_20fps": args.frames,
         "frames_30fps": len(prepared[0].target),
         "iters": args.iters,
+        "load_average_before": round(load, 2),
         "ours_clips_per_s": round(args.clips / ours_s, 2),
+        "ours_cpu_s_per_clip": round(ours_cpu / args.clips, 4),
         "baseline_clips_per_s": round(common / base_s, 3),
         "speedup": round((args.clips / ours_s) / (common / base_s), 1),
         "ours_mpjpe_mm_mean": round(float(np.mean(ours_err)), 4),
