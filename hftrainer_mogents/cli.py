@@ -455,6 +455,12 @@ def convert_evaluator_ms272(**opts: Any) -> None:
     default=None,
     help="With --to ms272: where the .npz files go (default OUT/smpl135).",
 )
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="torch CPU threads (on a small CPU, 1 thread per shard process is fastest).",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @_user_errors
 def bridge(**opts: Any) -> None:
@@ -464,6 +470,10 @@ def bridge(**opts: Any) -> None:
     from hftrainer_mogents.motion.bridge import run_bridge
     from hftrainer_mogents.motion.smpl135 import IKConfig
 
+    if opts["threads"]:
+        import torch
+
+        torch.set_num_threads(opts["threads"])
     if (opts["mean_path"] is None) != (opts["std_path"] is None):
         raise click.BadParameter("give both --mean-path and --std-path, or neither")
     mean = std = None

@@ -6,7 +6,8 @@
 #       bash scripts/run_mogents_hml263_to_ms272_chain.sh
 #
 # Stages (STAGES, default "A B C"), each restartable (finished clips are skipped):
-#   A  IK: one scripts/hml263_to_smpl_ik.py process per shard (NUM_SHARDS, default: GPUs or 1)
+#   A  IK: one scripts/hml263_to_smpl_ik.py process per shard (NUM_SHARDS, default: one per GPU,
+#      or one single-threaded process per CPU core without GPUs)
 #   B  scripts/convert_motion135_to_h3d272.py
 #   C  scripts/verify_evaluators.py --which ms272 (EVAL_ARGS adds its --ms272-* options)
 # Writes $PRED272/run_config.json, $PRED272/command.txt, $LOGDIR/*.log and
@@ -34,7 +35,10 @@ EVAL_ARGS="${EVAL_ARGS:-}"
 if [[ -z "${NUM_GPUS:-}" ]]; then
     NUM_GPUS="$( (nvidia-smi -L 2>/dev/null || true) | grep -c '^GPU' || true)"
 fi
-NUM_SHARDS="${NUM_SHARDS:-$(( NUM_GPUS > 0 ? NUM_GPUS : 1 ))}"
+# one IK process per GPU; on a CPU-only machine one single-threaded process per core
+CPU_CORES="$(nproc 2>/dev/null || echo 1)"
+NUM_SHARDS="${NUM_SHARDS:-$(( NUM_GPUS > 0 ? NUM_GPUS : CPU_CORES ))}"
+IK_THREADS="${IK_THREADS:-$(( NUM_GPUS > 0 ? 0 : 1 ))}"
 BRIDGE="hml263_to_smpl135_ik_refine${IK_ITERS}_to_ms272"
 
 mkdir -p "$SMPL135" "$PRED272" "$METRICS" "$LOGDIR"
@@ -55,7 +59,8 @@ write_json "$PRED272/run_config.json" "$(cat <<JSON
 {"method": "mogents", "bridge": "$BRIDGE", "pred263": "$PRED263", "smpl135": "$SMPL135",
  "pred272": "$PRED272", "metrics": "$METRICS", "model_dir": "$MODEL_DIR",
  "num_shards": $NUM_SHARDS, "n_repeats": $N_REPEATS, "ik_iters": $IK_ITERS, "ik_lr": $IK_LR,
- "rotation_init": "$ROTATION_INIT", "device": "$DEVICE", "stages": "$STAGES"}
+ "rotation_init": "$ROTATION_INIT", "device": "$DEVICE", "ik_threads": $IK_THREADS,
+ "stages": "$STAGES"}
 JSON
 )"
 
@@ -69,7 +74,7 @@ if [[ " $STAGES " == *" A "* ]]; then
             --in-dir "$PRED263" --out-dir "$SMPL135" --model-dir "$MODEL_DIR" \
             --source-fps 20 --target-fps 30 --floor-align \
             --refine-iters "$IK_ITERS" --refine-lr "$IK_LR" --rotation-init "$ROTATION_INIT" \
-            --device "$DEVICE" --skip-existing --no-progress \
+            --device "$DEVICE" --skip-existing --no-progress --threads "$IK_THREADS" \
             --num-shards "$NUM_SHARDS" --shard-index "$i" > "$LOGDIR/ik_s$(printf %02d "$i").log" 2>&1 &
         pids+=($!)
     done

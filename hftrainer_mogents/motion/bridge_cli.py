@@ -79,6 +79,12 @@ def build_ik_parser() -> argparse.ArgumentParser:
     ap.add_argument("--input-normalized", action="store_true")
     ap.add_argument("--mean-path", default=None)
     ap.add_argument("--std-path", default=None)
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (1 per process is fastest when several shards share the CPU)",
+    )
     ap.add_argument("--no-progress", action="store_true")
     return ap
 
@@ -89,6 +95,10 @@ def ik_main(argv: Sequence[str] | None = None) -> int:
     from hftrainer_mogents.motion.smpl135 import IKConfig
 
     args = build_ik_parser().parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.pose_l2_weight or args.angle_prior_weight:
