@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -265,6 +266,7 @@ def test_verify_script_writes_json_and_markdown(dataset, reference_run, evaluato
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
     )
     assert run.returncode == 0, run.stderr
     result = json.loads((metrics / "verify_hml263.json").read_text())
@@ -274,6 +276,7 @@ def test_verify_script_writes_json_and_markdown(dataset, reference_run, evaluato
     assert result["multimodality"]["mean"] > 0
     assert result["reference"]["fid"] == 0.0806
     assert result["config"]["captions_from"].endswith("generation.json")
+    assert len(list((tmp_path / "cache").rglob("hml263_real_*.npz"))) == 1
     r_prec = result["r_precision"]["mean"] + result["r_precision_real"]["mean"]
     assert all(0 <= v <= 1 for v in r_prec) and result["fid"]["mean"] > 0
     assert len(result["repeats"]) == 3 and result["n_samples_used"] % 32 == 0
@@ -303,6 +306,40 @@ def test_missing_predictions_are_counted_or_fail_strict(
         evaluator.evaluate_dir(pred, strict=True, **kw)
 
 
+def test_real_embedding_cache_is_reused_and_invalidated(
+    dataset, reference_run, evaluator, tmp_path, monkeypatch
+):
+    data = tmp_path / "HumanML3D"
+    shutil.copytree(dataset, data)
+    cache = tmp_path / "cache"
+    kw = {"dataset_root": data, "n_repeats": 3, "diversity_times": 20, "progress": False}
+    plain = evaluator.evaluate_dir(reference_run[0], **kw)
+    first = evaluator.evaluate_dir(reference_run[0], cache_dir=cache, **kw)
+    assert len(list(cache.glob("hml263_real_*.npz"))) == 1
+
+    encoded = {}
+    original = HumanML263Evaluator._embed_crops
+
+    def spy(self, requests, load, batch_size, progress, desc):
+        requests = set(requests)
+        encoded[desc] = len(requests)
+        return original(self, requests, load, batch_size, progress, desc)
+
+    monkeypatch.setattr(HumanML263Evaluator, "_embed_crops", spy)
+    second = evaluator.evaluate_dir(reference_run[0], cache_dir=cache, **kw)
+    assert encoded["encode real motions"] == 0 and encoded["encode generated motions"] > 0
+    for other in (first, second):
+        for a, b in zip(plain["repeats"], other["repeats"]):
+            for key in ("fid", "matching_score_real", "diversity_real", "matching_score"):
+                assert abs(a[key] - b[key]) < 1e-6, key
+    # a changed motion file gives a new cache file
+    victim = next((data / "new_joint_vecs").glob("*.npy"))
+    np.save(victim, np.load(victim) + 1)
+    evaluator.evaluate_dir(reference_run[0], cache_dir=cache, **kw)
+    assert encoded["encode real motions"] > 0
+    assert len(list(cache.glob("hml263_real_*.npz"))) == 2
+
+
 def test_gt_only_scores_the_real_data(dataset, evaluator):
     result = evaluator.evaluate_dir(
         None, dataset_root=dataset, n_repeats=2, diversity_times=20, progress=False
@@ -317,6 +354,7 @@ def test_gt_only_scores_the_real_data(dataset, evaluator):
 
 def test_cli_convert_and_evaluate(fixtures_dir, dataset, reference_run, tmp_path, monkeypatch):
     fx = fixtures_dir / "hml263_eval_tiny"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     runner = CliRunner()
     out = tmp_path / "ev"
     res = runner.invoke(

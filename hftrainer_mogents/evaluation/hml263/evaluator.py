@@ -62,6 +62,7 @@ __all__ = [
     "HumanML263Evaluator",
     "load_state_dict_strict",
     "collect_predictions",
+    "default_cache_dir",
 ]
 
 logger = logging.getLogger(__name__)
@@ -196,6 +197,36 @@ def _collect_mm(pred_dir: Path) -> dict[str, list[Path]]:
         key = path.stem.rsplit(MM_SEPARATOR, 1)[0]
         groups.setdefault(key, []).append(path)
     return groups
+
+
+def default_cache_dir() -> Path:
+    """Where the command-line tools keep the real-motion embedding cache:
+    ``$HFTRAINER_MOGENTS_CACHE/hml263``, else ``$XDG_CACHE_HOME/hftrainer_mogents/hml263``, else
+    ``~/.cache/hftrainer_mogents/hml263``."""
+    root = os.environ.get("HFTRAINER_MOGENTS_CACHE")
+    if root:
+        return Path(root) / EVALUATOR_NAME
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "hftrainer_mogents" / EVALUATOR_NAME
+
+
+def _load_embedding_cache(path: Path | None) -> dict[str, np.ndarray]:
+    """Embeddings by crop name from a cache file (empty when absent or unreadable)."""
+    if path is None or not path.is_file():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return dict(zip(data["names"].tolist(), data["embeddings"]))
+    except (ValueError, KeyError, OSError) as err:
+        logger.warning("ignoring the unreadable embedding cache %s (%s)", path, err)
+        return {}
+
+
+def _save_embedding_cache(path: Path, table: Mapping[str, np.ndarray]) -> None:
+    from hftrainer_mogents.utils.io import atomic_save_npz
+
+    names = sorted(table)
+    atomic_save_npz(path, names=np.array(names), embeddings=np.stack([table[n] for n in names]))
 
 
 class HumanML263Evaluator:
@@ -504,6 +535,7 @@ class HumanML263Evaluator:
         max_samples: int | None = None,
         encode_batch_size: int = 32,
         fid_method: str = "sqrtm",
+        cache_dir: str | os.PathLike[str] | None = None,
         progress: bool = True,
         draws: Sequence[RepeatDraws] | None = None,
         diversity_indices: Sequence[Mapping[str, Any]] | None = None,
@@ -533,6 +565,11 @@ class HumanML263Evaluator:
             max_samples: use only the first ids of the split (quick runs).
             encode_batch_size: motions per forward pass.
             fid_method: ``"sqrtm"`` (reference) or ``"eigh"``.
+            cache_dir: keep the embeddings of the real-motion crops here and reuse them: they
+                depend only on the evaluator, the dataset and the crops, not on the model, so a
+                second evaluation encodes only the generated motions. The cache file is keyed by
+                the weights, mean/std, dtype, device type and the dataset's entries and file
+                sizes and times.
             progress: show a progress bar.
             draws: recorded passes to replay instead of random ones (indices refer to the
                 entries that have predictions, in split order); sets ``n_repeats``.
@@ -614,7 +651,7 @@ class HumanML263Evaluator:
 
         # 3. Embed every distinct caption and crop the passes need, once
         text_emb = self._embed_captions(entries, draws)
-        real_emb = self._embed_real(split, entries, draws, encode_batch_size, progress)
+        real_emb = self._embed_real(split, entries, draws, encode_batch_size, progress, cache_dir)
         pred_emb = None
         if preds is not None:
             pred_emb = self._embed_pred(entries, preds, draws, encode_batch_size, progress)
@@ -778,15 +815,50 @@ class HumanML263Evaluator:
         draws: Sequence[RepeatDraws],
         batch_size: int,
         progress: bool,
+        cache_dir: str | os.PathLike[str] | None = None,
     ) -> dict[tuple[int, int, int], np.ndarray]:
         requests = {(int(i), int(d.start[i]), int(d.m_length[i])) for d in draws for i in d.used}
-        return self._embed_crops(
-            requests,
+
+        def name(req: tuple[int, int, int]) -> str:
+            return f"{entries[req[0]].key}|{req[1]}|{req[2]}"
+
+        cache_path = None if cache_dir is None else self._real_cache_path(Path(cache_dir), split)
+        cached = _load_embedding_cache(cache_path)
+        hits = {req: cached[name(req)] for req in requests if name(req) in cached}
+        fresh = self._embed_crops(
+            requests - set(hits),
             lambda i: split.load_motion(entries[i]),
             batch_size,
             progress,
             "encode real motions",
         )
+        if cache_path is not None and fresh:
+            cached.update({name(req): emb for req, emb in fresh.items()})
+            _save_embedding_cache(cache_path, cached)
+        return {**hits, **fresh}
+
+    def fingerprint(self) -> str:
+        """sha256 of what motion embeddings depend on: the movement and motion encoder weights,
+        mean/std, dtype and device type."""
+        digest = hashlib.sha256()
+        for key, value in sorted(self.networks.state_dict().items()):
+            if key.startswith(("movement_encoder.", "motion_encoder.")):
+                digest.update(key.encode())
+                digest.update(value.detach().float().cpu().numpy().tobytes())
+        digest.update(self.mean.tobytes())
+        digest.update(self.std.tobytes())
+        digest.update(f"{self.dtype}|{self.device.type}".encode())
+        return digest.hexdigest()
+
+    def _real_cache_path(self, cache_dir: Path, split: HumanML3DTestSplit) -> Path:
+        digest = hashlib.sha256(self.fingerprint().encode())
+        digest.update(str(split.root.resolve()).encode())
+        for entry in split.entries:
+            stat = split.motion_path(entry).stat()
+            digest.update(
+                f"{entry.key}|{entry.frames}|{entry.length}|{stat.st_size}|{stat.st_mtime_ns}".encode()
+            )
+        return cache_dir / f"hml263_real_{digest.hexdigest()[:24]}.npz"
 
     def _embed_pred(
         self,
