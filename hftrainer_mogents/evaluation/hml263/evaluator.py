@@ -580,7 +580,8 @@ class HumanML263Evaluator:
             A JSON-ready dict: ``fid``, ``r_precision`` (top-1/2/3), ``matching_score``,
             ``diversity``, ``multimodality`` (each ``{"mean", "conf"}``, ``conf`` the 95%
             half-width), their ``*_real`` counterparts, ``n_samples_used``, ``skipped_no_pred``,
-            ``skipped``, ``repeats`` and ``config``.
+            ``skipped``, ``unmatched_predictions`` (predictions named after no test item),
+            ``repeats`` and ``config``.
 
         Raises:
             ArtifactNotFoundError: no dataset, or (``strict``) a missing prediction.
@@ -696,6 +697,10 @@ class HumanML263Evaluator:
         if mm_note:
             result["multimodality_note"] = mm_note
         result["skipped_no_pred"] = len(missing)
+        known = {e.key for e in split.entries}
+        result["unmatched_predictions"] = (
+            0 if predictions is None else sum(1 for k in predictions if k not in known)
+        )
         result["skipped"] = {"no_prediction": missing, "dataset": dict(split.skipped)}
         result["repeats"] = repeats
         result["config"] = self._report_config(
