@@ -186,6 +186,14 @@ def evaluate() -> None:
     help="Cache of the real-motion embeddings [default: $XDG_CACHE_HOME/hftrainer_mogents/hml263].",
 )
 @click.option("--no-gt-cache", is_flag=True, help="Encode the real motions every time.")
+@click.option(
+    "--mm-samples",
+    type=int,
+    default=96,
+    show_default=True,
+    help="Items generated repeatedly for MultiModality (--model-path; 0: none).",
+)
+@click.option("--mm-repeats", type=int, default=30, show_default=True, help="Generations each.")
 @click.option("--skip-existing", is_flag=True, help="Resume the generation (with --model-path).")
 @click.option("--num-shards", type=int, default=None, help="Generation shards (--model-path).")
 @click.option("--shard-index", type=int, default=None, help="This shard (--model-path).")
@@ -205,6 +213,8 @@ def evaluate_hml263(
     diversity_times: int | None,
     gt_cache: str | None,
     no_gt_cache: bool,
+    mm_samples: int,
+    mm_repeats: int,
     skip_existing: bool,
     num_shards: int | None,
     shard_index: int | None,
@@ -232,6 +242,8 @@ def evaluate_hml263(
             pred_dir,
             split=split,
             seed=seed,
+            mm_samples=mm_samples,
+            mm_repeats=mm_repeats,
             num_shards=shards,
             shard_index=index,
             skip_existing=skip_existing,

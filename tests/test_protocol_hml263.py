@@ -391,9 +391,14 @@ def test_cli_convert_and_evaluate(fixtures_dir, dataset, reference_run, tmp_path
         protocol, "load_generator", lambda path, device=None: GroundTruthPlusNoise(dataset)
     )
     pred = tmp_path / "gen"
-    res = runner.invoke(cli, [*base, "--pred-dir", str(pred), "--model-path", "stand-in"])
+    res = runner.invoke(
+        cli,
+        [*base, "--pred-dir", str(pred), "--model-path", "stand-in", "--mm-samples", "2"]
+        + ["--mm-repeats", "11"],
+    )
     assert res.exit_code == 0, res.output
     assert (pred / "metrics" / "verify_hml263.md").is_file()
+    assert len(list((pred / "mm").glob("*.npy"))) == 22
 
     res = runner.invoke(cli, ["evaluate", "hml263", "--dataset-root", str(tmp_path)])
     assert res.exit_code != 0 and "--pred-dir" in res.output
