@@ -19,7 +19,7 @@ from hml263_standin import GroundTruthPlusNoise, make_humanml3d
 
 from hftrainer_mogents.cli import cli
 from hftrainer_mogents.convert.evaluator_hml263 import convert_hml263_evaluator
-from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.errors import ArtifactFormatError, InvalidInputError
 from hftrainer_mogents.evaluation.hml263.dataset import read_test_split
 from hftrainer_mogents.evaluation.hml263.evaluator import PUBLISHED, HumanML263Evaluator
 from hftrainer_mogents.evaluation.hml263.protocol import (
@@ -304,6 +304,9 @@ def test_missing_predictions_are_counted_or_fail_strict(
 
     with pytest.raises(ArtifactNotFoundError, match="5 of"):
         evaluator.evaluate_dir(pred, strict=True, **kw)
+    (pred / "generation.json").write_text("{not json")
+    with pytest.raises(ArtifactFormatError, match="generation.json"):
+        evaluator.evaluate_dir(pred, **kw)
 
 
 def test_real_embedding_cache_is_reused_and_invalidated(

@@ -748,10 +748,16 @@ class HumanML263Evaluator:
         caption_indices = None
         manifest_path = pred_dir / MANIFEST_FILE
         if manifest_path.is_file():
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            caption_indices = {
-                k: int(v["caption_index"]) for k, v in manifest.get("items", {}).items()
-            }
+            try:
+                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+                caption_indices = {
+                    k: int(v["caption_index"]) for k, v in manifest.get("items", {}).items()
+                }
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
+                raise ArtifactFormatError(
+                    f"{manifest_path}: unreadable generation manifest ({err}); regenerate the "
+                    "folder or remove the file to score against the first captions"
+                ) from err
         kwargs.setdefault("caption_indices", caption_indices)
         result = self.evaluate(
             predictions, dataset_root=dataset_root, mm_predictions=mm or None, **kwargs
