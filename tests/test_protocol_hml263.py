@@ -440,3 +440,24 @@ def test_zoo_declares_the_evaluator_and_the_benchmark():
     assert plugin.HML263_GENERATION_KWARGS == GENERATION_DEFAULTS
     as_tuples = {k: tuple(v) if isinstance(v, list) else v for k, v in PUBLISHED.items()}
     assert dict(bench.reference) == as_tuples
+
+
+def test_verify_dispatch_table_takes_new_evaluators(tmp_path, capsys):
+    from hftrainer_mogents.evaluation import verify
+
+    calls = []
+
+    def run_fake(args, out_dir):
+        calls.append((args.fake_flag, out_dir))
+        return [out_dir / "verify_fake.json"]
+
+    fake = verify.Verifier(
+        "fake", lambda parser: parser.add_argument("--fake-flag", default="x"), run_fake
+    )
+    table = {**verify.VERIFIERS, "fake": fake}
+    assert verify.main(["--which", "fake", "--out-dir", str(tmp_path)], verifiers=table) == 0
+    assert calls == [("x", tmp_path)]
+    # 'both' runs every entry; hml263 without predictions fails with a named error, exit 2
+    status = verify.main(["--which", "both", "--out-dir", str(tmp_path)], verifiers=table)
+    assert status == 2 and len(calls) == 2
+    assert "--hml263-pred" in capsys.readouterr().err
