@@ -487,8 +487,10 @@ class HumanML263Evaluator:
         return self._encode_normalized(crops, batch_size=batch_size)
 
     def _encode_normalized(self, crops: Sequence[np.ndarray], *, batch_size: int) -> np.ndarray:
-        """Embed normalised crops ``(m_i, 263)`` (``m_i`` multiples of the unit length),
-        batching crops of similar length together.
+        """Embed normalised crops ``(m_i, 263)`` (``m_i`` multiples of the unit length).
+
+        Crops of equal length are batched together (longest first), so no batch carries padding
+        steps and the recurrent layers run on dense tensors.
 
         Returns:
             ``(len(crops), D)`` float32, in input order.
@@ -498,21 +500,25 @@ class HumanML263Evaluator:
         lengths = np.array([len(c) for c in crops], dtype=np.int64)
         out = np.empty((len(crops), self.config.dim_coemb_hidden), dtype=np.float32)
         order = np.argsort(-lengths, kind="stable")
+        # cut the length-sorted order where the length changes, and every batch_size items
+        cuts = np.flatnonzero(np.diff(lengths[order])) + 1
         device, dtype = self.device, self.dtype
         with torch.inference_mode():
-            for lo in range(0, len(order), batch_size):
-                chunk = order[lo : lo + batch_size]
-                chunk_lens = lengths[chunk]
-                # zero after each crop's end; >= 2 frames of it reach the last movement step
-                t_pad = int(chunk_lens.max()) + 2 * self.config.unit_length
-                batch = np.zeros((len(chunk), t_pad, self.config.dim_pose), dtype=np.float32)
-                valid = np.arange(t_pad)[None, :] < chunk_lens[:, None]  # (b, t_pad)
-                batch[valid] = np.concatenate([crops[i] for i in chunk])  # (sum m_i, 263)
-                emb = self.networks.encode_motion(
-                    torch.from_numpy(batch).to(device, dtype),
-                    torch.from_numpy(chunk_lens).to(device),
-                )
-                out[chunk] = emb.float().cpu().numpy()
+            for group in np.split(order, cuts):
+                for lo in range(0, len(group), batch_size):
+                    chunk = group[lo : lo + batch_size]
+                    m = int(lengths[chunk[0]])
+                    # zero after the crop's end; 2 frames of it reach the last movement step
+                    batch = np.zeros(
+                        (len(chunk), m + 2 * self.config.unit_length, self.config.dim_pose),
+                        dtype=np.float32,
+                    )
+                    batch[:, :m] = np.stack([crops[i] for i in chunk])  # (b, m, 263)
+                    emb = self.networks.encode_motion(
+                        torch.from_numpy(batch).to(device, dtype),
+                        torch.full((len(chunk),), m, dtype=torch.int64, device=device),
+                    )
+                    out[chunk] = emb.float().cpu().numpy()
         return out
 
     # ------------------------------------------------------------------ the test protocol
