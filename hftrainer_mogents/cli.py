@@ -179,6 +179,21 @@ def evaluate() -> None:
 @click.option("--strict", is_flag=True, help="Fail on a missing prediction.")
 @click.option("--max-samples", type=int, default=None, help="First ids of the split only.")
 @click.option("--diversity-times", type=int, default=None, help="Diversity pairs.")
+@click.option(
+    "--gt-cache",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Cache of the real-motion embeddings [default: $XDG_CACHE_HOME/hftrainer_mogents/hml263].",
+)
+@click.option("--no-gt-cache", is_flag=True, help="Encode the real motions every time.")
+@click.option(
+    "--mm-samples",
+    type=int,
+    default=96,
+    show_default=True,
+    help="Items generated repeatedly for MultiModality (--model-path; 0: none).",
+)
+@click.option("--mm-repeats", type=int, default=30, show_default=True, help="Generations each.")
 @click.option("--skip-existing", is_flag=True, help="Resume the generation (with --model-path).")
 @click.option("--num-shards", type=int, default=None, help="Generation shards (--model-path).")
 @click.option("--shard-index", type=int, default=None, help="This shard (--model-path).")
@@ -196,13 +211,20 @@ def evaluate_hml263(
     strict: bool,
     max_samples: int | None,
     diversity_times: int | None,
+    gt_cache: str | None,
+    no_gt_cache: bool,
+    mm_samples: int,
+    mm_repeats: int,
     skip_existing: bool,
     num_shards: int | None,
     shard_index: int | None,
 ) -> None:
     """HumanML3D-263 test protocol (Guo et al. evaluator), beside the published MoGenTS numbers."""
     from hftrainer_mogents.evaluation.hml263.dataset import read_test_split
-    from hftrainer_mogents.evaluation.hml263.evaluator import HumanML263Evaluator
+    from hftrainer_mogents.evaluation.hml263.evaluator import (
+        HumanML263Evaluator,
+        default_cache_dir,
+    )
     from hftrainer_mogents.evaluation.hml263.protocol import generate_test_split, load_generator
     from hftrainer_mogents.evaluation.hml263.report import write_hml263_report
     from hftrainer_mogents.utils.sharding import resolve_shard
@@ -220,6 +242,8 @@ def evaluate_hml263(
             pred_dir,
             split=split,
             seed=seed,
+            mm_samples=mm_samples,
+            mm_repeats=mm_repeats,
             num_shards=shards,
             shard_index=index,
             skip_existing=skip_existing,
@@ -236,6 +260,7 @@ def evaluate_hml263(
         seed=seed,
         strict=strict,
         diversity_times=diversity_times,
+        cache_dir=None if no_gt_cache else (gt_cache or default_cache_dir()),
     )
     target = out_dir or (f"{pred_dir}/metrics" if pred_dir else "metrics")
     json_path, md_path = write_hml263_report(result, target)

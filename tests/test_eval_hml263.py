@@ -165,6 +165,41 @@ def test_conversion_does_not_overwrite(fx, evaluator_dir):
         convert_hml263_evaluator(fx / "checkpoints", evaluator_dir, glove_dir=fx / "glove")
 
 
+def test_checkpoint_with_foreign_objects_is_read_without_running_them(fx, tmp_path, caplog):
+    """A finest.tar that also pickles an object of some class (e.g. an options namespace) is
+    refused by weights_only; the restricted unpickler then reads its tensors and runs nothing."""
+    import argparse
+
+    src = fx / "checkpoints" / "t2m" / "text_mot_match" / "model" / "finest.tar"
+    ckpt = torch.load(src, map_location="cpu", weights_only=True)
+    ckpt["opt"] = argparse.Namespace(lr=1e-4)
+    target = tmp_path / "finest.tar"
+    torch.save(ckpt, target)
+    read = read_evaluator_checkpoint(target)
+    assert "restricted unpickler" in caplog.text
+    for key, value in ckpt["text_encoder"].items():
+        assert torch.equal(read["text_encoder"][key], value), key
+    assert read["epoch"] == 17
+
+
+def test_pos_rules_without_fixture():
+    from hftrainer_mogents.evaluation.hml263.word_vectors import POS_CLASSES, WordVectorizer
+
+    words = ["sos", "eos", "unk", "left", "walk", "person", "john"]
+    vec = WordVectorizer(
+        np.eye(len(words), 300, dtype=np.float32), {w: i for i, w in enumerate(words)}
+    )
+    assert vec.lookup("left/VERB") == (3, POS_CLASSES.index("Loc_VIP"))  # VIP wins over the tag
+    assert vec.lookup("walk/NOUN") == (4, POS_CLASSES.index("Act_VIP"))
+    assert vec.lookup("person/NOUN") == (5, POS_CLASSES.index("NOUN"))
+    assert vec.lookup("john/PROPN") == (6, POS_CLASSES.index("OTHER"))
+    assert vec.lookup("Person/NOUN") == (2, POS_CLASSES.index("OTHER"))  # case-sensitive: unk
+    assert vec.lookup("xyzzy/VERB") == (2, POS_CLASSES.index("OTHER"))
+    word_embs, pos, lens = vec.encode([["person/NOUN"] * 25, []])
+    assert word_embs.shape == (2, 22, 300) and lens.tolist() == [22, 2]
+    assert pos[1, 2:].argmax(-1).tolist() == [POS_CLASSES.index("OTHER")] * 20
+
+
 # ------------------------------------------------------------------ word vectors and embeddings
 
 
@@ -373,6 +408,10 @@ def test_missing_predictions_are_counted_or_fail_strict(evaluator, split, fx):
     assert out["skipped_no_pred"] == 3
     assert len(out["skipped"]["no_prediction"]) == 3
     assert out["n_evaluated"] == 65 and out["n_entries"] == 68
+    assert out["unmatched_predictions"] == 0
+    preds["002043__sub0"] = preds["002043"]  # another naming scheme: counted, not used
+    out = evaluator.evaluate(preds, split=split, n_repeats=1, diversity_times=20, progress=False)
+    assert out["unmatched_predictions"] == 1
     with pytest.raises(ArtifactNotFoundError, match="3 of 68 test items have no prediction"):
         evaluator.evaluate(preds, split=split, n_repeats=2, strict=True, progress=False)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,7 +19,7 @@ from hml263_standin import GroundTruthPlusNoise, make_humanml3d
 
 from hftrainer_mogents.cli import cli
 from hftrainer_mogents.convert.evaluator_hml263 import convert_hml263_evaluator
-from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.errors import ArtifactFormatError, InvalidInputError
 from hftrainer_mogents.evaluation.hml263.dataset import read_test_split
 from hftrainer_mogents.evaluation.hml263.evaluator import PUBLISHED, HumanML263Evaluator
 from hftrainer_mogents.evaluation.hml263.protocol import (
@@ -265,6 +266,7 @@ def test_verify_script_writes_json_and_markdown(dataset, reference_run, evaluato
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
     )
     assert run.returncode == 0, run.stderr
     result = json.loads((metrics / "verify_hml263.json").read_text())
@@ -274,6 +276,7 @@ def test_verify_script_writes_json_and_markdown(dataset, reference_run, evaluato
     assert result["multimodality"]["mean"] > 0
     assert result["reference"]["fid"] == 0.0806
     assert result["config"]["captions_from"].endswith("generation.json")
+    assert len(list((tmp_path / "cache").rglob("hml263_real_*.npz"))) == 1
     r_prec = result["r_precision"]["mean"] + result["r_precision_real"]["mean"]
     assert all(0 <= v <= 1 for v in r_prec) and result["fid"]["mean"] > 0
     assert len(result["repeats"]) == 3 and result["n_samples_used"] % 32 == 0
@@ -301,6 +304,43 @@ def test_missing_predictions_are_counted_or_fail_strict(
 
     with pytest.raises(ArtifactNotFoundError, match="5 of"):
         evaluator.evaluate_dir(pred, strict=True, **kw)
+    (pred / "generation.json").write_text("{not json")
+    with pytest.raises(ArtifactFormatError, match="generation.json"):
+        evaluator.evaluate_dir(pred, **kw)
+
+
+def test_real_embedding_cache_is_reused_and_invalidated(
+    dataset, reference_run, evaluator, tmp_path, monkeypatch
+):
+    data = tmp_path / "HumanML3D"
+    shutil.copytree(dataset, data)
+    cache = tmp_path / "cache"
+    kw = {"dataset_root": data, "n_repeats": 3, "diversity_times": 20, "progress": False}
+    plain = evaluator.evaluate_dir(reference_run[0], **kw)
+    first = evaluator.evaluate_dir(reference_run[0], cache_dir=cache, **kw)
+    assert len(list(cache.glob("hml263_real_*.npz"))) == 1
+
+    encoded = {}
+    original = HumanML263Evaluator._embed_crops
+
+    def spy(self, requests, load, batch_size, progress, desc):
+        requests = set(requests)
+        encoded[desc] = len(requests)
+        return original(self, requests, load, batch_size, progress, desc)
+
+    monkeypatch.setattr(HumanML263Evaluator, "_embed_crops", spy)
+    second = evaluator.evaluate_dir(reference_run[0], cache_dir=cache, **kw)
+    assert encoded["encode real motions"] == 0 and encoded["encode generated motions"] > 0
+    for other in (first, second):
+        for a, b in zip(plain["repeats"], other["repeats"]):
+            for key in ("fid", "matching_score_real", "diversity_real", "matching_score"):
+                assert abs(a[key] - b[key]) < 1e-6, key
+    # a changed motion file gives a new cache file
+    victim = next((data / "new_joint_vecs").glob("*.npy"))
+    np.save(victim, np.load(victim) + 1)
+    evaluator.evaluate_dir(reference_run[0], cache_dir=cache, **kw)
+    assert encoded["encode real motions"] > 0
+    assert len(list(cache.glob("hml263_real_*.npz"))) == 2
 
 
 def test_gt_only_scores_the_real_data(dataset, evaluator):
@@ -317,6 +357,7 @@ def test_gt_only_scores_the_real_data(dataset, evaluator):
 
 def test_cli_convert_and_evaluate(fixtures_dir, dataset, reference_run, tmp_path, monkeypatch):
     fx = fixtures_dir / "hml263_eval_tiny"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     runner = CliRunner()
     out = tmp_path / "ev"
     res = runner.invoke(
@@ -353,9 +394,14 @@ def test_cli_convert_and_evaluate(fixtures_dir, dataset, reference_run, tmp_path
         protocol, "load_generator", lambda path, device=None: GroundTruthPlusNoise(dataset)
     )
     pred = tmp_path / "gen"
-    res = runner.invoke(cli, [*base, "--pred-dir", str(pred), "--model-path", "stand-in"])
+    res = runner.invoke(
+        cli,
+        [*base, "--pred-dir", str(pred), "--model-path", "stand-in", "--mm-samples", "2"]
+        + ["--mm-repeats", "11"],
+    )
     assert res.exit_code == 0, res.output
     assert (pred / "metrics" / "verify_hml263.md").is_file()
+    assert len(list((pred / "mm").glob("*.npy"))) == 22
 
     res = runner.invoke(cli, ["evaluate", "hml263", "--dataset-root", str(tmp_path)])
     assert res.exit_code != 0 and "--pred-dir" in res.output
@@ -394,3 +440,24 @@ def test_zoo_declares_the_evaluator_and_the_benchmark():
     assert plugin.HML263_GENERATION_KWARGS == GENERATION_DEFAULTS
     as_tuples = {k: tuple(v) if isinstance(v, list) else v for k, v in PUBLISHED.items()}
     assert dict(bench.reference) == as_tuples
+
+
+def test_verify_dispatch_table_takes_new_evaluators(tmp_path, capsys):
+    from hftrainer_mogents.evaluation import verify
+
+    calls = []
+
+    def run_fake(args, out_dir):
+        calls.append((args.fake_flag, out_dir))
+        return [out_dir / "verify_fake.json"]
+
+    fake = verify.Verifier(
+        "fake", lambda parser: parser.add_argument("--fake-flag", default="x"), run_fake
+    )
+    table = {**verify.VERIFIERS, "fake": fake}
+    assert verify.main(["--which", "fake", "--out-dir", str(tmp_path)], verifiers=table) == 0
+    assert calls == [("x", tmp_path)]
+    # 'both' runs every entry; hml263 without predictions fails with a named error, exit 2
+    status = verify.main(["--which", "both", "--out-dir", str(tmp_path)], verifiers=table)
+    assert status == 2 and len(calls) == 2
+    assert "--hml263-pred" in capsys.readouterr().err

@@ -67,6 +67,15 @@ def _hml263_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--hml263-max-samples", type=int, default=None, help="first ids only")
     group.add_argument(
+        "--hml263-gt-cache",
+        default=None,
+        help="cache of the real-motion embeddings (model-independent; reused by later runs) "
+        "[default: $XDG_CACHE_HOME/hftrainer_mogents/hml263]",
+    )
+    group.add_argument(
+        "--hml263-no-gt-cache", action="store_true", help="encode the real motions every time"
+    )
+    group.add_argument(
         "--hml263-diversity-times",
         type=int,
         default=None,
@@ -77,7 +86,10 @@ def _hml263_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_hml263(args: argparse.Namespace, out_dir: Path) -> list[Path]:
     from hftrainer_mogents.errors import InvalidInputError
     from hftrainer_mogents.evaluation.hml263.dataset import read_test_split
-    from hftrainer_mogents.evaluation.hml263.evaluator import HumanML263Evaluator
+    from hftrainer_mogents.evaluation.hml263.evaluator import (
+        HumanML263Evaluator,
+        default_cache_dir,
+    )
     from hftrainer_mogents.evaluation.hml263.report import write_hml263_report
 
     if not args.gt_only and not args.hml263_pred:
@@ -94,6 +106,9 @@ def _run_hml263(args: argparse.Namespace, out_dir: Path) -> list[Path]:
         "strict": args.strict,
         "diversity_times": args.hml263_diversity_times,
         "progress": not args.no_progress,
+        "cache_dir": None
+        if args.hml263_no_gt_cache
+        else (args.hml263_gt_cache or default_cache_dir()),
     }
     if selection == "first":
         kwargs.update(caption_selection="generated", caption_indices={})

@@ -62,6 +62,7 @@ __all__ = [
     "HumanML263Evaluator",
     "load_state_dict_strict",
     "collect_predictions",
+    "default_cache_dir",
 ]
 
 logger = logging.getLogger(__name__)
@@ -196,6 +197,36 @@ def _collect_mm(pred_dir: Path) -> dict[str, list[Path]]:
         key = path.stem.rsplit(MM_SEPARATOR, 1)[0]
         groups.setdefault(key, []).append(path)
     return groups
+
+
+def default_cache_dir() -> Path:
+    """Where the command-line tools keep the real-motion embedding cache:
+    ``$HFTRAINER_MOGENTS_CACHE/hml263``, else ``$XDG_CACHE_HOME/hftrainer_mogents/hml263``, else
+    ``~/.cache/hftrainer_mogents/hml263``."""
+    root = os.environ.get("HFTRAINER_MOGENTS_CACHE")
+    if root:
+        return Path(root) / EVALUATOR_NAME
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "hftrainer_mogents" / EVALUATOR_NAME
+
+
+def _load_embedding_cache(path: Path | None) -> dict[str, np.ndarray]:
+    """Embeddings by crop name from a cache file (empty when absent or unreadable)."""
+    if path is None or not path.is_file():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return dict(zip(data["names"].tolist(), data["embeddings"]))
+    except (ValueError, KeyError, OSError) as err:
+        logger.warning("ignoring the unreadable embedding cache %s (%s)", path, err)
+        return {}
+
+
+def _save_embedding_cache(path: Path, table: Mapping[str, np.ndarray]) -> None:
+    from hftrainer_mogents.utils.io import atomic_save_npz
+
+    names = sorted(table)
+    atomic_save_npz(path, names=np.array(names), embeddings=np.stack([table[n] for n in names]))
 
 
 class HumanML263Evaluator:
@@ -456,8 +487,10 @@ class HumanML263Evaluator:
         return self._encode_normalized(crops, batch_size=batch_size)
 
     def _encode_normalized(self, crops: Sequence[np.ndarray], *, batch_size: int) -> np.ndarray:
-        """Embed normalised crops ``(m_i, 263)`` (``m_i`` multiples of the unit length),
-        batching crops of similar length together.
+        """Embed normalised crops ``(m_i, 263)`` (``m_i`` multiples of the unit length).
+
+        Crops of equal length are batched together (longest first), so no batch carries padding
+        steps and the recurrent layers run on dense tensors.
 
         Returns:
             ``(len(crops), D)`` float32, in input order.
@@ -467,21 +500,25 @@ class HumanML263Evaluator:
         lengths = np.array([len(c) for c in crops], dtype=np.int64)
         out = np.empty((len(crops), self.config.dim_coemb_hidden), dtype=np.float32)
         order = np.argsort(-lengths, kind="stable")
+        # cut the length-sorted order where the length changes, and every batch_size items
+        cuts = np.flatnonzero(np.diff(lengths[order])) + 1
         device, dtype = self.device, self.dtype
         with torch.inference_mode():
-            for lo in range(0, len(order), batch_size):
-                chunk = order[lo : lo + batch_size]
-                chunk_lens = lengths[chunk]
-                # zero after each crop's end; >= 2 frames of it reach the last movement step
-                t_pad = int(chunk_lens.max()) + 2 * self.config.unit_length
-                batch = np.zeros((len(chunk), t_pad, self.config.dim_pose), dtype=np.float32)
-                valid = np.arange(t_pad)[None, :] < chunk_lens[:, None]  # (b, t_pad)
-                batch[valid] = np.concatenate([crops[i] for i in chunk])  # (sum m_i, 263)
-                emb = self.networks.encode_motion(
-                    torch.from_numpy(batch).to(device, dtype),
-                    torch.from_numpy(chunk_lens).to(device),
-                )
-                out[chunk] = emb.float().cpu().numpy()
+            for group in np.split(order, cuts):
+                for lo in range(0, len(group), batch_size):
+                    chunk = group[lo : lo + batch_size]
+                    m = int(lengths[chunk[0]])
+                    # zero after the crop's end; 2 frames of it reach the last movement step
+                    batch = np.zeros(
+                        (len(chunk), m + 2 * self.config.unit_length, self.config.dim_pose),
+                        dtype=np.float32,
+                    )
+                    batch[:, :m] = np.stack([crops[i] for i in chunk])  # (b, m, 263)
+                    emb = self.networks.encode_motion(
+                        torch.from_numpy(batch).to(device, dtype),
+                        torch.full((len(chunk),), m, dtype=torch.int64, device=device),
+                    )
+                    out[chunk] = emb.float().cpu().numpy()
         return out
 
     # ------------------------------------------------------------------ the test protocol
@@ -504,6 +541,7 @@ class HumanML263Evaluator:
         max_samples: int | None = None,
         encode_batch_size: int = 32,
         fid_method: str = "sqrtm",
+        cache_dir: str | os.PathLike[str] | None = None,
         progress: bool = True,
         draws: Sequence[RepeatDraws] | None = None,
         diversity_indices: Sequence[Mapping[str, Any]] | None = None,
@@ -533,6 +571,11 @@ class HumanML263Evaluator:
             max_samples: use only the first ids of the split (quick runs).
             encode_batch_size: motions per forward pass.
             fid_method: ``"sqrtm"`` (reference) or ``"eigh"``.
+            cache_dir: keep the embeddings of the real-motion crops here and reuse them: they
+                depend only on the evaluator, the dataset and the crops, not on the model, so a
+                second evaluation encodes only the generated motions. The cache file is keyed by
+                the weights, mean/std, dtype, device type and the dataset's entries and file
+                sizes and times.
             progress: show a progress bar.
             draws: recorded passes to replay instead of random ones (indices refer to the
                 entries that have predictions, in split order); sets ``n_repeats``.
@@ -543,7 +586,8 @@ class HumanML263Evaluator:
             A JSON-ready dict: ``fid``, ``r_precision`` (top-1/2/3), ``matching_score``,
             ``diversity``, ``multimodality`` (each ``{"mean", "conf"}``, ``conf`` the 95%
             half-width), their ``*_real`` counterparts, ``n_samples_used``, ``skipped_no_pred``,
-            ``skipped``, ``repeats`` and ``config``.
+            ``skipped``, ``unmatched_predictions`` (predictions named after no test item),
+            ``repeats`` and ``config``.
 
         Raises:
             ArtifactNotFoundError: no dataset, or (``strict``) a missing prediction.
@@ -614,7 +658,7 @@ class HumanML263Evaluator:
 
         # 3. Embed every distinct caption and crop the passes need, once
         text_emb = self._embed_captions(entries, draws)
-        real_emb = self._embed_real(split, entries, draws, encode_batch_size, progress)
+        real_emb = self._embed_real(split, entries, draws, encode_batch_size, progress, cache_dir)
         pred_emb = None
         if preds is not None:
             pred_emb = self._embed_pred(entries, preds, draws, encode_batch_size, progress)
@@ -659,6 +703,10 @@ class HumanML263Evaluator:
         if mm_note:
             result["multimodality_note"] = mm_note
         result["skipped_no_pred"] = len(missing)
+        known = {e.key for e in split.entries}
+        result["unmatched_predictions"] = (
+            0 if predictions is None else sum(1 for k in predictions if k not in known)
+        )
         result["skipped"] = {"no_prediction": missing, "dataset": dict(split.skipped)}
         result["repeats"] = repeats
         result["config"] = self._report_config(
@@ -706,10 +754,16 @@ class HumanML263Evaluator:
         caption_indices = None
         manifest_path = pred_dir / MANIFEST_FILE
         if manifest_path.is_file():
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            caption_indices = {
-                k: int(v["caption_index"]) for k, v in manifest.get("items", {}).items()
-            }
+            try:
+                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+                caption_indices = {
+                    k: int(v["caption_index"]) for k, v in manifest.get("items", {}).items()
+                }
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
+                raise ArtifactFormatError(
+                    f"{manifest_path}: unreadable generation manifest ({err}); regenerate the "
+                    "folder or remove the file to score against the first captions"
+                ) from err
         kwargs.setdefault("caption_indices", caption_indices)
         result = self.evaluate(
             predictions, dataset_root=dataset_root, mm_predictions=mm or None, **kwargs
@@ -778,15 +832,50 @@ class HumanML263Evaluator:
         draws: Sequence[RepeatDraws],
         batch_size: int,
         progress: bool,
+        cache_dir: str | os.PathLike[str] | None = None,
     ) -> dict[tuple[int, int, int], np.ndarray]:
         requests = {(int(i), int(d.start[i]), int(d.m_length[i])) for d in draws for i in d.used}
-        return self._embed_crops(
-            requests,
+
+        def name(req: tuple[int, int, int]) -> str:
+            return f"{entries[req[0]].key}|{req[1]}|{req[2]}"
+
+        cache_path = None if cache_dir is None else self._real_cache_path(Path(cache_dir), split)
+        cached = _load_embedding_cache(cache_path)
+        hits = {req: cached[name(req)] for req in requests if name(req) in cached}
+        fresh = self._embed_crops(
+            requests - set(hits),
             lambda i: split.load_motion(entries[i]),
             batch_size,
             progress,
             "encode real motions",
         )
+        if cache_path is not None and fresh:
+            cached.update({name(req): emb for req, emb in fresh.items()})
+            _save_embedding_cache(cache_path, cached)
+        return {**hits, **fresh}
+
+    def fingerprint(self) -> str:
+        """sha256 of what motion embeddings depend on: the movement and motion encoder weights,
+        mean/std, dtype and device type."""
+        digest = hashlib.sha256()
+        for key, value in sorted(self.networks.state_dict().items()):
+            if key.startswith(("movement_encoder.", "motion_encoder.")):
+                digest.update(key.encode())
+                digest.update(value.detach().float().cpu().numpy().tobytes())
+        digest.update(self.mean.tobytes())
+        digest.update(self.std.tobytes())
+        digest.update(f"{self.dtype}|{self.device.type}".encode())
+        return digest.hexdigest()
+
+    def _real_cache_path(self, cache_dir: Path, split: HumanML3DTestSplit) -> Path:
+        digest = hashlib.sha256(self.fingerprint().encode())
+        digest.update(str(split.root.resolve()).encode())
+        for entry in split.entries:
+            stat = split.motion_path(entry).stat()
+            digest.update(
+                f"{entry.key}|{entry.frames}|{entry.length}|{stat.st_size}|{stat.st_mtime_ns}".encode()
+            )
+        return cache_dir / f"hml263_real_{digest.hexdigest()[:24]}.npz"
 
     def _embed_pred(
         self,

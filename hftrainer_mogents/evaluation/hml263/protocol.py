@@ -455,6 +455,7 @@ def run_benchmark(
     strict: bool = False,
     max_samples: int | None = None,
     diversity_times: int | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """The HumanML3D test benchmark: generate the split into ``out_dir``, then (unsharded runs)
@@ -480,6 +481,7 @@ def run_benchmark(
         strict: fail on a missing prediction.
         max_samples: first ids of the split only (quick runs).
         diversity_times: diversity pairs (default: 300 above 300 samples, else 100).
+        cache_dir: cache of the real-motion embeddings (see ``HumanML263Evaluator.evaluate``).
         progress: progress bars.
 
     Returns:
@@ -519,6 +521,7 @@ def run_benchmark(
         seed=seed,
         strict=strict,
         diversity_times=diversity_times,
+        cache_dir=cache_dir,
         progress=progress,
     )
     write_hml263_report(result, Path(out_dir) / "metrics")
