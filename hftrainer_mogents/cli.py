@@ -423,6 +423,439 @@ def publish(artifact_dir, repo_id, token, private, revision, create_pr, message)
     click.echo(f"published {artifact_dir} to {repo_id}: {url}")
 
 
+@cli.command("convert-evaluator")
+@click.option(
+    "--checkpoints",
+    type=click.Path(file_okay=False),
+    default="checkpoints",
+    show_default=True,
+    help="Folder holding t2m/Comp_v6_KLD005 and t2m/text_mot_match (the official evaluator zip).",
+)
+@click.option(
+    "--glove",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder of our_vab_*.{npy,pkl} [default: <checkpoints>/glove, then ./glove beside it].",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Output folder [default: <checkpoints>/evaluators/hml263].",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@_user_errors
+def convert_evaluator(
+    checkpoints: str, glove: str | None, out: str | None, overwrite: bool
+) -> None:
+    """Convert the HumanML3D-263 evaluator (weights, mean/std, GloVe) to safetensors/npy/json."""
+    from hftrainer_mogents.convert.evaluator_hml263 import convert_hml263_evaluator
+
+    try:
+        path = convert_hml263_evaluator(checkpoints, out, glove_dir=glove, overwrite=overwrite)
+    except FileExistsError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(str(path))
+
+
+@cli.group()
+def evaluate() -> None:
+    """Score generated motions with an evaluator (FID, R-precision, MM-Dist, ...)."""
+
+
+@evaluate.command("hml263")
+@click.option(
+    "--pred-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Predictions (<key>.npy, (T, 263) at 20 fps); generated there first with --model-path.",
+)
+@click.option(
+    "--dataset-root",
+    type=click.Path(file_okay=False),
+    default="dataset/HumanML3D",
+    show_default=True,
+    help="HumanML3D folder (new_joint_vecs/, texts/, split/test.txt).",
+)
+@click.option(
+    "--evaluator",
+    "evaluator_dir",
+    type=click.Path(file_okay=False),
+    default="checkpoints/evaluators/hml263",
+    show_default=True,
+    help="Converted evaluator (mogents convert-evaluator).",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder of verify_hml263.json/.md [default: <pred-dir>/metrics].",
+)
+@click.option("--model-path", default=None, help="Generate the test split with this model first.")
+@click.option("--gt-only", is_flag=True, help="Score the real data only.")
+@click.option("--n-repeats", type=int, default=20, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default=None, help="Torch device [default: cuda if available].")
+@click.option("--strict", is_flag=True, help="Fail on a missing prediction.")
+@click.option("--max-samples", type=int, default=None, help="First ids of the split only.")
+@click.option("--diversity-times", type=int, default=None, help="Diversity pairs.")
+@click.option(
+    "--gt-cache",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Cache of the real-motion embeddings [default: $XDG_CACHE_HOME/hftrainer_mogents/hml263].",
+)
+@click.option("--no-gt-cache", is_flag=True, help="Encode the real motions every time.")
+@click.option(
+    "--mm-samples",
+    type=int,
+    default=96,
+    show_default=True,
+    help="Items generated repeatedly for MultiModality (--model-path; 0: none).",
+)
+@click.option("--mm-repeats", type=int, default=30, show_default=True, help="Generations each.")
+@click.option("--skip-existing", is_flag=True, help="Resume the generation (with --model-path).")
+@click.option("--num-shards", type=int, default=None, help="Generation shards (--model-path).")
+@click.option("--shard-index", type=int, default=None, help="This shard (--model-path).")
+@_user_errors
+def evaluate_hml263(
+    pred_dir: str | None,
+    dataset_root: str,
+    evaluator_dir: str,
+    out_dir: str | None,
+    model_path: str | None,
+    gt_only: bool,
+    n_repeats: int,
+    seed: int,
+    device: str | None,
+    strict: bool,
+    max_samples: int | None,
+    diversity_times: int | None,
+    gt_cache: str | None,
+    no_gt_cache: bool,
+    mm_samples: int,
+    mm_repeats: int,
+    skip_existing: bool,
+    num_shards: int | None,
+    shard_index: int | None,
+) -> None:
+    """HumanML3D-263 test protocol (Guo et al. evaluator), beside the published MoGenTS numbers."""
+    from hftrainer_mogents.evaluation.hml263.dataset import read_test_split
+    from hftrainer_mogents.evaluation.hml263.evaluator import (
+        HumanML263Evaluator,
+        default_cache_dir,
+    )
+    from hftrainer_mogents.evaluation.hml263.protocol import generate_test_split, load_generator
+    from hftrainer_mogents.evaluation.hml263.report import write_hml263_report
+    from hftrainer_mogents.utils.sharding import resolve_shard
+
+    if pred_dir is None and not gt_only:
+        raise click.UsageError("give --pred-dir (or --gt-only)")
+    split = read_test_split(dataset_root, max_samples=max_samples)
+    if model_path is not None:
+        if pred_dir is None:
+            raise click.UsageError("--model-path needs --pred-dir to write the predictions to")
+        shards, index = resolve_shard(num_shards, shard_index)
+        summary = generate_test_split(
+            load_generator(model_path, device=device),
+            None,
+            pred_dir,
+            split=split,
+            seed=seed,
+            mm_samples=mm_samples,
+            mm_repeats=mm_repeats,
+            num_shards=shards,
+            shard_index=index,
+            skip_existing=skip_existing,
+        )
+        click.echo(f"generation: written {summary['written']}, skipped {summary['skipped']}")
+        if shards > 1:
+            click.echo("sharded generation: run the evaluation once every shard has finished")
+            return
+    evaluator = HumanML263Evaluator.from_pretrained(evaluator_dir, device=device)
+    result = evaluator.evaluate_dir(
+        None if gt_only else pred_dir,
+        split=split,
+        n_repeats=n_repeats,
+        seed=seed,
+        strict=strict,
+        diversity_times=diversity_times,
+        cache_dir=None if no_gt_cache else (gt_cache or default_cache_dir()),
+    )
+    target = out_dir or (f"{pred_dir}/metrics" if pred_dir else "metrics")
+    json_path, md_path = write_hml263_report(result, target)
+    click.echo(md_path.read_text(encoding="utf-8"))
+    click.echo(f"written {json_path} and {md_path}")
+
+
+@evaluate.command("ms272")
+@click.option(
+    "--pred-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Predictions (<key>.npy, (T, 272) raw at 30 fps), e.g. the output of mogents bridge.",
+)
+@click.option(
+    "--data-root",
+    type=click.Path(file_okay=False),
+    default="data/evaluators/humanml3d_272",
+    show_default=True,
+    help="humanml3d_272 folder (motion_data/, texts/, split/test.txt, mean_std/).",
+)
+@click.option(
+    "--evaluator",
+    "evaluator_dir",
+    type=click.Path(file_okay=False),
+    default="checkpoints/evaluators/ms272",
+    show_default=True,
+    help="Converted evaluator (mogents convert-evaluator-ms272).",
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Report folder [default: <pred-dir>/metrics].",
+)
+@click.option("--gt-only", is_flag=True, help="Score the real data only.")
+@click.option(
+    "--caption-selection",
+    type=click.Choice(["first", "random"]),
+    default=None,
+    help="[default: first with predictions, random with --gt-only]",
+)
+@click.option(
+    "--pairs",
+    type=click.Choice(["entry", "caption"]),
+    default="entry",
+    show_default=True,
+    help="One sample per test entry, or per caption line (the zoo's variant).",
+)
+@click.option("--n-repeats", type=int, default=20, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--batch-size", type=int, default=32, show_default=True, help="R-precision batch size."
+)
+@click.option("--device", default=None, help="Torch device [default: cuda if available].")
+@click.option("--strict", is_flag=True, help="Fail on a missing prediction.")
+@click.option("--max-samples", type=int, default=None, help="First ids of the split only.")
+@click.option("--diversity-times", type=int, default=None, help="Diversity pairs.")
+@_user_errors
+def evaluate_ms272(**opts: Any) -> None:
+    """MotionStreamer-272 metrics (TMR-style evaluator) of 272 predictions."""
+    from hftrainer_mogents.evaluation.ms272.evaluator import MotionStreamer272Evaluator
+    from hftrainer_mogents.evaluation.ms272.report import write_ms272_report
+
+    if opts["pred_dir"] is None and not opts["gt_only"]:
+        raise click.UsageError("give --pred-dir (or --gt-only)")
+    evaluator = MotionStreamer272Evaluator.from_pretrained(
+        opts["evaluator_dir"], device=opts["device"]
+    )
+    result = evaluator.evaluate_dir(
+        None if opts["gt_only"] else opts["pred_dir"],
+        data_root=opts["data_root"],
+        gt_only=opts["gt_only"],
+        caption_selection=opts["caption_selection"],
+        pairs=opts["pairs"],
+        strict=opts["strict"],
+        max_samples=opts["max_samples"],
+        n_repeats=opts["n_repeats"],
+        seed=opts["seed"],
+        batch_size=opts["batch_size"],
+        diversity_times=opts["diversity_times"],
+    )
+    pred_dir = opts["pred_dir"]
+    target = opts["out_dir"] or (f"{pred_dir}/metrics" if pred_dir else "metrics")
+    json_path, md_path = write_ms272_report(result, target)
+    click.echo(md_path.read_text(encoding="utf-8"))
+    click.echo(f"written {json_path} and {md_path}")
+
+
+@cli.command("convert-evaluator-ms272")
+@click.option(
+    "--ckpt",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="MotionStreamer's Evaluator_272/epoch=99.ckpt (Lightning).",
+)
+@click.option(
+    "--out-dir",
+    default="checkpoints/evaluators/ms272",
+    show_default=True,
+    type=click.Path(file_okay=False),
+)
+@click.option(
+    "--text-model",
+    default="distilbert-base-uncased",
+    show_default=True,
+    help="DistilBERT folder or hub id (tokenizer and config are stored in the output).",
+)
+@click.option(
+    "--mean-std",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="humanml3d_272/mean_std (Mean.npy, Std.npy) to store with the evaluator.",
+)
+@click.option(
+    "--num-heads",
+    type=int,
+    default=4,
+    show_default=True,
+    help="Attention heads (not in the checkpoint).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@click.option("--local-files-only", is_flag=True, help="Do not reach the hub for --text-model.")
+@_user_errors
+def convert_evaluator_ms272(**opts: Any) -> None:
+    """Convert MotionStreamer's 272 evaluator checkpoint once, safely, to safetensors."""
+    from hftrainer_mogents.convert.evaluator_ms272 import convert_ms272_evaluator
+
+    out = convert_ms272_evaluator(
+        opts["ckpt"],
+        opts["out_dir"],
+        text_model=opts["text_model"],
+        mean_std=opts["mean_std"],
+        num_heads=opts["num_heads"],
+        overwrite=opts["overwrite"],
+        local_files_only=opts["local_files_only"],
+    )
+    click.echo(f"written {out}")
+
+
+@cli.command()
+@click.option(
+    "--in-dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder of <id>.npy clips, (T, 263) HumanML3D features (or (T, 22, 3) joints).",
+)
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option(
+    "--to",
+    "to",
+    type=click.Choice(["smpl135", "ms272"]),
+    default="ms272",
+    show_default=True,
+    help="smpl135: <id>.npz (motion_135 and fit details); ms272: <id>.npy (T, 272) plus the .npz files under OUT/smpl135.",
+)
+@click.option(
+    "--model-dir",
+    required=True,
+    type=click.Path(),
+    help="SMPL neutral model: a folder holding SMPL_NEUTRAL.npz (or a chumpy-free .pkl), or the file.",
+)
+@click.option(
+    "--num-shards",
+    type=int,
+    default=None,
+    help="Processes sharing the work (default: torchrun's WORLD_SIZE, else 1).",
+)
+@click.option(
+    "--shard-index",
+    type=int,
+    default=None,
+    help="This process's share (default: torchrun's RANK, else 0).",
+)
+@click.option("--skip-existing", is_flag=True, help="Leave clips whose output exists (resume).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+@click.option(
+    "--ids",
+    "ids_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Text file of ids to convert.",
+)
+@click.option("--limit", type=int, default=None, help="Only the first N clips.")
+@click.option("--iters", type=int, default=80, show_default=True, help="Adam refinement steps.")
+@click.option("--lr", type=float, default=0.02, show_default=True, help="Adam learning rate.")
+@click.option("--source-fps", type=float, default=20.0, show_default=True)
+@click.option("--target-fps", type=float, default=30.0, show_default=True)
+@click.option("--floor-align/--no-floor-align", default=True, show_default=True)
+@click.option(
+    "--rotation-init",
+    type=click.Choice(["joints", "hml263"]),
+    default="joints",
+    show_default=True,
+    help="Start of the fit: analytic IK on the joints, or HumanML3D's stored rotations (the zoo's).",
+)
+@click.option(
+    "--resample-mode", type=click.Choice(["zoo", "exact"]), default="zoo", show_default=True
+)
+@click.option(
+    "--batch-frames",
+    type=int,
+    default=8192,
+    show_default=True,
+    help="Padded frames optimised together.",
+)
+@click.option(
+    "--mean-path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="With --std-path: inputs are normalised, de-normalise them first.",
+)
+@click.option("--std-path", type=click.Path(dir_okay=False), default=None)
+@click.option(
+    "--smpl135-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="With --to ms272: where the .npz files go (default OUT/smpl135).",
+)
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="torch CPU threads (on a small CPU, 1 thread per shard process is fastest).",
+)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@_user_errors
+def bridge(**opts: Any) -> None:
+    """Convert HumanML3D-263 clips to SMPL motion_135 or MotionStreamer-272 (batched IK)."""
+    import numpy as np
+
+    from hftrainer_mogents.motion.bridge import run_bridge
+    from hftrainer_mogents.motion.smpl135 import IKConfig
+
+    if opts["threads"]:
+        import torch
+
+        torch.set_num_threads(opts["threads"])
+    if (opts["mean_path"] is None) != (opts["std_path"] is None):
+        raise click.BadParameter("give both --mean-path and --std-path, or neither")
+    mean = std = None
+    if opts["mean_path"] is not None:
+        mean = np.load(opts["mean_path"], allow_pickle=False)
+        std = np.load(opts["std_path"], allow_pickle=False)
+    config = IKConfig(
+        source_fps=opts["source_fps"],
+        target_fps=opts["target_fps"],
+        floor_align=opts["floor_align"],
+        rotation_init=opts["rotation_init"],
+        iters=opts["iters"],
+        lr=opts["lr"],
+        resample_mode=opts["resample_mode"],
+        batch_frames=opts["batch_frames"],
+    )
+    summary = run_bridge(
+        opts["in_dir"],
+        opts["out_dir"],
+        to=opts["to"],
+        model_dir=opts["model_dir"],
+        smpl135_dir=opts["smpl135_dir"],
+        config=config,
+        num_shards=opts["num_shards"],
+        shard_index=opts["shard_index"],
+        skip_existing=opts["skip_existing"],
+        device=opts["device"],
+        ids_file=opts["ids_file"],
+        limit=opts["limit"],
+        mean=mean,
+        std=std,
+        progress=opts["progress"],
+    )
+    shown = {k: v for k, v in summary.items() if k not in ("items", "config")}
+    click.echo(json.dumps(shown, indent=2))
+
+
 def main() -> None:  # pragma: no cover - console entry for `python -m hftrainer_mogents`
     cli(prog_name="mogents")
 

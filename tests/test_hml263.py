@@ -75,3 +75,33 @@ def test_skeleton_constants_are_consistent() -> None:
     ]
     assert [s.start for s in slices[1:]] == [s.stop for s in slices[:-1]]
     assert slices[-1].stop == hml263.DIM_HML263
+
+
+@pytest.mark.parametrize("name", ["walk_turn", "sway_arms", "short_spin"])
+def test_joints_to_hml263_round_trip(fixtures_dir: Path, name: str) -> None:
+    """Features made from joints recover the same joints (after HumanML3D's normalisation), and
+    HumanML3D's own rotations point each raw axis along its bone."""
+    path = require_fixture(fixtures_dir / "ms272_tiny" / "motions" / f"{name}.npz")
+    with np.load(path) as data:
+        joints = data["fk_joints22_20fps"]
+    features = hml263.joints_to_hml263(joints)
+    assert features.shape == (len(joints) - 1, 263) and features.dtype == np.float32
+    rec = hml263.recover_from_ric(features.astype(np.float64))
+    # expected: floor at 0, frame-0 root at the xz origin, then the frame-0 yaw that faces +z
+    ref = joints[:-1] - joints[0, 0] * np.array([1.0, 0.0, 1.0])
+    ref[..., 1] -= joints[..., 1].min()
+    across = (ref[0, 2] - ref[0, 1]) + (ref[0, 17] - ref[0, 16])
+    forward = np.cross([0.0, 1.0, 0.0], across)
+    yaw = -np.arctan2(forward[0], forward[2])
+    c, s = np.cos(yaw), np.sin(yaw)
+    ref = ref @ np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]]).T
+    np.testing.assert_allclose(rec, ref, atol=1e-5)
+    glob = hml263.recover_global_bone_rotations(features.astype(np.float64))
+    raw = np.asarray(hml263.RAW_OFFSETS, dtype=np.float64)
+    for k in range(1, 22):
+        bone = rec[:, k] - rec[:, hml263.PARENTS[k]]
+        bone /= np.linalg.norm(bone, axis=-1, keepdims=True)
+        np.testing.assert_allclose(glob[:, k] @ raw[k], bone, atol=1e-5)
+    torch_features = hml263.joints_to_hml263(torch.from_numpy(joints))
+    assert isinstance(torch_features, torch.Tensor)
+    np.testing.assert_allclose(torch_features.numpy(), features, atol=1e-5)

@@ -58,6 +58,7 @@ __all__ = [
     "recover_root_rot_pos",
     "recover_from_ric",
     "recover_global_bone_rotations",
+    "joints_to_hml263",
 ]
 
 DIM_HML263 = 263
@@ -262,3 +263,104 @@ def recover_global_bone_rotations(features: ArrayT) -> ArrayT:
             glob[joint] = acc
     out = torch.stack(glob, dim=-3)  # type: ignore[arg-type]  # (..., T, 22, 3, 3)
     return _like(out, features)  # type: ignore[return-value]
+
+
+def _yaw_to_face_z(forward: np.ndarray) -> np.ndarray:
+    """Yaw angles ``psi`` with ``rot_y(psi) @ forward`` along +z, for horizontal ``forward``."""
+    return -np.arctan2(forward[..., 0], forward[..., 2])
+
+
+def _rot_y_np(angle: np.ndarray) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    one, zero = np.ones_like(angle), np.zeros_like(angle)
+    return np.stack((c, zero, s, zero, one, zero, -s, zero, c), -1).reshape(angle.shape + (3, 3))
+
+
+def _between_np(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    from hftrainer_mogents.motion.rotations import rotation_between
+
+    return rotation_between(torch.from_numpy(np.array(u)), torch.from_numpy(np.array(v))).numpy()
+
+
+def joints_to_hml263(joints: ArrayT, feet_thre: float = 0.002) -> ArrayT:
+    """HumanML3D-263 features of a joint sequence (HumanML3D's ``process_file`` steps).
+
+    Floor at 0, frame-0 root at the xz origin and facing +z, then the heading (from hips and
+    shoulders, Gaussian-smoothed with sigma 20), the root channels, heading-free joints, HumanML3D's
+    own IK rotations (``cont6d``), local velocities and foot contacts. Two differences from the
+    dataset's script: the skeleton is kept (HumanML3D first retargets every clip to the bone
+    lengths of its clip 000021), and a heading step across +-180 degrees is wrapped (HumanML3D's
+    ``arcsin`` flips its sign). Useful for test data and for bringing joint data to 263 models.
+
+    Args:
+        joints: (T, 22, 3) joint positions (SMPL joint order, y up, metres), ``T >= 2``.
+        feet_thre: squared-velocity threshold of the foot contacts.
+
+    Returns:
+        (T - 1, 263) features, same type as ``joints`` (float32 for numpy input, like the dataset).
+    """
+    from scipy.ndimage import gaussian_filter1d
+
+    pos = (joints.detach().cpu().numpy() if isinstance(joints, torch.Tensor) else joints).astype(
+        np.float64
+    )
+    if pos.ndim != 3 or pos.shape[1:] != (NUM_JOINTS, 3) or len(pos) < 2:
+        raise InvalidInputError(f"expected (T >= 2, 22, 3) joints, got {tuple(pos.shape)}")
+    r_hip, l_hip, sdr_r, sdr_l = FACE_JOINT_INDX
+    # 1. floor, xz origin, frame 0 facing +z
+    pos = pos.copy()
+    pos[..., 1] -= pos[..., 1].min()
+    pos -= pos[0, 0] * np.array([1.0, 0.0, 1.0])
+    across = (pos[0, r_hip] - pos[0, l_hip]) + (pos[0, sdr_r] - pos[0, sdr_l])
+    forward0 = np.cross(np.array([0.0, 1.0, 0.0]), across)
+    pos = pos @ _rot_y_np(np.array(_yaw_to_face_z(forward0))).T
+    global_pos = pos.copy()
+    # 2. foot contacts
+    fl, fr = FOOT_JOINTS_LEFT, FOOT_JOINTS_RIGHT
+    vel2 = ((pos[1:] - pos[:-1]) ** 2).sum(-1)  # (T-1, 22)
+    feet_l = (vel2[:, fl] < feet_thre).astype(np.float64)
+    feet_r = (vel2[:, fr] < feet_thre).astype(np.float64)
+    # 3. heading of every frame (HumanML3D's IK names the hips the other way round here)
+    across = (pos[:, l_hip] - pos[:, r_hip]) + (pos[:, sdr_r] - pos[:, sdr_l])
+    forward = np.cross(np.array([0.0, 1.0, 0.0]), across)
+    forward = gaussian_filter1d(forward, 20, axis=0, mode="nearest")
+    psi = _yaw_to_face_z(forward)
+    psi[0] = 0.0  # HumanML3D sets the first root rotation to identity
+    heading = _rot_y_np(psi)  # (T, 3, 3) world -> heading frame
+    # 4. IK rotations: each bone's smallest rotation from its raw axis, chained from the root
+    raw = np.asarray(RAW_OFFSETS, dtype=np.float64)
+    local = np.tile(np.eye(3), (len(pos), NUM_JOINTS, 1, 1))
+    for chain in KINEMATIC_CHAIN:
+        acc = heading
+        for parent, child in zip(chain[:-1], chain[1:]):
+            glob = _between_np(
+                np.broadcast_to(raw[child], (len(pos), 3)), pos[:, child] - pos[:, parent]
+            )
+            local[:, child] = np.swapaxes(acc, -1, -2) @ glob
+            acc = glob
+    rot6d = np.concatenate((local[..., :, 0], local[..., :, 1]), axis=-1)  # cols layout
+    # 5. root channels
+    step = np.angle(np.exp(1j * (psi[1:] - psi[:-1])))  # wrapped to (-pi, pi]
+    root_vel = np.einsum("tij,tj->ti", heading[1:], pos[1:, 0] - pos[:-1, 0])
+    # 6. heading-free positions ("ric") and local velocities
+    ric = pos.copy()
+    ric[..., 0] -= pos[:, :1, 0]
+    ric[..., 2] -= pos[:, :1, 2]
+    ric = np.einsum("tij,tkj->tki", heading, ric)
+    local_vel = np.einsum("tij,tkj->tki", heading[:-1], global_pos[1:] - global_pos[:-1])
+    feats = np.concatenate(
+        (
+            step[:, None] / 2,
+            root_vel[:, [0, 2]],
+            ric[:-1, 0, 1:2],
+            ric[:-1, 1:].reshape(-1, 3 * (NUM_JOINTS - 1)),
+            rot6d[:-1, 1:].reshape(-1, 6 * (NUM_JOINTS - 1)),
+            local_vel.reshape(-1, 3 * NUM_JOINTS),
+            feet_l,
+            feet_r,
+        ),
+        axis=-1,
+    )
+    if isinstance(joints, torch.Tensor):
+        return torch.from_numpy(feats).to(device=joints.device, dtype=joints.dtype)
+    return feats.astype(np.float32)

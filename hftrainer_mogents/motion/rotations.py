@@ -201,13 +201,12 @@ def axis_angle_to_quat(aa: torch.Tensor) -> torch.Tensor:
     Returns:
         (..., 4) (w, x, y, z).
     """
-    angle = aa.norm(dim=-1, keepdim=True)  # (..., 1)
-    half = 0.5 * angle
-    small = angle < 1e-6
+    angle2 = (aa * aa).sum(-1, keepdim=True)  # (..., 1)
+    small = angle2 < 1e-12
+    angle = torch.where(small, torch.ones_like(angle2), angle2).sqrt()
+    half = 0.5 * torch.where(small, torch.zeros_like(angle), angle)
     # sin(a/2)/a, with its Taylor series near 0
-    k = torch.where(
-        small, 0.5 - angle * angle / 48.0, torch.sin(half) / torch.where(small, 1.0, angle)
-    )
+    k = torch.where(small, 0.5 - angle2 / 48.0, torch.sin(half) / angle)
     return torch.cat((torch.cos(half), aa * k), dim=-1)
 
 
@@ -234,24 +233,42 @@ def quat_to_axis_angle(q: torch.Tensor) -> torch.Tensor:
 def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
     """Axis-angle to rotation matrices (Rodrigues' formula, smooth at zero angle).
 
+    ``R = I + a [v]x + b [v]x^2`` with ``a = sin t / t``, ``b = (1 - cos t) / t^2``, written entry
+    by entry (``[v]x^2 = v v^T - |v|^2 I``): several times cheaper, forward and backward, than
+    building and multiplying 3x3 tensors, which matters inside the IK loop.
+
     Args:
         aa: (..., 3) ``angle * axis``.
 
     Returns:
         (..., 3, 3).
     """
-    theta2 = (aa * aa).sum(-1, keepdim=True)[..., None]  # (..., 1, 1)
-    theta = theta2.sqrt()
-    small = theta < 1e-4
-    safe = torch.where(small, torch.ones_like(theta), theta)
-    a = torch.where(small, 1 - theta2 / 6.0, torch.sin(safe) / safe)  # sin t / t
-    b = torch.where(small, 0.5 - theta2 / 24.0, (1 - torch.cos(safe)) / (safe * safe))
     x, y, z = aa.unbind(-1)
-    zero = torch.zeros_like(x)
-    k = torch.stack((zero, -z, y, z, zero, -x, -y, x, zero), dim=-1)
-    k = k.reshape(aa.shape[:-1] + (3, 3))  # skew-symmetric [aa]_x
-    eye = torch.eye(3, dtype=aa.dtype, device=aa.device).expand_as(k)
-    return eye + a * k + b * (k @ k)
+    t2 = x * x + y * y + z * z
+    small = t2 < 1e-8
+    # keep the unused branch finite too, so gradients at zero angle are not NaN
+    safe2 = torch.where(small, torch.ones_like(t2), t2)
+    t = safe2.sqrt()
+    a = torch.where(small, 1 - t2 / 6.0, torch.sin(t) / t)
+    b = torch.where(small, 0.5 - t2 / 24.0, (1 - torch.cos(t)) / safe2)
+    bx, by, bz = b * x, b * y, b * z
+    ax, ay, az = a * x, a * y, a * z
+    bxy, bxz, byz = bx * y, bx * z, by * z
+    m = torch.stack(
+        (
+            1 - (by * y + bz * z),
+            bxy - az,
+            bxz + ay,
+            bxy + az,
+            1 - (bx * x + bz * z),
+            byz - ax,
+            bxz - ay,
+            byz + ax,
+            1 - (bx * x + by * y),
+        ),
+        dim=-1,
+    )
+    return m.reshape(aa.shape[:-1] + (3, 3))  # (..., 9) -> (..., 3, 3)
 
 
 def matrix_to_axis_angle(m: torch.Tensor) -> torch.Tensor:

@@ -33,12 +33,102 @@ MODELS: tuple[ModelSpec, ...] = (
             "res_temperature": 1.0,
             "gumbel_sample": False,
         },
+        evaluators=("hml263", "ms272"),
         description="MoGenTS (NeurIPS 2024): spatial-temporal joint modeling, HumanML3D-263",
     ),
 )
-EVALUATORS: tuple[EvaluatorSpec, ...] = ()
-CONVERTERS: tuple[ConverterSpec, ...] = ()
-BENCHMARKS: tuple[BenchmarkSpec, ...] = ()
+EVALUATORS: tuple[EvaluatorSpec, ...] = (
+    EvaluatorSpec(
+        name="hml263",
+        representation="hml263",
+        cls="hftrainer_mogents.evaluation.hml263:HumanML263Evaluator",
+        metrics=(
+            "fid",
+            "r_precision",
+            "matching_score",
+            "diversity",
+            "multimodality",
+            "r_precision_real",
+            "matching_score_real",
+            "diversity_real",
+        ),
+        description="HumanML3D-263 evaluator of Guo et al. (2022), official 20-repeat protocol",
+    ),
+    EvaluatorSpec(
+        name="ms272",
+        representation="ms272",
+        cls="hftrainer_mogents.evaluation.ms272:MotionStreamer272Evaluator",
+        metrics=(
+            "fid",
+            "r_precision_pred",
+            "matching_score_pred",
+            "diversity_pred",
+            "r_precision_real",
+            "matching_score_real",
+            "diversity_real",
+        ),
+        description="MotionStreamer-272 evaluator (TMR-style, DistilBERT text encoder); "
+        "score MoGenTS through the hml263 -> smpl135 -> ms272 bridge",
+    ),
+)
+CONVERTERS: tuple[ConverterSpec, ...] = (
+    ConverterSpec(
+        src="hml263",
+        dst="smpl135",
+        fn="hftrainer_mogents.motion.smpl135:hml263_to_smpl135",
+        description="HumanML3D-263 (20 fps) -> SMPL motion_135 (30 fps) by batched IK; "
+        "needs model_dir= (SMPL neutral)",
+    ),
+    ConverterSpec(
+        src="joints22",
+        dst="smpl135",
+        fn="hftrainer_mogents.motion.smpl135:joints_to_smpl135",
+        description="22 joint positions (20 fps) -> SMPL motion_135 (30 fps) by batched IK",
+    ),
+    ConverterSpec(
+        src="smpl135",
+        dst="ms272",
+        fn="hftrainer_mogents.motion.ms272:smpl135_to_ms272",
+        description="SMPL motion_135 -> MotionStreamer-272 (FK on SMPL neutral, betas 0)",
+    ),
+    ConverterSpec(
+        src="hml263",
+        dst="joints22",
+        fn="hftrainer_mogents.motion.hml263:recover_from_ric",
+        description="HumanML3D-263 -> 22 joint positions (same frame rate)",
+    ),
+)
+# MoGenTS' official evaluation settings (eval_res.py); the same values as
+# hftrainer_mogents.evaluation.hml263.protocol.GENERATION_DEFAULTS (a test keeps them equal)
+HML263_GENERATION_KWARGS: dict[str, Any] = {
+    "time_steps": 10,
+    "cond_scale": 4.0,
+    "res_cond_scale": 5.0,
+    "topkr": 0.9,
+    "temperature": 1.0,
+    "res_temperature": 1.0,
+    "gumbel_sample": False,
+}
+BENCHMARKS: tuple[BenchmarkSpec, ...] = (
+    BenchmarkSpec(
+        name="mogents-humanml3d-test",
+        model="mogents",
+        dataset="humanml3d",
+        split="test",
+        evaluator="hml263",
+        generation_kwargs={**HML263_GENERATION_KWARGS, "seed": 0, "batch_size": 32},
+        reference={
+            "source": "MoGenTS (NeurIPS 2024), HumanML3D test set",
+            "fid": 0.0806,
+            "r_precision": (0.5219, 0.7128, 0.8056),
+            "diversity": 9.4063,
+            "matching_score": 2.9290,
+            "n_samples": 3970,
+            "r_precision_real": (0.5135, 0.7108, 0.8069),
+        },
+        entry="hftrainer_mogents.evaluation.hml263.protocol:run_benchmark",
+    ),
+)
 
 
 @hookimpl

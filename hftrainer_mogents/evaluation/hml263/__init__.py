@@ -1,0 +1,53 @@
+"""The HumanML3D-263 text-to-motion evaluator (Guo et al., 2022) and the official test protocol.
+
+- :mod:`.networks`: the three evaluator networks (weight-compatible with ``finest.tar``);
+- :mod:`.word_vectors`: GloVe vectors and POS one-hots of caption tokens;
+- :mod:`.dataset`: the HumanML3D test-split reader (sub-clips, length limits);
+- :mod:`.draws`: the random draws of one pass of the evaluation loader;
+- :mod:`.evaluator`: :class:`HumanML263Evaluator` (``encode_text``, ``encode_motion``,
+  ``evaluate``, ``evaluate_dir``);
+- :mod:`.protocol`: generation of the test split with any text-to-motion generator, and the
+  benchmark (generate then evaluate);
+- :mod:`.report`: the JSON and markdown reports beside the published numbers.
+
+Names are resolved lazily, so importing this package does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_import_structure = {
+    "HumanML263Evaluator": "hftrainer_mogents.evaluation.hml263.evaluator",
+    "PUBLISHED": "hftrainer_mogents.evaluation.hml263.evaluator",
+    "read_test_split": "hftrainer_mogents.evaluation.hml263.dataset",
+    "generate_test_split": "hftrainer_mogents.evaluation.hml263.protocol",
+    "run_benchmark": "hftrainer_mogents.evaluation.hml263.protocol",
+}
+
+__all__ = list(_import_structure)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hftrainer_mogents.evaluation.hml263.dataset import read_test_split  # noqa: F401
+    from hftrainer_mogents.evaluation.hml263.evaluator import (  # noqa: F401
+        PUBLISHED,
+        HumanML263Evaluator,
+    )
+    from hftrainer_mogents.evaluation.hml263.protocol import (  # noqa: F401
+        generate_test_split,
+        run_benchmark,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _import_structure.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,528 @@
+"""Generation of the HumanML3D test split for the evaluation protocol, and the benchmark
+(generate, then evaluate).
+
+The generator is any object with the pipeline's ``infer_t2m(texts, lengths, *, seed=None,
+batch_size=..., **generation_kwargs) -> list[(T_i, 263) arrays]`` (lengths in frames at 20 fps,
+outputs in physical units), e.g. ``MoGenTSPipeline``.
+
+The plan is fixed before anything runs: one item per test entry (whole clip or sub-clip), the
+caption it is generated from (the first, or one drawn with the seed) and its length (the entry's,
+floored to a multiple of 4 and kept within [40, 196]); the items, sorted by length, are cut into
+batches of ``batch_size``, and batch ``j`` is generated with the seed ``batch_seed(seed, j)``.
+So an item's output depends on the seed and the plan only, never on sharding (batch ``j`` goes to
+shard ``j % num_shards``) or on restarts. Multimodality items (``mm_samples`` entries drawn with the
+seed) are generated ``mm_repeats`` times each, in one call per entry, with Gumbel sampling as the
+reference does for its multimodality batches.
+
+Output folder::
+
+    <out_dir>/<key>.npy                (T, 263) float32, physical units
+    <out_dir>/mm/<key>__r<k>.npy       repeated generations for multimodality
+    <out_dir>/generation.json          the plan and settings (the evaluator reads the captions)
+    <out_dir>/_generation_summary[_sII_of_NN].json   written / skipped / failed of a run
+
+Every file is written under a temporary name and renamed, so a killed run leaves no half-written
+prediction; ``skip_existing`` resumes it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from hftrainer_mogents.config import DIM_POSE, MAX_MOTION_LENGTH, MIN_MOTION_LENGTH, UNIT_LENGTH
+from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.evaluation.hml263.dataset import HumanML3DTestSplit, read_test_split
+
+__all__ = [
+    "GENERATION_DEFAULTS",
+    "PREDICTIONS_FORMAT",
+    "TextToMotionGenerator",
+    "PlannedItem",
+    "PlannedBatch",
+    "GenerationPlan",
+    "batch_seed",
+    "clamp_length",
+    "plan_test_split",
+    "generate_test_split",
+    "load_generator",
+    "run_benchmark",
+]
+
+logger = logging.getLogger(__name__)
+
+PREDICTIONS_FORMAT = "hftrainer-mogents-hml263-predictions-v1"
+# the official evaluation settings of MoGenTS (eval_res.py)
+GENERATION_DEFAULTS: dict[str, Any] = {
+    "time_steps": 10,
+    "cond_scale": 4.0,
+    "res_cond_scale": 5.0,
+    "topkr": 0.9,
+    "temperature": 1.0,
+    "res_temperature": 1.0,
+    "gumbel_sample": False,
+}
+MM_SAMPLES = 96  # the reference: 3 batches of 32 texts ...
+MM_REPEATS = 30  # ... generated 30 times each
+
+
+class TextToMotionGenerator(Protocol):
+    """What the protocol needs of a generator (``MoGenTSPipeline`` satisfies it)."""
+
+    def infer_t2m(
+        self, texts: list[str], lengths: list[int], *, seed: int | None = None, **kwargs: Any
+    ) -> list[np.ndarray]:
+        """``B`` texts and lengths (frames, 20 fps) -> ``B`` motions ``(T_i, 263)``."""
+        ...
+
+
+@dataclass(frozen=True)
+class PlannedItem:
+    """One prediction to generate.
+
+    Attributes:
+        key: prediction file stem (the test entry's key).
+        text: the caption sentence given to the generator.
+        caption_index: which caption of the entry (the evaluator scores against it).
+        length: frames requested.
+    """
+
+    key: str
+    text: str
+    caption_index: int
+    length: int
+
+
+@dataclass(frozen=True)
+class PlannedBatch:
+    """One generator call.
+
+    Attributes:
+        index: batch number (its shard is ``index % num_shards``).
+        seed: the call's seed.
+        items: the items, in call order.
+        files: output file of each item, relative to the output folder.
+        mm: a multimodality batch (one text repeated).
+    """
+
+    index: int
+    seed: int
+    items: tuple[PlannedItem, ...]
+    files: tuple[str, ...]
+    mm: bool = False
+
+
+@dataclass
+class GenerationPlan:
+    """All generator calls of a test-split generation.
+
+    Attributes:
+        batches: main batches, then multimodality batches.
+        settings: what the outputs depend on (seed, kwargs, batch size, caption choice, ...).
+    """
+
+    batches: list[PlannedBatch]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def manifest(self) -> dict[str, Any]:
+        """The ``generation.json`` content."""
+        items = {
+            item.key: {
+                "caption_index": item.caption_index,
+                "text": item.text,
+                "length": item.length,
+            }
+            for batch in self.batches
+            if not batch.mm
+            for item in batch.items
+        }
+        mm = {
+            batch.items[0].key: {
+                "caption_index": batch.items[0].caption_index,
+                "n": len(batch.items),
+            }
+            for batch in self.batches
+            if batch.mm
+        }
+        return {"format": PREDICTIONS_FORMAT, **self.settings, "items": items, "mm": mm}
+
+
+def batch_seed(seed: int, index: int, stream: int = 0) -> int:
+    """The seed of batch ``index`` (``stream`` 0: main batches, 1: multimodality batches)."""
+    return int(np.random.SeedSequence([seed, stream, index]).generate_state(1)[0])
+
+
+def clamp_length(frames: int) -> int:
+    """Floor to a multiple of 4 and keep within [40, 196] (the generator's length rule)."""
+    floored = (int(frames) // UNIT_LENGTH) * UNIT_LENGTH
+    return max(MIN_MOTION_LENGTH, min(MAX_MOTION_LENGTH, floored))
+
+
+def plan_test_split(
+    split: HumanML3DTestSplit,
+    *,
+    seed: int = 0,
+    batch_size: int = 32,
+    caption_selection: str = "first",
+    generation_kwargs: Mapping[str, Any] | None = None,
+    mm_samples: int = MM_SAMPLES,
+    mm_repeats: int = MM_REPEATS,
+    mm_gumbel_sample: bool = True,
+) -> GenerationPlan:
+    """Fix every generator call of a test-split generation (see the module doc).
+
+    Args:
+        split: the test entries.
+        seed: base seed.
+        batch_size: items per call.
+        caption_selection: ``"first"`` caption of each entry, or ``"random"`` (drawn with the
+            seed).
+        generation_kwargs: sampling settings (default :data:`GENERATION_DEFAULTS`).
+        mm_samples: entries generated ``mm_repeats`` times for multimodality (0: none).
+        mm_repeats: generations per multimodality entry.
+        mm_gumbel_sample: sample the multimodality calls with Gumbel noise (the reference does).
+
+    Returns:
+        The plan.
+    """
+    if batch_size < 1:
+        raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
+    if caption_selection not in ("first", "random"):
+        raise InvalidInputError(
+            f"caption_selection must be 'first' or 'random', got {caption_selection!r}"
+        )
+    if mm_samples < 0 or (mm_samples and mm_repeats < 2):
+        raise InvalidInputError(
+            f"mm_samples must be >= 0 and mm_repeats >= 2, got {mm_samples} and {mm_repeats}"
+        )
+    kwargs = {**GENERATION_DEFAULTS, **dict(generation_kwargs or {})}
+    rng = np.random.default_rng([seed, 2])
+    entries = split.entries
+    if caption_selection == "random":
+        caption_idx = rng.integers(0, [len(e.captions) for e in entries])
+    else:
+        caption_idx = np.zeros(len(entries), dtype=np.int64)
+    items = [
+        PlannedItem(e.key, e.captions[c].text, int(c), clamp_length(e.length))
+        for e, c in zip(entries, caption_idx)
+    ]
+    batches = [
+        PlannedBatch(
+            index=j,
+            seed=batch_seed(seed, j),
+            items=tuple(items[lo : lo + batch_size]),
+            files=tuple(f"{it.key}.npy" for it in items[lo : lo + batch_size]),
+        )
+        for j, lo in enumerate(range(0, len(items), batch_size))
+    ]
+    chosen = sorted(rng.choice(len(items), min(mm_samples, len(items)), replace=False).tolist())
+    first_mm = len(batches)
+    for n, i in enumerate(chosen):
+        item = items[i]
+        batches.append(
+            PlannedBatch(
+                index=first_mm + n,
+                seed=batch_seed(seed, n, stream=1),
+                items=(item,) * mm_repeats,
+                files=tuple(f"mm/{item.key}__r{k:02d}.npy" for k in range(mm_repeats)),
+                mm=True,
+            )
+        )
+    settings = {
+        "seed": seed,
+        "batch_size": batch_size,
+        "caption_selection": caption_selection,
+        "generation_kwargs": kwargs,
+        "mm_samples": len(chosen),
+        "mm_repeats": mm_repeats if chosen else 0,
+        "mm_generation_kwargs": {**kwargs, "gumbel_sample": mm_gumbel_sample},
+        "length_rule": "floor to a multiple of 4, within [40, 196]",
+        "dataset_root": str(split.root),
+        "split_file": str(split.split_file),
+    }
+    return GenerationPlan(batches, settings)
+
+
+def _check_manifest(path: Path, manifest: dict[str, Any], skip_existing: bool) -> None:
+    if not (skip_existing and path.is_file()):
+        return
+    old = json.loads(path.read_text(encoding="utf-8"))
+    keys = (
+        "format",
+        "seed",
+        "batch_size",
+        "caption_selection",
+        "generation_kwargs",
+        "mm_samples",
+        "mm_repeats",
+        "items",
+    )
+    changed = [k for k in keys if old.get(k) != manifest.get(k)]
+    if changed:
+        raise InvalidInputError(
+            f"{path.parent} holds predictions generated with other settings ({', '.join(changed)} "
+            "differ); --skip-existing would mix them: use another output folder, or run "
+            "without --skip-existing to regenerate everything"
+        )
+
+
+def _summary_name(num_shards: int, shard_index: int) -> str:
+    if num_shards == 1:
+        return "_generation_summary.json"
+    return f"_generation_summary_s{shard_index:02d}_of_{num_shards:02d}.json"
+
+
+def generate_test_split(
+    generator: TextToMotionGenerator,
+    dataset_root: str | os.PathLike[str] | None,
+    out_dir: str | os.PathLike[str],
+    *,
+    split: HumanML3DTestSplit | None = None,
+    split_file: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    generation_kwargs: Mapping[str, Any] | None = None,
+    batch_size: int = 32,
+    caption_selection: str = "first",
+    mm_samples: int = MM_SAMPLES,
+    mm_repeats: int = MM_REPEATS,
+    mm_gumbel_sample: bool = True,
+    num_shards: int | None = None,
+    shard_index: int | None = None,
+    skip_existing: bool = False,
+    max_samples: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Generate one ``.npy`` per HumanML3D test item (and the multimodality repeats).
+
+    Args:
+        generator: an object with ``infer_t2m`` (see :class:`TextToMotionGenerator`).
+        dataset_root: the HumanML3D folder (or pass ``split``).
+        out_dir: the prediction folder.
+        split: an already read split.
+        split_file: an id list instead of the folder's ``test.txt``.
+        seed: base seed of the plan (see the module doc).
+        generation_kwargs: sampling settings passed to ``infer_t2m`` (default
+            :data:`GENERATION_DEFAULTS`).
+        batch_size: texts per ``infer_t2m`` call.
+        caption_selection: ``"first"`` or ``"random"`` caption per item.
+        mm_samples: items generated ``mm_repeats`` times for multimodality (0: none).
+        mm_repeats: generations per multimodality item.
+        mm_gumbel_sample: Gumbel sampling for the multimodality calls (as the reference).
+        num_shards: processes sharing the work (default: torchrun's ``WORLD_SIZE`` or 1).
+        shard_index: this process (default: torchrun's ``RANK`` or 0).
+        skip_existing: skip batches whose files all exist (resume); refuses a folder generated
+            with other settings.
+        max_samples: only the first ids of the split (quick runs).
+        progress: show a progress bar.
+
+    Returns:
+        The run summary (also written to ``_generation_summary*.json``): ``written``,
+        ``skipped``, ``failed`` (keys and errors), ``n_batches``, ``seconds``.
+    """
+    from tqdm.auto import tqdm
+
+    from hftrainer_mogents.utils.io import atomic_save_npy, atomic_write_json
+    from hftrainer_mogents.utils.sharding import resolve_shard
+
+    num_shards, shard_index = resolve_shard(num_shards, shard_index)
+    if split is None:
+        if dataset_root is None:
+            raise InvalidInputError("pass dataset_root (a HumanML3D folder) or split")
+        split = read_test_split(dataset_root, split_file=split_file, max_samples=max_samples)
+    plan = plan_test_split(
+        split,
+        seed=seed,
+        batch_size=batch_size,
+        caption_selection=caption_selection,
+        generation_kwargs=generation_kwargs,
+        mm_samples=mm_samples,
+        mm_repeats=mm_repeats,
+        mm_gumbel_sample=mm_gumbel_sample,
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = plan.manifest()
+    manifest_path = out / "generation.json"
+    _check_manifest(manifest_path, manifest, skip_existing)
+    atomic_write_json(manifest_path, manifest)  # same content from every shard
+
+    mine = [b for b in plan.batches if b.index % num_shards == shard_index]
+    written = skipped = 0
+    failed: list[dict[str, Any]] = []
+    start_time = time.perf_counter()
+    for batch in tqdm(
+        mine, desc=f"generate (shard {shard_index}/{num_shards})", disable=not progress
+    ):
+        todo = [not (out / f).is_file() for f in batch.files] if skip_existing else None
+        if todo is not None and not any(todo):
+            skipped += len(batch.files)
+            continue
+        kwargs = plan.settings["mm_generation_kwargs" if batch.mm else "generation_kwargs"]
+        try:
+            motions = generator.infer_t2m(
+                [it.text for it in batch.items],
+                [it.length for it in batch.items],
+                seed=batch.seed,
+                batch_size=batch_size,
+                **kwargs,
+            )
+            if len(motions) != len(batch.items):
+                raise InvalidInputError(
+                    f"infer_t2m returned {len(motions)} motions for {len(batch.items)} texts"
+                )
+        except Exception as err:  # one failing batch must not stop the run; it is recorded
+            logger.exception("batch %d failed", batch.index)
+            failed.append(
+                {
+                    "batch": batch.index,
+                    "files": list(batch.files),
+                    "error": f"{type(err).__name__}: {err}",
+                }
+            )
+            continue
+        for k, (name, motion) in enumerate(zip(batch.files, motions)):
+            if todo is not None and not todo[k]:
+                skipped += 1
+                continue
+            motion = np.asarray(motion, dtype=np.float32)
+            if motion.ndim != 2 or motion.shape[1] != DIM_POSE or not np.isfinite(motion).all():
+                failed.append(
+                    {
+                        "batch": batch.index,
+                        "files": [name],
+                        "error": f"bad output: shape {motion.shape}, finite "
+                        f"{bool(np.isfinite(motion).all())}",
+                    }
+                )
+                continue
+            atomic_save_npy(out / name, motion)
+            written += 1
+    summary = {
+        "out_dir": str(out),
+        "num_shards": num_shards,
+        "shard_index": shard_index,
+        "n_batches": len(mine),
+        "n_files": sum(len(b.files) for b in mine),
+        "written": written,
+        "skipped": skipped,
+        "failed": failed,
+        "seconds": round(time.perf_counter() - start_time, 3),
+        "settings": {k: v for k, v in plan.settings.items()},
+    }
+    atomic_write_json(out / _summary_name(num_shards, shard_index), summary)
+    logger.info(
+        "[done] written %d, skipped %d, failed %d",
+        written,
+        skipped,
+        sum(len(f["files"]) for f in failed),
+    )
+    return summary
+
+
+def load_generator(model_path: str | None, *, device: str | None = None) -> Any:
+    """The MoGenTS pipeline through the zoo loader (``load("mogents", model_path, device=...)``)."""
+    from hftrainer_mogents.zoo.loader import load
+
+    kwargs = {} if device is None else {"device": device}
+    return load("mogents", model_path, **kwargs)
+
+
+def run_benchmark(
+    out_dir: str | os.PathLike[str],
+    *,
+    dataset_root: str | os.PathLike[str],
+    evaluator_dir: str | os.PathLike[str],
+    model_path: str | None = None,
+    generator: TextToMotionGenerator | None = None,
+    device: str | None = None,
+    seed: int = 0,
+    n_repeats: int = 20,
+    generation_kwargs: Mapping[str, Any] | None = None,
+    batch_size: int = 32,
+    mm_samples: int = MM_SAMPLES,
+    mm_repeats: int = MM_REPEATS,
+    num_shards: int | None = None,
+    shard_index: int | None = None,
+    skip_existing: bool = True,
+    strict: bool = False,
+    max_samples: int | None = None,
+    diversity_times: int | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The HumanML3D test benchmark: generate the split into ``out_dir``, then (unsharded runs)
+    evaluate it and write ``out_dir/metrics/verify_hml263.{json,md}``.
+
+    Args:
+        out_dir: prediction folder.
+        dataset_root: the HumanML3D folder.
+        evaluator_dir: the converted evaluator.
+        model_path: artifact of the model (when ``generator`` is not given).
+        generator: an object with ``infer_t2m`` (default: the MoGenTS pipeline).
+        device: device of the generator and the evaluator.
+        seed: seeds generation and evaluation.
+        n_repeats: evaluation passes.
+        generation_kwargs: sampling settings (default :data:`GENERATION_DEFAULTS`).
+        batch_size: generation batch size.
+        mm_samples: multimodality items (0: none).
+        mm_repeats: generations per multimodality item.
+        num_shards: generation shards; with more than one, only this shard generates and the
+            evaluation is left for a final unsharded call (``skip_existing`` then skips all).
+        shard_index: this shard.
+        skip_existing: resume an interrupted generation.
+        strict: fail on a missing prediction.
+        max_samples: first ids of the split only (quick runs).
+        diversity_times: diversity pairs (default: 300 above 300 samples, else 100).
+        cache_dir: cache of the real-motion embeddings (see ``HumanML263Evaluator.evaluate``).
+        progress: progress bars.
+
+    Returns:
+        ``{"generation": summary, "metrics": result or None}``.
+    """
+    from hftrainer_mogents.evaluation.hml263.evaluator import HumanML263Evaluator
+    from hftrainer_mogents.evaluation.hml263.report import write_hml263_report
+    from hftrainer_mogents.utils.sharding import resolve_shard
+
+    num_shards, shard_index = resolve_shard(num_shards, shard_index)
+    split = read_test_split(dataset_root, max_samples=max_samples)
+    if generator is None:
+        generator = load_generator(model_path, device=device)
+    summary = generate_test_split(
+        generator,
+        None,
+        out_dir,
+        split=split,
+        seed=seed,
+        generation_kwargs=generation_kwargs,
+        batch_size=batch_size,
+        mm_samples=mm_samples,
+        mm_repeats=mm_repeats,
+        num_shards=num_shards,
+        shard_index=shard_index,
+        skip_existing=skip_existing,
+        progress=progress,
+    )
+    if num_shards > 1:
+        logger.info("sharded generation: evaluate once every shard has finished")
+        return {"generation": summary, "metrics": None}
+    evaluator = HumanML263Evaluator.from_pretrained(evaluator_dir, device=device)
+    result = evaluator.evaluate_dir(
+        out_dir,
+        split=split,
+        n_repeats=n_repeats,
+        seed=seed,
+        strict=strict,
+        diversity_times=diversity_times,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+    write_hml263_report(result, Path(out_dir) / "metrics")
+    return {"generation": summary, "metrics": result}

@@ -1,0 +1,15 @@
+#!/usr/bin/env python
+"""SMPL motion_135 (the IK's .npz) -> MotionStreamer-272 (T, 272) .npy.
+
+Thin wrapper over :mod:`hftrainer_mogents.motion.bridge_cli` (the zoo's flags)::
+
+    python scripts/convert_motion135_to_h3d272.py --in-dir SMPL135 --out-dir PRED272 \
+        --skip-existing [--model-dir body_models]
+"""
+
+import sys
+
+from hftrainer_mogents.motion.bridge_cli import convert272_main
+
+if __name__ == "__main__":
+    sys.exit(convert272_main())
