@@ -9,6 +9,7 @@ modelled (upstream runs these modules in eval mode).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,7 @@ __all__ = [
     "PositionalEncoding2D",
     "sinusoid_table",
     "sinusoid_table_2d",
+    "add_backbone",
 ]
 
 
@@ -186,3 +188,26 @@ class PositionalEncoding2D(nn.Module):
     def forward(self, rows: int, cols: int) -> torch.Tensor:
         """The table for grid rows ``[0, rows)`` and columns ``[0, cols)``, (rows, cols, D)."""
         return self.pe[:rows, :cols]
+
+
+def add_backbone(module: nn.Module, config: Any, code_dim: int, *, two_d: bool) -> None:
+    """Register the shared part of a MoGenTS transformer on ``module``, in the official order:
+    ``input_process``, ``position_enc`` (1D, learned) or ``position2d_enc`` (2D, fixed), and
+    ``seqTransEncoder`` plus, for 2D models, ``seqTransEncoder2`` (``attnj``) and
+    ``seqTransEncoder3`` (``attnt``).
+
+    Args:
+        config: a mask or residual transformer config (latent_dim, n_heads, ff_size, n_layers,
+            attnj, attnt).
+    """
+    d, heads, ff, layers = config.latent_dim, config.n_heads, config.ff_size, config.n_layers
+    module.input_process = InputProcess(code_dim, d)
+    if two_d:
+        module.position2d_enc = PositionalEncoding2D(d)
+    else:
+        module.position_enc = PositionalEncoding(d)
+    module.seqTransEncoder = TransformerEncoder(d, heads, ff, layers)
+    if two_d and config.attnj:
+        module.seqTransEncoder2 = TransformerEncoder(d, heads, ff, layers)
+    if two_d and config.attnt:
+        module.seqTransEncoder3 = TransformerEncoder(d, heads, ff, layers)

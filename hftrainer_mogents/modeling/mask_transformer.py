@@ -13,13 +13,7 @@ import torch
 from torch import nn
 
 from hftrainer_mogents.config import MaskTransformerConfig
-from hftrainer_mogents.modeling.layers import (
-    InputProcess,
-    OutputProcess,
-    PositionalEncoding,
-    PositionalEncoding2D,
-    TransformerEncoder,
-)
+from hftrainer_mogents.modeling.layers import OutputProcess, add_backbone
 
 __all__ = ["MaskTransformer", "MaskTransformer2D", "cfg_combine"]
 
@@ -41,18 +35,9 @@ class _MaskTransformerBase(nn.Module):
         self.num_tokens = num_tokens
         self.mask_id = num_tokens
         self.pad_id = num_tokens + 1
-        d, heads, ff, layers = config.latent_dim, config.n_heads, config.ff_size, config.n_layers
+        d = config.latent_dim
         # registration order = the official state-dict order
-        self.input_process = InputProcess(code_dim, d)
-        if two_d:
-            self.position2d_enc = PositionalEncoding2D(d)
-        else:
-            self.position_enc = PositionalEncoding(d)
-        self.seqTransEncoder = TransformerEncoder(d, heads, ff, layers)
-        if two_d and config.attnj:
-            self.seqTransEncoder2 = TransformerEncoder(d, heads, ff, layers)
-        if two_d and config.attnt:
-            self.seqTransEncoder3 = TransformerEncoder(d, heads, ff, layers)
+        add_backbone(self, config, code_dim, two_d=two_d)
         self.cond_emb = nn.Linear(config.clip_dim, d)
         self.output_process = OutputProcess(num_tokens, d)
         self.token_emb = nn.Embedding(num_tokens + 2, code_dim)

@@ -15,13 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hftrainer_mogents.config import ResidualTransformerConfig
-from hftrainer_mogents.modeling.layers import (
-    InputProcess,
-    OutputProcess,
-    PositionalEncoding,
-    PositionalEncoding2D,
-    TransformerEncoder,
-)
+from hftrainer_mogents.modeling.layers import OutputProcess, add_backbone
 from hftrainer_mogents.modeling.mask_transformer import cfg_combine
 
 __all__ = ["ResidualTransformer", "ResidualTransformer2D", "scrambled_spatial_index"]
@@ -48,7 +42,7 @@ class _ResidualTransformerBase(nn.Module):
         self.num_tokens = num_tokens
         self.num_quantizers = num_quantizers
         self.num_table_rows = num_table_rows
-        d, heads, ff, layers = config.latent_dim, config.n_heads, config.ff_size, config.n_layers
+        d = config.latent_dim
         v, q = num_table_rows, num_quantizers
         # registration order = the official state-dict order (direct parameters first)
         if config.share_weight:
@@ -60,16 +54,7 @@ class _ResidualTransformerBase(nn.Module):
             self.output_proj_weight = nn.Parameter(torch.zeros(q - 1, v, code_dim))
             self.output_proj_bias = nn.Parameter(torch.zeros(q, v))
             self.token_embed_weight = nn.Parameter(torch.zeros(q - 1, v, code_dim))
-        self.input_process = InputProcess(code_dim, d)
-        if two_d:
-            self.position2d_enc = PositionalEncoding2D(d)
-        else:
-            self.position_enc = PositionalEncoding(d)
-        self.seqTransEncoder = TransformerEncoder(d, heads, ff, layers)
-        if two_d and config.attnj:
-            self.seqTransEncoder2 = TransformerEncoder(d, heads, ff, layers)
-        if two_d and config.attnt:
-            self.seqTransEncoder3 = TransformerEncoder(d, heads, ff, layers)
+        add_backbone(self, config, code_dim, two_d=two_d)
         self.quant_emb = nn.Linear(num_quantizers, d)
         self.cond_emb = nn.Linear(config.clip_dim, d)
         self.output_process = OutputProcess(code_dim, d)
