@@ -539,7 +539,7 @@ class HumanML263Evaluator:
         mm_times: int = M.MM_TIMES,
         strict: bool = False,
         max_samples: int | None = None,
-        encode_batch_size: int = 32,
+        encode_batch_size: int = 128,
         fid_method: str = "sqrtm",
         cache_dir: str | os.PathLike[str] | None = None,
         progress: bool = True,
@@ -569,7 +569,7 @@ class HumanML263Evaluator:
             mm_times: pairs for multimodality.
             strict: raise when a prediction is missing instead of counting it.
             max_samples: use only the first ids of the split (quick runs).
-            encode_batch_size: motions per forward pass.
+            encode_batch_size: motions per forward pass (of equal length).
             fid_method: ``"sqrtm"`` (reference) or ``"eigh"``.
             cache_dir: keep the embeddings of the real-motion crops here and reuse them: they
                 depend only on the evaluator, the dataset and the crops, not on the model, so a
