@@ -496,6 +496,13 @@ def evaluate() -> None:
 @click.option("--n-repeats", type=int, default=20, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default=None, help="Torch device [default: cuda if available].")
+@click.option(
+    "--dtype",
+    type=click.Choice(["fp32", "bf16"]),
+    default="fp32",
+    show_default=True,
+    help="Evaluator precision (bf16: faster on bf16 hardware, drifts slightly; not the reference).",
+)
 @click.option("--strict", is_flag=True, help="Fail on a missing prediction.")
 @click.option("--max-samples", type=int, default=None, help="First ids of the split only.")
 @click.option("--diversity-times", type=int, default=None, help="Diversity pairs.")
@@ -528,6 +535,7 @@ def evaluate_hml263(
     n_repeats: int,
     seed: int,
     device: str | None,
+    dtype: str,
     strict: bool,
     max_samples: int | None,
     diversity_times: int | None,
@@ -572,7 +580,11 @@ def evaluate_hml263(
         if shards > 1:
             click.echo("sharded generation: run the evaluation once every shard has finished")
             return
-    evaluator = HumanML263Evaluator.from_pretrained(evaluator_dir, device=device)
+    import torch
+
+    evaluator = HumanML263Evaluator.from_pretrained(
+        evaluator_dir, device=device, dtype=torch.bfloat16 if dtype == "bf16" else torch.float32
+    )
     result = evaluator.evaluate_dir(
         None if gt_only else pred_dir,
         split=split,

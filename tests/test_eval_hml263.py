@@ -436,3 +436,20 @@ def test_encode_motion_rejects_bad_input(evaluator):
         evaluator.encode_motion([np.zeros((40, 263))], [80])
     with pytest.raises(InvalidInputError, match="word/POS"):
         evaluator.encode_text(["a person walks"])
+
+
+def test_bf16_evaluator_stays_close_to_fp32(evaluator_dir, evaluator, split, ref):
+    """The opt-in bf16 path (not the reference) drifts by bf16 rounding only."""
+    arrays, meta = ref
+    ev16 = HumanML263Evaluator.from_pretrained(evaluator_dir, device="cpu", dtype=torch.bfloat16)
+    assert ev16.dtype == torch.bfloat16 and ev16.fingerprint() != evaluator.fingerprint()
+    tokens = _caption_tokens(split, meta["captions"]["keys"])
+    m_len = arrays["simple_m_length"]
+    motions = [split.load_motion(e) for e in split.entries]
+    for ours, theirs in (
+        (ev16.encode_text(tokens), evaluator.encode_text(tokens)),
+        (ev16.encode_motion(motions, m_len), evaluator.encode_motion(motions, m_len)),
+    ):
+        assert ours.dtype == np.float32
+        rel = _max_diff(ours, theirs) / float(np.abs(theirs).max())
+        assert 0 < rel < 0.05, rel

