@@ -72,6 +72,7 @@ def info() -> None:
         "host": {"installed": host.host_installed(), "version": host.host_version()},
         "plugins": loader.plugin_info(),
     }
+    converters = loader.list_converters()
     try:
         report["models"] = [
             {
@@ -84,6 +85,7 @@ def info() -> None:
                 "pipeline": spec.pipeline,
                 "bundle": spec.bundle,
                 "evaluators": list(spec.evaluators),
+                "converters": [c.name for c in converters if c.src == spec.representation],
             }
             for spec in loader.list_models()
         ]
@@ -93,9 +95,7 @@ def info() -> None:
         {"name": s.name, "plugin": s.plugin, "representation": s.representation, "cls": s.cls}
         for s in loader.list_evaluators()
     ]
-    report["converters"] = [
-        {"edge": s.name, "plugin": s.plugin, "fn": s.fn} for s in loader.list_converters()
-    ]
+    report["converters"] = [{"edge": s.name, "plugin": s.plugin, "fn": s.fn} for s in converters]
     report["benchmarks"] = [
         {"name": s.name, "plugin": s.plugin, "model": s.model, "evaluator": s.evaluator}
         for s in loader.list_benchmarks()

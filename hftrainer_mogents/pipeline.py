@@ -394,7 +394,7 @@ class MoGenTSPipeline:
             for i in range(len(texts))
         ]
         draws = Draws.per_sample(generators)
-        cond = b.encode_text(texts) if features is None else features  # once for all transformers
+        cond = _encode_unique(b, texts) if features is None else features  # once per call
         if frames is None:
             token_lens = self._estimate_lengths(cond, draws, clamp=True)
         else:
@@ -550,6 +550,16 @@ class MoGenTSPipeline:
                 for i, n in enumerate(lens)
             ],
         }
+
+
+def _encode_unique(bundle: MoGenTSBundle, texts: list[str]) -> torch.Tensor:
+    """CLIP features of ``texts``, each distinct text encoded once (evaluation repeats prompts)."""
+    unique = list(dict.fromkeys(texts))
+    features = bundle.encode_text(unique)
+    if len(unique) == len(texts):
+        return features
+    index = {text: i for i, text in enumerate(unique)}
+    return features[torch.tensor([index[t] for t in texts], device=features.device)]
 
 
 # ---------------------------------------------------------------------- input checks

@@ -39,6 +39,13 @@ def make_artifact(folder: Path) -> Path:
 
     torch.manual_seed(0)
     bundle = MoGenTSBundle.from_config()
+    with torch.no_grad():  # the residual tables start at zero: give them upstream's init
+        for name, param in bundle.named_parameters():
+            if (
+                name.startswith(("res_transformer_aux.", "res_transformer_ts."))
+                and param.dim() == 3
+            ):
+                param.normal_(0.0, 0.02)
     bundle.save_pretrained(folder)
     return folder
 

@@ -25,6 +25,8 @@ def test_info_prints_versions_plugins_and_host():
     assert "hftrainer_register" in plugins["mogents"]["hooks"]
     models = {m["name"]: m for m in report["models"]}
     assert models["mogents"]["default_artifact"] == "ZeyuLing/hftrainer-mogents-humanml3d"
+    assert "hml263->smpl135" in models["mogents"]["converters"]
+    assert set(models["mogents"]["evaluators"]) == {"hml263", "ms272"}
     for key in ("evaluators", "converters", "benchmarks"):
         assert isinstance(report[key], list)
 

@@ -284,3 +284,13 @@ def test_zoo_load_returns_the_pipeline(tiny_artifact):
     pipe = hftrainer_mogents.load("mogents", str(tiny_artifact), device="cpu")
     assert isinstance(pipe, MoGenTSPipeline)
     assert isinstance(hftrainer_mogents.MoGenTSPipeline, type)
+
+
+def test_zoo_generation_defaults_are_the_pipeline_defaults():
+    import inspect
+
+    from hftrainer_mogents.zoo.plugin import MODELS
+
+    params = inspect.signature(MoGenTSPipeline.infer_t2m).parameters
+    for key, value in MODELS[0].generation_kwargs.items():
+        assert params[key].default == value, key

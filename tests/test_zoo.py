@@ -461,3 +461,38 @@ def test_host_registries_without_host(monkeypatch):
     monkeypatch.setitem(sys.modules, "hftrainer", None)  # makes the import fail
     with pytest.raises(HostNotInstalledError, match="not installed"):
         host.host_registries()
+
+
+def test_registry_builds_the_real_bundle_and_pipeline(pm):
+    """dict(type="MoGenTSBundle", ...) through the host registry reaches our class."""
+    from hftrainer_mogents.bundle import MoGenTSBundle
+    from hftrainer_mogents.config import (
+        MaskTransformerConfig,
+        MoGenTSConfig,
+        ResidualTransformerConfig,
+        TextEncoderConfig,
+        VQConfig,
+    )
+    from hftrainer_mogents.pipeline import MoGenTSPipeline
+
+    registries = _mmengine_registries()
+    host.register(registries, pm=pm)
+    small = dict(latent_dim=32, ff_size=64, n_layers=1, n_heads=2)
+    config = MoGenTSConfig(
+        vq=VQConfig(
+            width=32,
+            depth=1,
+            code_dim1d=8,
+            nb_code1d=8,
+            code_dim2d=8,
+            nb_code2d=8,
+            num_quantizers=3,
+        ),
+        mask=MaskTransformerConfig(**small),
+        res=ResidualTransformerConfig(**small),
+        text_encoder=TextEncoderConfig(width=64, heads=1, layers=1),
+    )
+    bundle = registries["MODEL_BUNDLES"].build(dict(type="MoGenTSBundle", config=config))
+    assert type(bundle) is MoGenTSBundle and bundle.config == config
+    pipe = registries["PIPELINES"].build(dict(type="MoGenTSPipeline", bundle=bundle))
+    assert type(pipe) is MoGenTSPipeline and pipe.bundle is bundle

@@ -25,6 +25,7 @@ __all__ = [
     "sinusoid_table",
     "sinusoid_table_2d",
     "add_backbone",
+    "attention",
 ]
 
 
@@ -62,10 +63,28 @@ class TransformerEncoderLayer(nn.Module):
         # (N, S, 3D) -> (3, N, H, S, D/H)
         q, k, v = qkv.view(n, s, 3, h, d // h).permute(2, 0, 3, 1, 4)
         mask = None if attend is None else attend[:, None, None, :]  # (N, 1, 1, S)
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        a = attention(q, k, v, mask)
         a = a.transpose(1, 2).reshape(n, s, d)  # (N, H, S, D/H) -> (N, S, D)
         x = self.norm1(x + self.self_attn.out_proj(a))
         return self.norm2(x + self.linear2(F.gelu(self.linear1(x))))
+
+
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Softmax attention, ``(N, H, S, E) x3 -> (N, H, S, E)``; ``mask`` (N, 1, 1, S) bool, True =
+    may attend.
+
+    ``F.scaled_dot_product_attention`` everywhere, except reduced precision on the CPU: there
+    torch's fused kernel does not use the bf16 matrix units, and two batched matmuls around a
+    softmax are 1.5-3x faster on MoGenTS' shapes (numerics stay within bf16 rounding).
+    """
+    if q.device.type != "cpu" or q.dtype not in (torch.bfloat16, torch.float16):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2))  # (N, H, S, S)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.matmul(scores.softmax(-1), v)
 
 
 class _PackedSelfAttention(nn.Module):

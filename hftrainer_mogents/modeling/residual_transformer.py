@@ -21,6 +21,11 @@ from hftrainer_mogents.modeling.mask_transformer import cfg_combine
 __all__ = ["ResidualTransformer", "ResidualTransformer2D", "scrambled_spatial_index"]
 
 
+def _table(*shape: int) -> torch.Tensor:
+    """A per-layer table with upstream's initialisation, N(0, 0.02^2)."""
+    return torch.randn(*shape) * 0.02
+
+
 class _ResidualTransformerBase(nn.Module):
     def __init__(
         self,
@@ -47,13 +52,13 @@ class _ResidualTransformerBase(nn.Module):
         # registration order = the official state-dict order (direct parameters first)
         if config.share_weight:
             # layer k+1's output head shares its table with layer k+1's input embedding (k+1 < Q-1)
-            self.embed_proj_shared_weight = nn.Parameter(torch.zeros(q - 2, v, code_dim))
-            self.token_embed_weight_ = nn.Parameter(torch.zeros(1, v, code_dim))
-            self.output_proj_weight_ = nn.Parameter(torch.zeros(1, v, code_dim))
+            self.embed_proj_shared_weight = nn.Parameter(_table(q - 2, v, code_dim))
+            self.token_embed_weight_ = nn.Parameter(_table(1, v, code_dim))
+            self.output_proj_weight_ = nn.Parameter(_table(1, v, code_dim))
         else:
-            self.output_proj_weight = nn.Parameter(torch.zeros(q - 1, v, code_dim))
+            self.output_proj_weight = nn.Parameter(_table(q - 1, v, code_dim))
             self.output_proj_bias = nn.Parameter(torch.zeros(q, v))
-            self.token_embed_weight = nn.Parameter(torch.zeros(q - 1, v, code_dim))
+            self.token_embed_weight = nn.Parameter(_table(q - 1, v, code_dim))
         add_backbone(self, config, code_dim, two_d=two_d)
         self.quant_emb = nn.Linear(num_quantizers, d)
         self.cond_emb = nn.Linear(config.clip_dim, d)

@@ -15,6 +15,17 @@ from hftrainer_mogents.zoo.specs import BenchmarkSpec, ConverterSpec, EvaluatorS
 PLUGIN_NAME = "mogents"
 DEFAULT_ARTIFACT = "ZeyuLing/hftrainer-mogents-humanml3d"
 
+# MoGenTS' official evaluation settings (eval_res.py); the same values as
+# hftrainer_mogents.evaluation.hml263.protocol.GENERATION_DEFAULTS (a test keeps them equal)
+HML263_GENERATION_KWARGS: dict[str, Any] = {
+    "time_steps": 10,
+    "cond_scale": 4.0,
+    "res_cond_scale": 5.0,
+    "topkr": 0.9,
+    "temperature": 1.0,
+    "res_temperature": 1.0,
+    "gumbel_sample": False,
+}
 MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="mogents",
@@ -24,15 +35,7 @@ MODELS: tuple[ModelSpec, ...] = (
         default_artifact=DEFAULT_ARTIFACT,
         pipeline="hftrainer_mogents.pipeline:MoGenTSPipeline",
         bundle="hftrainer_mogents.bundle:MoGenTSBundle",
-        generation_kwargs={
-            "time_steps": 10,
-            "cond_scale": 4.0,
-            "res_cond_scale": 5.0,
-            "topkr": 0.9,
-            "temperature": 1.0,
-            "res_temperature": 1.0,
-            "gumbel_sample": False,
-        },
+        generation_kwargs=HML263_GENERATION_KWARGS,
         evaluators=("hml263", "ms272"),
         description="MoGenTS (NeurIPS 2024): spatial-temporal joint modeling, HumanML3D-263",
     ),
@@ -98,17 +101,6 @@ CONVERTERS: tuple[ConverterSpec, ...] = (
         description="HumanML3D-263 -> 22 joint positions (same frame rate)",
     ),
 )
-# MoGenTS' official evaluation settings (eval_res.py); the same values as
-# hftrainer_mogents.evaluation.hml263.protocol.GENERATION_DEFAULTS (a test keeps them equal)
-HML263_GENERATION_KWARGS: dict[str, Any] = {
-    "time_steps": 10,
-    "cond_scale": 4.0,
-    "res_cond_scale": 5.0,
-    "topkr": 0.9,
-    "temperature": 1.0,
-    "res_temperature": 1.0,
-    "gumbel_sample": False,
-}
 BENCHMARKS: tuple[BenchmarkSpec, ...] = (
     BenchmarkSpec(
         name="mogents-humanml3d-test",
