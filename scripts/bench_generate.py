@@ -120,6 +120,20 @@ def run_worker(
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def cpu_description() -> str:
+    """CPU model and its bf16 instruction sets (AMX or AVX512-BF16 decide the bf16 speed-up)."""
+    info = Path("/proc/cpuinfo")
+    if not info.exists():
+        return "unknown"
+    text = info.read_text()
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")),
+        "?",
+    )
+    isa = [flag for flag in ("amx_bf16", "avx512_bf16", "avx512f") if f" {flag}" in text]
+    return f"{model} ({', '.join(isa) or 'no bf16 instructions'})"
+
+
 def sgemm_peak(device: str) -> float:
     """A practical fp32 peak: GFLOP/s of a large square matmul on this device."""
     n = 2048
@@ -246,7 +260,8 @@ def main() -> None:
     batches = [int(b) for b in args.batches.split(",")]
     configs = args.configs.split(",")
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}",
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
+        f"CPU {cpu_description()}",
         flush=True,
     )
     peak = sgemm_peak(args.device)
