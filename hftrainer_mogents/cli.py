@@ -458,12 +458,29 @@ def convert_evaluator(
     click.echo(str(path))
 
 
+def _evaluation_options(fn: F) -> F:
+    """The options every ``mogents evaluate`` command shares."""
+    options = [
+        click.option("--gt-only", is_flag=True, help="Score the real data only."),
+        click.option("--n-repeats", type=int, default=20, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--device", default=None, help="Torch device [default: cuda if available]."),
+        click.option("--strict", is_flag=True, help="Fail on a missing prediction."),
+        click.option("--max-samples", type=int, default=None, help="First ids of the split only."),
+        click.option("--diversity-times", type=int, default=None, help="Diversity pairs."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 @cli.group()
 def evaluate() -> None:
     """Score generated motions with an evaluator (FID, R-precision, MM-Dist, ...)."""
 
 
 @evaluate.command("hml263")
+@_evaluation_options
 @click.option(
     "--pred-dir",
     type=click.Path(file_okay=False),
@@ -492,10 +509,6 @@ def evaluate() -> None:
     help="Folder of verify_hml263.json/.md [default: <pred-dir>/metrics].",
 )
 @click.option("--model-path", default=None, help="Generate the test split with this model first.")
-@click.option("--gt-only", is_flag=True, help="Score the real data only.")
-@click.option("--n-repeats", type=int, default=20, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default=None, help="Torch device [default: cuda if available].")
 @click.option(
     "--dtype",
     type=click.Choice(["fp32", "bf16"]),
@@ -503,9 +516,6 @@ def evaluate() -> None:
     show_default=True,
     help="Evaluator precision (bf16: faster on bf16 hardware, drifts slightly; not the reference).",
 )
-@click.option("--strict", is_flag=True, help="Fail on a missing prediction.")
-@click.option("--max-samples", type=int, default=None, help="First ids of the split only.")
-@click.option("--diversity-times", type=int, default=None, help="Diversity pairs.")
 @click.option(
     "--gt-cache",
     type=click.Path(file_okay=False),
@@ -601,6 +611,7 @@ def evaluate_hml263(
 
 
 @evaluate.command("ms272")
+@_evaluation_options
 @click.option(
     "--pred-dir",
     type=click.Path(file_okay=False),
@@ -628,7 +639,6 @@ def evaluate_hml263(
     default=None,
     help="Report folder [default: <pred-dir>/metrics].",
 )
-@click.option("--gt-only", is_flag=True, help="Score the real data only.")
 @click.option(
     "--caption-selection",
     type=click.Choice(["first", "random"]),
@@ -642,15 +652,9 @@ def evaluate_hml263(
     show_default=True,
     help="One sample per test entry, or per caption line (the zoo's variant).",
 )
-@click.option("--n-repeats", type=int, default=20, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--batch-size", type=int, default=32, show_default=True, help="R-precision batch size."
 )
-@click.option("--device", default=None, help="Torch device [default: cuda if available].")
-@click.option("--strict", is_flag=True, help="Fail on a missing prediction.")
-@click.option("--max-samples", type=int, default=None, help="First ids of the split only.")
-@click.option("--diversity-times", type=int, default=None, help="Diversity pairs.")
 @_user_errors
 def evaluate_ms272(**opts: Any) -> None:
     """MotionStreamer-272 metrics (TMR-style evaluator) of 272 predictions."""
