@@ -186,3 +186,24 @@ def test_res_ts_batch_independent_with_per_sample_scramble(tiny):
             err = (batched[k, : n * j] - alone[0]).abs().max().item()
             bound = ATOL * max(1.0, alone.abs().max().item())
             assert err < bound, f"sample {k}: {err} >= {bound}"
+
+
+@pytest.mark.parametrize("seq", [6, 50, 120], ids=["spatial", "temporal", "joint-stage"])
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+def test_reduced_precision_attention_matches_fp32(seq, masked):
+    import torch.nn.functional as F
+
+    from hftrainer_mogents.modeling.layers import attention
+
+    g = torch.Generator().manual_seed(seq)
+    q, k, v = (torch.randn(3, 2, seq, 16, generator=g) for _ in range(3))
+    mask = None
+    if masked:
+        mask = torch.ones(3, 1, 1, seq, dtype=torch.bool)
+        mask[1, ..., seq // 2 :] = False
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert torch.equal(attention(q, k, v, mask), expected)  # fp32: the fused kernel itself
+    low = attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), mask)
+    assert low.dtype == torch.bfloat16 and low.shape == expected.shape
+    err = (low.float() - expected).abs().max().item()
+    assert err < 0.05, err  # bf16 rounding of inputs and scores
