@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ReportRow", "format_stat", "render_markdown", "write_report"]
+__all__ = ["ReportRow", "T2M_ROWS", "format_stat", "render_markdown", "write_report"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,17 @@ class ReportRow:
     index: int | None = None
     real_key: str | None = None
     better: str = ""
+
+
+# the text-to-motion metrics every evaluator reports, each beside its real-data value
+T2M_ROWS = (
+    ReportRow("FID", "fid", better="lower"),
+    ReportRow("R@1", "r_precision", 0, "r_precision_real", "higher"),
+    ReportRow("R@2", "r_precision", 1, "r_precision_real", "higher"),
+    ReportRow("R@3", "r_precision", 2, "r_precision_real", "higher"),
+    ReportRow("MM-Dist", "matching_score", None, "matching_score_real", "lower"),
+    ReportRow("Diversity", "diversity", None, "diversity_real", "closer to real"),
+)
 
 
 def _pick(value: Any, index: int | None) -> Any:

@@ -9,18 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from hftrainer_mogents.evaluation.hml263.evaluator import PUBLISHED
-from hftrainer_mogents.evaluation.report import ReportRow, write_report
+from hftrainer_mogents.evaluation.report import T2M_ROWS, ReportRow, write_report
 
 __all__ = ["HML263_ROWS", "REPORT_NAME", "write_hml263_report"]
 
 REPORT_NAME = "verify_hml263"
 HML263_ROWS = (
-    ReportRow("FID", "fid", better="lower"),
-    ReportRow("R@1", "r_precision", 0, "r_precision_real", "higher"),
-    ReportRow("R@2", "r_precision", 1, "r_precision_real", "higher"),
-    ReportRow("R@3", "r_precision", 2, "r_precision_real", "higher"),
-    ReportRow("MM-Dist", "matching_score", None, "matching_score_real", "lower"),
-    ReportRow("Diversity", "diversity", None, "diversity_real", "closer to real"),
+    *T2M_ROWS,
     ReportRow("MultiModality", "multimodality", better="higher"),
 )
 

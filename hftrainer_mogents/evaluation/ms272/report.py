@@ -9,19 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from hftrainer_mogents.evaluation.ms272.evaluator import REFERENCE
-from hftrainer_mogents.evaluation.report import ReportRow, render_markdown
+from hftrainer_mogents.evaluation.report import T2M_ROWS, render_markdown
 
 __all__ = ["MS272_ROWS", "REPORT_NAME", "write_ms272_report"]
 
 REPORT_NAME = "verify_ms272"
-MS272_ROWS = (
-    ReportRow("FID", "fid", better="lower"),
-    ReportRow("R@1", "r_precision", 0, "r_precision_real", "higher"),
-    ReportRow("R@2", "r_precision", 1, "r_precision_real", "higher"),
-    ReportRow("R@3", "r_precision", 2, "r_precision_real", "higher"),
-    ReportRow("MM-Dist", "matching_score", None, "matching_score_real", "lower"),
-    ReportRow("Diversity", "diversity", None, "diversity_real", "closer to real"),
-)
+MS272_ROWS = T2M_ROWS
 
 
 def write_ms272_report(
