@@ -223,6 +223,113 @@ def table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------- GPU
+
+
+GPU_PLAN = [
+    # (label, mode, dtype, batch, cuda graphs)
+    ("reference fp32", "reference", "float32", 1, False),
+    ("fast fp32", "fast", "float32", 1, True),
+    ("fast bf16 eager", "fast", "bfloat16", 1, False),
+    ("fast bf16", "fast", "bfloat16", 1, True),
+    ("reference fp32", "reference", "float32", 256, False),
+    ("fast fp32", "fast", "float32", 256, True),
+    ("fast bf16 eager", "fast", "bfloat16", 256, False),
+    ("fast bf16", "fast", "bfloat16", 256, True),
+]
+
+
+def gpu_bench(artifact: Path, args: argparse.Namespace) -> dict:
+    """Batch-1 latency and batch-256 throughput on the GPU, reference mode beside fast mode (fp32
+    and bf16, with and without CUDA graphs), measured in this process one after the other."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from hftrainer_mogents.pipeline import MoGenTSPipeline
+
+    device = args.device if args.device.startswith("cuda") else "cuda"
+    print(f"\nGPU: {torch.cuda.get_device_name(device)}, torch {torch.__version__}", flush=True)
+    pipes: dict[str, MoGenTSPipeline] = {}
+    results = {}
+    flops: dict[tuple[str, int], float] = {}
+    for label, mode, dtype, batch, graphs in GPU_PLAN:
+        if dtype not in pipes:
+            pipes[dtype] = MoGenTSPipeline.from_pretrained(artifact, device=device, dtype=dtype)
+            pipes[dtype].set_progress_bar_config(disable=True)
+        pipe = pipes[dtype]
+        pipe.cuda_graphs.enabled = graphs
+        texts = [f"{TEXT}, take {i}" for i in range(batch)]
+        lengths = [args.length] * batch
+
+        def run(pipe=pipe, texts=texts, lengths=lengths, mode=mode, batch=batch):
+            pipe(texts, lengths, time_steps=args.steps, seed=0, mode=mode, batch_size=batch)
+            torch.cuda.synchronize(device)
+
+        run()  # warm-up at this shape (captures the graphs)
+        torch.cuda.reset_peak_memory_stats(device)
+        times = []
+        for _ in range(max(args.repeats, 3 if batch <= 8 else 2)):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        if (mode, batch) not in flops:
+            pipe.cuda_graphs.enabled = False  # replays are invisible to the counter
+            counter = FlopCounterMode(display=False)
+            with counter:
+                run()
+            flops[(mode, batch)] = counter.get_total_flops()
+            pipe.cuda_graphs.enabled = graphs
+        key = f"{label}@{batch}"
+        results[key] = {
+            "seconds": min(times),
+            "peak_cuda_mb": torch.cuda.max_memory_allocated(device) / 2**20,
+            "flops": flops[(mode, batch)],
+            "graphs": len(pipe.cuda_graphs),
+        }
+        print(f"  {key}: {min(times) * 1000:.1f} ms", flush=True)
+    rows = [["config", "batch", "ms/call", "sentences/s", "TFLOP/s", "peak MB", "x reference"]]
+    for label, _, _, batch, _ in GPU_PLAN:
+        r = results[f"{label}@{batch}"]
+        ref = results[f"reference fp32@{batch}"]
+        rows.append(
+            [
+                label,
+                str(batch),
+                f"{r['seconds'] * 1000:.1f}",
+                f"{batch / r['seconds']:.1f}",
+                f"{r['flops'] / r['seconds'] / 1e12:.1f}",
+                f"{r['peak_cuda_mb']:.0f}",
+                f"{ref['seconds'] / r['seconds']:.2f}x",
+            ]
+        )
+    print(
+        f"\nGPU, length {args.length} frames, {args.steps} steps (reference = official order, fp32)"
+    )
+    print(table(rows))
+    b1 = results["fast bf16@1"]["seconds"] * 1000
+    b256 = 256 / results["fast bf16@256"]["seconds"]
+    print(f"batch 1 latency, bf16: {b1:.1f} ms (target < 50 ms)")
+    print(f"batch 256 throughput, bf16: {b256:.0f} sentences/s (target > 200)")
+    if args.profile:
+        profile_gpu(pipes["bfloat16"], device, args)
+    return results
+
+
+def profile_gpu(pipe, device: str, args: argparse.Namespace) -> None:
+    """Where the time goes, bf16: kernel times at batch 256 (eager, one kernel per op) and host
+    times at batch 1 (with CUDA graphs)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for batch, graphs, sort in ((256, False, "cuda_time_total"), (1, True, "cpu_time_total")):
+        pipe.cuda_graphs.enabled = graphs
+        texts = [f"{TEXT}, take {i}" for i in range(batch)]
+        pipe(texts, [args.length] * batch, time_steps=args.steps, seed=0, batch_size=batch)
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            pipe(texts, [args.length] * batch, time_steps=args.steps, seed=0, batch_size=batch)
+            torch.cuda.synchronize(device)
+        print(f"\nprofile, bf16, batch {batch}, CUDA graphs {graphs}, sorted by {sort}:")
+        print(prof.key_averages().table(sort_by=sort, row_limit=20, max_name_column_width=50))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -240,6 +347,9 @@ def main() -> None:
         "--fixtures", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "fixtures"
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--profile", action="store_true", help="GPU: also print a kernel-time profile (bf16)"
+    )
     # worker mode
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -257,6 +367,11 @@ def main() -> None:
         tmp = tempfile.TemporaryDirectory(prefix="mogents-bench-")
         print("writing a full-size random artifact ...", flush=True)
         artifact = make_artifact(Path(tmp.name) / "artifact")
+    if args.device.startswith("cuda"):
+        report = {"gpu": gpu_bench(artifact, args)}
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=2))
+        return
     batches = [int(b) for b in args.batches.split(",")]
     configs = args.configs.split(",")
     print(
@@ -346,17 +461,8 @@ def main() -> None:
             )
     print(table(drift_rows))
 
-    if torch.cuda.is_available() and args.device == "cpu":
-        print("\nGPU (bf16, fast mode):")
-        gpu = {}
-        for batch in (1, 256):
-            gpu_args = argparse.Namespace(**{**vars(args), "device": "cuda", "repeats": 3})
-            gpu[batch] = run_worker(
-                script, artifact, "fast-bf16", batch, gpu_args, count_flops=False
-            )
-        print(f"batch 1 latency: {gpu[1]['seconds'] * 1000:.0f} ms (target < 50 ms)")
-        print(f"batch 256 throughput: {256 / gpu[256]['seconds']:.0f} sentences/s (target > 200)")
-        report["gpu"] = gpu
+    if torch.cuda.is_available():
+        report["gpu"] = gpu_bench(artifact, args)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     if tmp is not None:

@@ -190,16 +190,26 @@ def test_res_ts_batch_independent_with_per_sample_scramble(tiny):
 
 @pytest.mark.parametrize("seq", [6, 50, 120], ids=["spatial", "temporal", "joint-stage"])
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
-def test_reduced_precision_attention_matches_fp32(seq, masked):
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+        ),
+    ],
+)
+def test_reduced_precision_attention_matches_fp32(seq, masked, device):
     import torch.nn.functional as F
 
     from hftrainer_mogents.modeling.layers import attention
 
     g = torch.Generator().manual_seed(seq)
-    q, k, v = (torch.randn(3, 2, seq, 16, generator=g) for _ in range(3))
+    q, k, v = (torch.randn(3, 2, seq, 16, generator=g).to(device) for _ in range(3))
     mask = None
     if masked:
-        mask = torch.ones(3, 1, 1, seq, dtype=torch.bool)
+        mask = torch.ones(3, 1, 1, seq, dtype=torch.bool, device=device)
         mask[1, ..., seq // 2 :] = False
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     assert torch.equal(attention(q, k, v, mask), expected)  # fp32: the fused kernel itself

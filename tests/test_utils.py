@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.utils.io import (
@@ -100,3 +101,19 @@ def test_atomic_files_get_normal_permissions(tmp_path):
         os.umask(umask)
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
+def test_cuda_graph_cache_runs_cpu_tensors_eagerly():
+    from hftrainer_mogents.utils.cuda_graphs import CUDAGraphCache
+
+    calls = []
+
+    def fn(x, y):
+        calls.append(1)
+        return x * 2 + y
+
+    cache = CUDAGraphCache()
+    x, y = torch.arange(3.0), torch.ones(3)
+    assert torch.equal(cache(("k", 1), fn, x, y), torch.tensor([1.0, 3.0, 5.0]))
+    assert torch.equal(cache(("k", 1), fn, x, y * 0), torch.tensor([0.0, 2.0, 4.0]))
+    assert len(calls) == 2 and len(cache) == 0  # called each time, nothing captured

@@ -26,6 +26,7 @@ __all__ = [
     "sinusoid_table_2d",
     "add_backbone",
     "attention",
+    "SHORT_SEQUENCE",
 ]
 
 
@@ -69,20 +70,40 @@ class TransformerEncoderLayer(nn.Module):
         return self.norm2(x + self.linear2(F.gelu(self.linear1(x))))
 
 
+#: Reduced-precision sequences up to this length (MoGenTS' spatial stage, S = 6, and temporal
+#: stage, S = T + 1 <= 50) skip torch's default choice of attention kernel, which is slow on them
+#: (``scripts/bench_attention.py``): the CPU runs two batched matmuls around a softmax (1.5-3x
+#: faster than the fused kernel, numerics within bf16 rounding), CUDA the memory-efficient kernel
+#: (1.5-1.6x faster than cuDNN's on an H200 at batch 256, same numerics; +11 % sentences/s).
+SHORT_SEQUENCE = 64
+
+
 def attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
 ) -> torch.Tensor:
     """Softmax attention, ``(N, H, S, E) x3 -> (N, H, S, E)``; ``mask`` (N, 1, 1, S) bool, True =
     may attend.
 
-    ``F.scaled_dot_product_attention`` everywhere, except short sequences in reduced precision on
-    the CPU (MoGenTS' spatial and temporal stages: S = 6 and S = T + 1 <= 50): there torch's fused
-    kernel is 1.5-3x slower than two batched matmuls around a softmax (numerics stay within bf16
-    rounding).
+    ``F.scaled_dot_product_attention``; short sequences in reduced precision take the path of
+    :data:`SHORT_SEQUENCE`.
     """
     n, h, s, e = q.shape
-    if q.device.type != "cpu" or q.dtype not in (torch.bfloat16, torch.float16) or s > 64:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    if q.dtype in (torch.bfloat16, torch.float16) and s <= SHORT_SEQUENCE:
+        if q.device.type == "cpu":
+            return _matmul_attention(q, k, v, mask)
+        if q.device.type == "cuda":
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]):
+                return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def _matmul_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """:func:`attention` as two batched matmuls around a softmax."""
+    n, h, s, e = q.shape
     q, k, v = (t.reshape(n * h, s, e) for t in (q, k, v))  # (N*H, S, E)
     if mask is None:
         scores = torch.bmm(q, k.transpose(1, 2)).mul_(e**-0.5)

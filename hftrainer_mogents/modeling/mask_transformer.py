@@ -159,8 +159,13 @@ class MaskTransformer2D(_MaskTransformerBase):
         if self.config.attnj:
             y = h + pe
             steps = y[:, 1:].reshape(b * t, j, d)  # (B*T, J, D)
-            keep = valid.reshape(b * t).nonzero().squeeze(1)
-            out = steps.index_copy(0, keep, self.seqTransEncoder2(steps.index_select(0, keep)))
+            if steps.is_cuda:
+                # no host sync (CUDA graphs): run every step, keep the output of the valid ones
+                row_valid = valid.reshape(b * t, 1, 1)
+                out = torch.where(row_valid, self.seqTransEncoder2(steps), steps)
+            else:
+                keep = valid.reshape(b * t).nonzero().squeeze(1)
+                out = steps.index_copy(0, keep, self.seqTransEncoder2(steps.index_select(0, keep)))
             o = out.view(b, t, j, d)
         else:
             o = h[:, 1:]

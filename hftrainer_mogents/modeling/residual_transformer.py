@@ -292,10 +292,15 @@ class ResidualTransformer2D(_ResidualTransformerBase):
         # 2. spatial attention within each valid step, added back in upstream's scrambled layout
         if self.config.attnj:
             steps = (o + pe[:t]).reshape(b * t, j, d)
-            keep = valid.reshape(b * t).nonzero().squeeze(1)
-            spatial = torch.zeros_like(steps).index_copy(
-                0, keep, self.seqTransEncoder2(steps.index_select(0, keep))
-            )  # (B*T, J, D), zero at padded steps
+            if steps.is_cuda:
+                # no host sync (CUDA graphs): run every step, zero the padded ones
+                row_valid = valid.reshape(b * t, 1, 1)
+                spatial = torch.where(row_valid, self.seqTransEncoder2(steps), 0.0)
+            else:
+                keep = valid.reshape(b * t).nonzero().squeeze(1)
+                spatial = torch.zeros_like(steps).index_copy(
+                    0, keep, self.seqTransEncoder2(steps.index_select(0, keep))
+                )  # (B*T, J, D), zero at padded steps
             if scramble_index is None:
                 lengths = valid.sum(1)
                 scramble_index = scrambled_spatial_index(lengths, t, j, batch_coupled=True)

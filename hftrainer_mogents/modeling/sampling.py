@@ -100,21 +100,26 @@ class Draws:
     def is_reference(self) -> bool:
         return self.generators is None
 
-    def _uniform_rows(self, shape: tuple[int, ...], valid: torch.Tensor, device: torch.device):
-        """(B, N, *rest) float32 U(0,1); sample b draws only its valid positions, which are the
-        first ``valid[b].sum()`` ones (padding always trails), in order."""
+    def valid_counts(self, valid: torch.Tensor) -> list[int] | None:
+        """Valid positions per sample of a (B, N) bool mask, read once per decoding loop (one
+        host sync instead of one per draw); None for reference draws, which do not need them."""
+        return None if self.is_reference else valid.sum(1).tolist()
+
+    def _uniform_rows(self, shape: tuple[int, ...], counts: Sequence[int], device: torch.device):
+        """(B, N, *rest) float32 U(0,1); sample b draws only its first ``counts[b]`` positions
+        (padding always trails), in order."""
         out = torch.zeros(shape, device=device)
-        for b, (gen, n) in enumerate(zip(self.generators, valid.sum(1).tolist())):
+        for b, (gen, n) in enumerate(zip(self.generators, counts)):
             if n:
                 out[b, :n] = torch.rand((n, *shape[2:]), generator=gen, device=gen.device)
         return out
 
-    def categorical(self, probs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    def categorical(self, probs: torch.Tensor, counts: Sequence[int] | None) -> torch.Tensor:
         """One id per position from ``probs`` (B, N, V) (rows need not be normalised).
 
         Reference draws use ``torch.multinomial`` on the re-normalised rows, over every
         position (as ``Categorical(probs).sample()`` does); per-sample draws invert the CDF with
-        one uniform per valid position. ``valid``: (B, N) bool.
+        one uniform per valid position. ``counts``: :meth:`valid_counts` of the (B, N) mask.
 
         Returns:
             (B, N) int64.
@@ -124,18 +129,19 @@ class Draws:
             p = probs / probs.sum(-1, keepdim=True)
             return torch.multinomial(p.reshape(-1, v), 1, True, generator=self.generator).view(b, n)
         cdf = probs.float().cumsum(-1)  # (B, N, V)
-        u = self._uniform_rows((b, n), valid, probs.device) * cdf[..., -1]
+        u = self._uniform_rows((b, n), counts, probs.device) * cdf[..., -1]
         ids = torch.searchsorted(cdf, u.unsqueeze(-1), right=True).squeeze(-1)
         return ids.clamp_(max=v - 1)
 
     def gumbel_argmax(
-        self, logits: torch.Tensor, temperature: float, valid: torch.Tensor
+        self, logits: torch.Tensor, temperature: float, counts: Sequence[int] | None
     ) -> torch.Tensor:
         """``argmax(logits / max(temperature, 1e-10) + gumbel)`` over the last axis.
 
         Args:
             logits: (B, N, V) (``-inf`` where filtered).
-            valid: (B, N) bool; per-sample draws cover only these positions.
+            counts: :meth:`valid_counts` of the (B, N) mask; per-sample draws cover only the
+                valid positions.
 
         Returns:
             (B, N) int64.
@@ -149,7 +155,7 @@ class Draws:
             )
             uniform = uniform.transpose(1, 2)
         else:
-            uniform = self._uniform_rows(tuple(logits.shape), valid, logits.device)
+            uniform = self._uniform_rows(tuple(logits.shape), counts, logits.device)
         return (logits / max(temperature, 1e-10) + _gumbel(uniform).to(logits.dtype)).argmax(-1)
 
 
@@ -195,7 +201,7 @@ def masked_decode(
     t = int(token_lens.max())
     pad_steps = lengths_to_padding_mask(token_lens, t)  # (B, T)
     padding = pad_steps[:, :, None].expand(b, t, n_j).reshape(b, t * n_j)  # (B, N)
-    valid = ~padding
+    counts = draws.valid_counts(~padding)
     ids = torch.where(padding, pad_id, mask_id)
     scores = torch.where(padding, 1e5, 0.0)  # float32
     for timestep in torch.linspace(0, 1, timesteps, device=device):
@@ -208,9 +214,9 @@ def masked_decode(
         logits = logits_fn(ids).float()  # (B, N, V)
         filtered = top_k_filter(logits, topk_filter_thres)
         if gumbel_sample:
-            pred = draws.gumbel_argmax(filtered, temperature, valid)
+            pred = draws.gumbel_argmax(filtered, temperature, counts)
         else:
-            pred = draws.categorical(F.softmax(filtered, dim=-1) / temperature, valid)
+            pred = draws.categorical(F.softmax(filtered, dim=-1) / temperature, counts)
         ids = torch.where(is_mask, pred, ids)
 
         scores = logits.softmax(dim=-1).gather(2, pred.unsqueeze(-1)).squeeze(-1)
@@ -253,7 +259,7 @@ def residual_decode(
     Returns:
         (B, N, Q) int64 ids, -1 where the id is the padding id (no code).
     """
-    valid = ~padding
+    counts = draws.valid_counts(~padding)
     ids = torch.where(padding, pad_id, base_ids)
     layers = [ids]
     history: torch.Tensor | None = None
@@ -261,7 +267,7 @@ def residual_decode(
         emb = embed_fn(ids, layer - 1)
         history = emb if history is None else history + emb
         logits = logits_fn(history, layer).float()
-        pred = draws.gumbel_argmax(top_k_filter(logits, topk_filter_thres), temperature, valid)
+        pred = draws.gumbel_argmax(top_k_filter(logits, topk_filter_thres), temperature, counts)
         ids = torch.where(padding, pad_id, pred)
         layers.append(ids)
     out = torch.stack(layers, dim=-1)  # (B, N, Q)
@@ -282,5 +288,5 @@ def sample_lengths(probs: torch.Tensor, draws: Draws) -> torch.Tensor:
     Returns:
         (B,) int64.
     """
-    valid = torch.ones(probs.shape[0], 1, dtype=torch.bool, device=probs.device)
-    return draws.categorical(probs[:, None, :], valid)[:, 0]
+    counts = None if draws.is_reference else [1] * probs.shape[0]
+    return draws.categorical(probs[:, None, :], counts)[:, 0]

@@ -1,0 +1,169 @@
+"""CUDA: the networks and the pipeline on a GPU (skipped where there is none).
+
+The GPU results are checked against the CPU (transformer logits), against the eager forwards (CUDA
+graph replays), and for the fast mode's promises (reproducible, batch-independent).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+TEXTS = ["a person walks forward", "a man jumps twice", "someone waves with the left hand"]
+LENGTHS = [196, 120, 40]
+
+
+@pytest.fixture(scope="module")
+def cuda_pipe(tiny_artifact):
+    from hftrainer_mogents.pipeline import MoGenTSPipeline
+
+    pipe = MoGenTSPipeline.from_pretrained(tiny_artifact, device="cuda")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _guided_logits(bundle, device: str) -> dict[str, torch.Tensor]:
+    """Guided logits of the four transformers on fixed random inputs with a padded sample."""
+    g = torch.Generator().manual_seed(0)
+    cfg = bundle.config
+    b, steps = 3, 12
+    cond = torch.randn(b, cfg.mask.clip_dim, generator=g)
+    pad = torch.zeros(b, steps, dtype=torch.bool)
+    pad[1, 7:] = True
+    pad[2, 2:] = True
+    out = {}
+    for name in ("mask_transformer_aux", "mask_transformer_ts"):
+        model = getattr(bundle, name)
+        shape = (b, steps) if name.endswith("aux") else (b, steps, 6)
+        ids = torch.randint(0, model.num_tokens, shape, generator=g)
+        ids[torch.rand(shape, generator=g) < 0.5] = model.mask_id
+        args = (ids.to(device), cond.to(device), pad.to(device), 4.0)
+        out[name] = model.forward_with_cond_scale(*args).float().cpu()
+    for name in ("res_transformer_aux", "res_transformer_ts"):
+        model = getattr(bundle, name)
+        n = steps if name.endswith("aux") else steps * 6
+        hist = torch.randn(b, n, model.code_dim, generator=g) * 0.5
+        args = (hist.to(device), 2, cond.to(device), pad.to(device), 5.0)
+        out[name] = model.forward_with_cond_scale(*args).float().cpu()
+    return out
+
+
+@torch.inference_mode()
+def test_transformer_logits_on_cuda_equal_cpu(tiny_artifact):
+    from hftrainer_mogents.bundle import MoGenTSBundle
+
+    cpu = _guided_logits(MoGenTSBundle.from_pretrained(tiny_artifact, device="cpu"), "cpu")
+    gpu = _guided_logits(MoGenTSBundle.from_pretrained(tiny_artifact, device="cuda"), "cuda")
+    for name, ref in cpu.items():
+        scale = max(1.0, float(ref.abs().max()))
+        err = float((gpu[name] - ref).abs().max())
+        assert err < 1e-4 * scale, f"{name}: max |cuda - cpu| {err:.2e} (logit scale {scale:.1f})"
+
+
+def test_cuda_graph_replays_equal_eager_forwards(cuda_pipe):
+    q = cuda_pipe.bundle.config.vq.num_quantizers
+    graphs = cuda_pipe.cuda_graphs
+    graphs.enabled = False
+    eager = cuda_pipe(TEXTS, LENGTHS, seed=5, time_steps=4, return_tokens=True)
+    graphs.enabled = True
+    graphs.clear()
+    first = cuda_pipe(TEXTS, LENGTHS, seed=5, time_steps=4, return_tokens=True)  # captures
+    assert len(graphs) == 2 + 2 * (q - 1)  # 2 mask transformers, 2 x (Q-1) residual layers
+    again = cuda_pipe(TEXTS, LENGTHS, seed=5, time_steps=4, return_tokens=True)  # replays
+    assert len(graphs) == 2 + 2 * (q - 1)
+    for run in (first, again):
+        for tok, ref in zip(run.tokens, eager.tokens):
+            np.testing.assert_array_equal(tok["ids_aux"], ref["ids_aux"])
+            np.testing.assert_array_equal(tok["ids_ts"], ref["ids_ts"])
+        for motion, ref in zip(run.motions, eager.motions):
+            np.testing.assert_allclose(motion, ref, atol=1e-5)
+
+
+def test_fast_mode_on_cuda_is_batch_independent(cuda_pipe):
+    # a sample's draws depend on (seed, its index in texts): keep TEXTS[1] at index 1 and change
+    # its neighbours, their lengths and the padded length of the batch (196 -> 120)
+    batch = cuda_pipe(TEXTS, LENGTHS, seed=11, return_tokens=True)
+    other = cuda_pipe(["a different neighbour", TEXTS[1]], [60, 120], seed=11, return_tokens=True)
+    assert other.motions[1].shape == (120, 263)
+    np.testing.assert_array_equal(other.tokens[1]["ids_aux"], batch.tokens[1]["ids_aux"])
+    np.testing.assert_array_equal(other.tokens[1]["ids_ts"], batch.tokens[1]["ids_ts"])
+    np.testing.assert_allclose(other.motions[1], batch.motions[1], atol=1e-4)
+    reseeded = cuda_pipe(
+        ["a different neighbour", TEXTS[1]], [60, 120], seed=12, return_tokens=True
+    )
+    assert not np.array_equal(reseeded.tokens[1]["ids_ts"], batch.tokens[1]["ids_ts"])
+
+
+def test_reference_mode_on_cuda_is_reproducible(cuda_pipe):
+    a = cuda_pipe(TEXTS, LENGTHS, seed=3, mode="reference", time_steps=4, return_tokens=True)
+    b = cuda_pipe(TEXTS, LENGTHS, seed=3, mode="reference", time_steps=4, return_tokens=True)
+    assert [m.shape[0] for m in a.motions] == LENGTHS
+    for x, y in zip(a.tokens, b.tokens):
+        np.testing.assert_array_equal(x["ids_ts"], y["ids_ts"])
+    for x, y in zip(a.motions, b.motions):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_bf16_on_cuda(tiny_artifact):
+    from hftrainer_mogents.pipeline import MoGenTSPipeline
+
+    pipe = MoGenTSPipeline.from_pretrained(tiny_artifact, device="cuda", dtype=torch.bfloat16)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.bundle.mask_transformer_ts.output_process.poseFinal.weight.dtype == torch.bfloat16
+    out = pipe(TEXTS, None, seed=0, return_tokens=True)  # estimated lengths too
+    for motion, frames, tok in zip(out.motions, out.lengths, out.tokens):
+        assert motion.shape == (frames, 263) and motion.dtype == np.float32
+        assert np.isfinite(motion).all()
+        assert tok["ids_ts"].min() >= 0  # every valid position holds a code
+
+
+def test_generate_cli_on_cuda(tiny_artifact, tmp_path):
+    from hftrainer_mogents.cli import cli
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "generate",
+            "a person walks forward then turns around",
+            "--model",
+            str(tiny_artifact),
+            "--device",
+            "cuda",
+            "--length",
+            "80",
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+            "--format",
+            "npy,joints",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert np.load(next(out.glob("*.npy"))).shape in {(80, 263), (80, 22, 3)}
+
+
+def test_graph_capture_failure_falls_back_to_eager(caplog):
+    # last in this file: a failed capture is recovered from, but keep it away from the others
+    from hftrainer_mogents.utils.cuda_graphs import CUDAGraphCache
+
+    cache = CUDAGraphCache()
+    x = torch.arange(4.0, device="cuda")
+
+    def syncing(t):
+        return t * float(t.sum())  # a host read: cannot be captured
+
+    with caplog.at_level(logging.WARNING):
+        out = cache("k", syncing, x)
+    assert not cache.enabled and len(cache) == 0
+    assert torch.equal(out, x * 6.0)
+    assert "capture failed" in caplog.text
+    # the device still works
+    assert float((x + 1).sum()) == 10.0
