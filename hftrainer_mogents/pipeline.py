@@ -48,6 +48,7 @@ from hftrainer_mogents.modeling.sampling import (
     sample_lengths,
 )
 from hftrainer_mogents.utils.cuda_graphs import CUDAGraphCache
+from hftrainer_mogents.utils.precision import full_fp32
 
 __all__ = ["MoGenTSPipeline", "MoGenTSOutput", "normalize_length", "sample_seed", "MODES"]
 
@@ -390,7 +391,8 @@ class MoGenTSPipeline:
         else:
             token_lens = torch.tensor([f // UNIT_LENGTH for f in frames], device=device)
         ids_aux, ids_ts = self._decode_tokens(token_lens, draws, knobs, encode, reference=True)
-        _, y = b.vq_model.forward_decoder(ids_aux, ids_ts)
+        with full_fp32():
+            _, y = b.vq_model.forward_decoder(ids_aux, ids_ts)
         motion = b.denormalize(y).cpu().numpy()
         return self._collect(motion, token_lens, ids_aux, ids_ts)
 
@@ -426,7 +428,8 @@ class MoGenTSPipeline:
         )
         for length in torch.unique(token_lens).tolist():
             rows = (token_lens == length).nonzero().squeeze(1)
-            _, y = b.vq_model.forward_decoder(ids_aux[rows, :length], ids_ts[rows, :length])
+            with full_fp32():
+                _, y = b.vq_model.forward_decoder(ids_aux[rows, :length], ids_ts[rows, :length])
             motion[rows, : length * UNIT_LENGTH] = y.float()
         motion = b.denormalize(motion).cpu().numpy()
         return self._collect(motion, token_lens, ids_aux, ids_ts)

@@ -164,8 +164,21 @@ def test_ik_script_killed_then_resumed(fixtures_dir: Path, model_dir: Path, tmp_
     assert not [p for p in (tmp_path / "ik").iterdir() if p.name.startswith(".")]
 
 
-def test_chain_script_three_stages(fixtures_dir: Path, model_dir: Path, tmp_path: Path) -> None:
-    """Stages A (IK, 2 shards) and B (272), then C (MotionStreamer-272 metrics) on a tiny split."""
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+        ),
+    ],
+)
+def test_chain_script_three_stages(
+    fixtures_dir: Path, model_dir: Path, tmp_path: Path, device: str
+) -> None:
+    """Stages A (IK, 2 shards) and B (272), then C (MotionStreamer-272 metrics) on a tiny split;
+    on CUDA the shards are spread over the visible GPUs (NUM_GPUS)."""
     from hftrainer_mogents.convert.evaluator_ms272 import convert_ms272_evaluator
 
     write_inputs(tmp_path / "pred263", generated_looking(fixtures_dir), bad=False)
@@ -175,10 +188,10 @@ def test_chain_script_three_stages(fixtures_dir: Path, model_dir: Path, tmp_path
         "SMPL135": str(tmp_path / "smpl135"),
         "PRED272": str(tmp_path / "pred272"),
         "MODEL_DIR": str(model_dir),
-        "NUM_GPUS": "0",
+        "NUM_GPUS": "1" if device == "cuda" else "0",
         "NUM_SHARDS": "2",
         "IK_ITERS": "5",
-        "DEVICE": "cpu",
+        "DEVICE": device,
         "STAGES": "A B",
     }
     script = REPO_ROOT / "scripts" / "run_mogents_hml263_to_ms272_chain.sh"
@@ -212,7 +225,7 @@ def test_chain_script_three_stages(fixtures_dir: Path, model_dir: Path, tmp_path
         "STAGES": "C",
         "N_REPEATS": "2",
         "EVAL_ARGS": f"--ms272-data-root {data} --ms272-evaluator {evaluator} "
-        "--ms272-batch-size 2 --ms272-diversity-times 2 --device cpu",
+        f"--ms272-batch-size 2 --ms272-diversity-times 2 --device {device}",
     }
     run = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr

@@ -150,6 +150,75 @@ def test_generate_cli_on_cuda(tiny_artifact, tmp_path):
     assert np.load(next(out.glob("*.npy"))).shape in {(80, 263), (80, 22, 3)}
 
 
+def test_hml263_evaluator_on_cuda_matches_the_reference(fixtures_dir, tmp_path):
+    import json
+
+    from conftest import require_fixture
+
+    from hftrainer_mogents.convert.evaluator_hml263 import convert_hml263_evaluator
+    from hftrainer_mogents.evaluation.hml263.dataset import read_test_split
+    from hftrainer_mogents.evaluation.hml263.evaluator import HumanML263Evaluator
+
+    fx = require_fixture(fixtures_dir / "hml263_eval_tiny")
+    folder = convert_hml263_evaluator(fx / "checkpoints", tmp_path / "ev", glove_dir=fx / "glove")
+    evaluator = HumanML263Evaluator.from_pretrained(folder, device="cuda")
+    assert evaluator.device.type == "cuda"
+    arrays = dict(np.load(fx / "reference.npz"))
+    meta = json.loads((fx / "reference.json").read_text())
+    split = read_test_split(fx / "dataset" / "HumanML3D")
+    by_key = {f"{e.source_id}#{c.line}": c.tokens for e in split.entries for c in e.captions}
+    text = evaluator.encode_text([by_key[k] for k in meta["captions"]["keys"]])
+    np.testing.assert_allclose(text, arrays["simple_text_emb"], atol=1e-4)
+    motion = evaluator.encode_motion(
+        [split.load_motion(e) for e in split.entries], arrays["simple_m_length"]
+    )
+    np.testing.assert_allclose(motion, arrays["simple_motion_emb_gt"], atol=1e-4)
+
+
+def test_ms272_evaluator_on_cuda_matches_the_reference(fixtures_dir, tmp_path):
+    from conftest import require_fixture
+
+    from hftrainer_mogents.convert.evaluator_ms272 import convert_ms272_evaluator
+    from hftrainer_mogents.evaluation.ms272.evaluator import MotionStreamer272Evaluator
+
+    fx = require_fixture(fixtures_dir / "ms272_tiny")
+    folder = convert_ms272_evaluator(
+        fx / "evaluator" / "epoch=99.ckpt",
+        tmp_path / "ev",
+        text_model=fx / "evaluator" / "distilbert_tiny",
+        mean_std=fx / "mean_std",
+    )
+    evaluator = MotionStreamer272Evaluator.from_pretrained(folder, device="cuda")
+    ref = np.load(fx / "evaluator" / "reference_embeddings.npz")
+    captions = [str(c) for c in ref["captions"]]
+    np.testing.assert_allclose(evaluator.encode_text(captions), ref["text_mu"], atol=1e-4)
+    normalized = ref["motion_inputs_normalized_padded"]
+    emb = evaluator.encode_motion(list(normalized), ref["motion_lengths"], normalized=True)
+    np.testing.assert_allclose(emb, ref["motion_mu"], atol=1e-4)
+
+
+def test_ik_on_cuda_recovers_the_fixture_motions(fixtures_dir):
+    from conftest import require_fixture
+
+    from hftrainer_mogents.motion import smpl135
+
+    fx = require_fixture(fixtures_dir / "ms272_tiny")
+    model = smpl135.load_smpl_model(fx / "smpl")
+    cfg = smpl135.IKConfig(source_fps=30, target_fps=30, floor_align=False)
+    names = ["walk_turn", "sway_arms", "short_spin"]
+    joints = []
+    for name in names:
+        with np.load(fx / "motions" / f"{name}.npz") as data:
+            joints.append(data["fk_joints24"][:, :22].astype(np.float64))
+    clips = [smpl135.prepare_clip(j, cfg, n) for j, n in zip(joints, names)]
+    on_gpu = smpl135.fit_clips(clips, model, cfg, device="cuda")
+    on_cpu = smpl135.fit_clips(clips, model, cfg, device="cpu")
+    for name, gt, gpu, cpu in zip(names, joints, on_gpu, on_cpu):
+        err_mm = np.linalg.norm(gpu.fitted_joints - gt, axis=-1).mean() * 1000
+        assert err_mm < 5.0, f"{name}: {err_mm:.2f} mm"
+        assert abs(gpu.mean_mpjpe_mm - cpu.mean_mpjpe_mm) < 0.05, name
+
+
 def test_graph_capture_failure_falls_back_to_eager(caplog):
     # last in this file: a failed capture is recovered from, but keep it away from the others
     from hftrainer_mogents.utils.cuda_graphs import CUDAGraphCache

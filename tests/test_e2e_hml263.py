@@ -37,8 +37,20 @@ def dataset(evaluator_dir, tmp_path_factory):
     return make_humanml3d(tmp_path_factory.mktemp("data") / "HumanML3D", ev.mean, ev.std)
 
 
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=pytest.mark.skipif(
+                not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU"
+            ),
+        ),
+    ],
+)
 def test_generate_split_with_the_pipeline_then_evaluate(
-    tiny_artifact, dataset, evaluator_dir, tmp_path
+    tiny_artifact, dataset, evaluator_dir, tmp_path, device
 ):
     pred = tmp_path / "pred263"
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
@@ -59,7 +71,7 @@ def test_generate_split_with_the_pipeline_then_evaluate(
             "--batch_size",
             "16",
             "--device",
-            "cpu",
+            device,
             "--mm_samples",
             "2",
             "--mm_repeats",
@@ -95,7 +107,7 @@ def test_generate_split_with_the_pipeline_then_evaluate(
             "--diversity-times",
             "10",
             "--device",
-            "cpu",
+            device,
         ],
     )
     assert result.exit_code == 0, result.output

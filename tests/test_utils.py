@@ -117,3 +117,19 @@ def test_cuda_graph_cache_runs_cpu_tensors_eagerly():
     assert torch.equal(cache(("k", 1), fn, x, y), torch.tensor([1.0, 3.0, 5.0]))
     assert torch.equal(cache(("k", 1), fn, x, y * 0), torch.tensor([0.0, 2.0, 4.0]))
     assert len(calls) == 2 and len(cache) == 0  # called each time, nothing captured
+
+
+def test_full_fp32_turns_tf32_off_and_restores_the_flags():
+    from hftrainer_mogents.utils.precision import full_fp32
+
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        with pytest.raises(RuntimeError, match="inside"), full_fp32():
+            assert not torch.backends.cudnn.allow_tf32
+            assert not torch.backends.cuda.matmul.allow_tf32
+            raise RuntimeError("inside")
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

@@ -48,6 +48,7 @@ from hftrainer_mogents.evaluation.hml263.word_vectors import (
     VOCAB_FILE,
     WordVectorizer,
 )
+from hftrainer_mogents.utils.precision import full_fp32
 
 __all__ = [
     "EVALUATOR_NAME",
@@ -424,7 +425,7 @@ class HumanML263Evaluator:
         )
         out = np.empty((len(captions), self.config.dim_coemb_hidden), dtype=np.float32)
         device, dtype = self.device, self.dtype
-        with torch.inference_mode():
+        with torch.inference_mode(), full_fp32():
             for lo in range(0, len(captions), batch_size):
                 sl = slice(lo, lo + batch_size)
                 emb = self.networks.encode_text(
@@ -503,7 +504,7 @@ class HumanML263Evaluator:
         # cut the length-sorted order where the length changes, and every batch_size items
         cuts = np.flatnonzero(np.diff(lengths[order])) + 1
         device, dtype = self.device, self.dtype
-        with torch.inference_mode():
+        with torch.inference_mode(), full_fp32():
             for group in np.split(order, cuts):
                 for lo in range(0, len(group), batch_size):
                     chunk = group[lo : lo + batch_size]

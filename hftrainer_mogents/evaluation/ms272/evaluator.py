@@ -46,6 +46,7 @@ from hftrainer_mogents.evaluation.ms272.dataset import (
     load_mean_std,
     read_ms272_split,
 )
+from hftrainer_mogents.utils.precision import full_fp32
 
 __all__ = [
     "EVALUATOR_NAME",
@@ -208,7 +209,7 @@ class MotionStreamer272Evaluator:
         if any(not isinstance(c, str) or not c.strip() for c in captions):
             raise InvalidInputError("captions must be non-empty strings")
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), full_fp32():
             for start in range(0, len(captions), batch_size):
                 enc = self.tokenizer(
                     list(captions[start : start + batch_size]), return_tensors="pt", padding=True
@@ -276,7 +277,7 @@ class MotionStreamer272Evaluator:
         order = np.argsort([len(c) for c in crops], kind="stable")
         width = self.motion_encoder.config.latent_dim
         out = np.zeros((len(crops), width), np.float32)
-        with torch.inference_mode():
+        with torch.inference_mode(), full_fp32():
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
                 longest = max(len(crops[i]) for i in idx)
