@@ -66,7 +66,8 @@ class MoGenTSOutput:
     Attributes:
         motions: one ``(T_i, 263)`` float32 array per text, physical units, same order.
         lengths: frames of each motion (``T_i``, multiples of 4).
-        seed: the seed used (drawn at random when none was given, so the call can be repeated).
+        seed: the seed used (drawn at random when none was given, so the call can be repeated);
+            None when the caller's generators drew everything.
         mode: ``"fast"`` or ``"reference"``.
         tokens: when requested, per text a dict with ``ids_aux (T/4, Q)`` and
             ``ids_ts (T/4, 6, Q)`` int64 arrays (-1 = no code).
@@ -74,7 +75,7 @@ class MoGenTSOutput:
 
     motions: list[np.ndarray]
     lengths: list[int]
-    seed: int
+    seed: int | None
     mode: str
     tokens: list[dict[str, np.ndarray]] | None = None
     settings: dict[str, Any] = field(default_factory=dict)
@@ -230,6 +231,7 @@ class MoGenTSPipeline:
         res_temperature: float = 1.0,
         gumbel_sample: bool = False,
         seed: int | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
         batch_size: int = 32,
         mode: str = "fast",
     ) -> list[np.ndarray]:
@@ -246,6 +248,7 @@ class MoGenTSPipeline:
             res_temperature=res_temperature,
             gumbel_sample=gumbel_sample,
             seed=seed,
+            generator=generator,
             batch_size=batch_size,
             mode=mode,
         ).motions
@@ -264,6 +267,7 @@ class MoGenTSPipeline:
         res_temperature: float = 1.0,
         gumbel_sample: bool = False,
         seed: int | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
         batch_size: int = 32,
         mode: str = "fast",
         text_features: torch.Tensor | np.ndarray | None = None,
@@ -287,6 +291,12 @@ class MoGenTSPipeline:
             res_temperature: residual sampling temperature.
             gumbel_sample: Gumbel-max instead of categorical sampling for the base layer.
             seed: makes the call reproducible; None draws one (returned in the output).
+            generator: instead of ``seed``, a ``torch.Generator`` or one per text. A list gives
+                each text its own draws (fast mode), whatever its index or batch; one generator
+                seeds the call (fast mode: it draws the call's seed, returned in the output, so the
+                generator advances between calls) or is the official single generator (reference
+                mode). A CPU generator may drive a CUDA pipeline (draws move to the GPU), except in
+                reference mode, which needs one on the pipeline's device.
             batch_size: texts per forward batch.
             mode: ``"fast"`` or ``"reference"`` (module docstring).
             text_features: precomputed (B, 512) CLIP text features of ``texts`` (e.g. from another
@@ -323,9 +333,15 @@ class MoGenTSPipeline:
             if text_features is None
             else _check_features(text_features, len(texts), self.bundle)
         )
-        if seed is None:
+        generators = _check_randomness(seed, generator, len(texts), mode, self.device)
+        if isinstance(generators, torch.Generator) and mode == "fast":
+            # one generator seeds the call: the samples stay independent of their batch
+            draw = torch.randint(2**63 - 1, (1,), generator=generators, device=generators.device)
+            seed = int(draw)
+            generators = None
+        elif seed is None and generators is None:
             seed = secrets.randbits(63)
-        seed = int(seed)
+        seed = None if seed is None else int(seed)
         knobs = dict(
             time_steps=time_steps,
             cond_scale=cond_scale,
@@ -345,10 +361,23 @@ class MoGenTSPipeline:
             chunk_frames = None if frames is None else frames[start : start + batch_size]
             chunk_features = None if features is None else features[start : start + batch_size]
             if mode == "reference":
-                result = self._generate_reference(chunk, chunk_frames, seed, knobs, chunk_features)
+                if generators is None:  # re-seeded per batch, as the official scripts do
+                    chunk_draws = torch.Generator(device=self.device).manual_seed(seed)
+                else:  # the caller's generator runs on across batches
+                    chunk_draws = generators
+                result = self._generate_reference(
+                    chunk, chunk_frames, chunk_draws, knobs, chunk_features
+                )
             else:
+                if generators is None:
+                    chunk_draws = [
+                        torch.Generator(device=self.device).manual_seed(sample_seed(seed, i))
+                        for i in range(start, start + len(chunk))
+                    ]
+                else:
+                    chunk_draws = list(generators[start : start + batch_size])
                 result = self._generate_fast(
-                    chunk, chunk_frames, seed, start, knobs, chunk_features
+                    chunk, chunk_frames, chunk_draws, knobs, chunk_features
                 )
             motions.extend(result["motions"])
             out_lengths.extend(result["lengths"])
@@ -371,7 +400,7 @@ class MoGenTSPipeline:
         self,
         texts: list[str],
         frames: list[int] | None,
-        seed: int,
+        generator: torch.Generator,
         knobs: dict[str, Any],
         features: torch.Tensor | None = None,
     ) -> dict[str, Any]:
@@ -379,7 +408,6 @@ class MoGenTSPipeline:
         one generator, text encoded by each transformer as upstream does."""
         b = self.bundle
         device = b.device
-        generator = torch.Generator(device=device).manual_seed(seed)
         draws = Draws.reference(generator)
 
         def encode() -> torch.Tensor:
@@ -400,17 +428,12 @@ class MoGenTSPipeline:
         self,
         texts: list[str],
         frames: list[int] | None,
-        seed: int,
-        offset: int,
+        generators: list[torch.Generator],
         knobs: dict[str, Any],
         features: torch.Tensor | None = None,
     ) -> dict[str, Any]:
         b = self.bundle
         device = b.device
-        generators = [
-            torch.Generator(device=device).manual_seed(sample_seed(seed, offset + i))
-            for i in range(len(texts))
-        ]
         draws = Draws.per_sample(generators)
         cond = _encode_unique(b, texts) if features is None else features  # once per call
         if frames is None:
@@ -636,6 +659,50 @@ def _check_features(features: Any, n_texts: int, bundle: MoGenTSBundle) -> torch
     if not torch.isfinite(tensor).all():
         raise InvalidInputError("text_features contains NaN or infinite values")
     return tensor.to(device=bundle.device, dtype=torch.float32)
+
+
+def _check_randomness(
+    seed: Any, generator: Any, n_texts: int, mode: str, device: torch.device
+) -> torch.Generator | list[torch.Generator] | None:
+    """Validate ``seed``/``generator``; returns None, one generator, or one per text."""
+    if seed is not None and generator is not None:
+        raise InvalidInputError("give seed or generator, not both")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise InvalidInputError(f"seed must be an integer, got {seed!r}")
+    if generator is None:
+        return None
+    many = isinstance(generator, (list, tuple))
+    gens = list(generator) if many else [generator]
+    for i, gen in enumerate(gens):
+        if not isinstance(gen, torch.Generator):
+            where = f"generator[{i}]" if many else "generator"
+            raise InvalidInputError(f"{where} must be a torch.Generator, got {type(gen).__name__}")
+        if gen.device.type != "cpu" and gen.device.type != device.type:
+            raise InvalidInputError(
+                f"a {gen.device.type} generator cannot drive a pipeline on {device}; use a CPU "
+                f"generator or torch.Generator(device={str(device)!r})"
+            )
+    if len(gens) == 1:  # one entry counts as a single generator
+        gens_or_one: torch.Generator | list[torch.Generator] = gens[0]
+    elif len(gens) != n_texts:
+        raise InvalidInputError(
+            f"got {n_texts} texts but {len(gens)} generators; give one generator per text or one "
+            "for the whole call"
+        )
+    else:
+        gens_or_one = gens
+    if mode == "reference":
+        if not isinstance(gens_or_one, torch.Generator):
+            raise InvalidInputError(
+                "mode='reference' draws from one generator, as the official code does; pass one "
+                "generator (or a seed), or use mode='fast' for one generator per text"
+            )
+        if gens_or_one.device.type != device.type:
+            raise InvalidInputError(
+                f"mode='reference' needs its generator on the pipeline's device ({device}), got "
+                f"a {gens_or_one.device.type} generator"
+            )
+    return gens_or_one
 
 
 def _check_texts(texts: Sequence[str] | str) -> list[str]:

@@ -100,6 +100,20 @@ def test_fast_mode_on_cuda_is_batch_independent(cuda_pipe):
     assert not np.array_equal(reseeded.tokens[1]["ids_ts"], batch.tokens[1]["ids_ts"])
 
 
+def test_cpu_generators_drive_the_cuda_pipeline(cuda_pipe, tiny_pipeline):
+    def gens():
+        return [torch.Generator().manual_seed(i) for i in range(len(TEXTS))]
+
+    a = cuda_pipe(TEXTS, LENGTHS, generator=gens(), time_steps=4, return_tokens=True)
+    b = cuda_pipe(TEXTS, LENGTHS, generator=gens(), time_steps=4, return_tokens=True)
+    for x, y in zip(a.tokens, b.tokens):
+        np.testing.assert_array_equal(x["ids_ts"], y["ids_ts"])
+    from hftrainer_mogents.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="cuda generator cannot drive a pipeline on cpu"):
+        tiny_pipeline(TEXTS[:1], [80], generator=torch.Generator(device="cuda"))
+
+
 def test_reference_mode_on_cuda_is_reproducible(cuda_pipe):
     a = cuda_pipe(TEXTS, LENGTHS, seed=3, mode="reference", time_steps=4, return_tokens=True)
     b = cuda_pipe(TEXTS, LENGTHS, seed=3, mode="reference", time_steps=4, return_tokens=True)

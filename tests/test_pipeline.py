@@ -179,6 +179,64 @@ def test_seeds(tiny_pipeline):
     assert sample_seed(5, 0) != sample_seed(5, 1) and sample_seed(5, 0) == sample_seed(5, 0)
 
 
+def test_generators(tiny_pipeline):
+    texts, lengths = ["a person jumps", "a person sits down", "a person waves"], [80, 64, 120]
+    seeded = tiny_pipeline(texts, lengths, seed=5, return_tokens=True)
+    # one generator per text, seeded as seed=5 seeds its samples: the same motions
+    gens = [torch.Generator().manual_seed(sample_seed(5, i)) for i in range(3)]
+    listed = tiny_pipeline(texts, lengths, generator=gens, return_tokens=True)
+    assert listed.seed is None and listed.settings["seed"] is None
+    for a, b in zip(seeded.tokens, listed.tokens):
+        assert np.array_equal(a["ids_ts"], b["ids_ts"])
+    for a, b in zip(seeded.motions, listed.motions):
+        np.testing.assert_array_equal(a, b)
+    # a sample keeps its generator's motion at any index, in any batch
+    moved = tiny_pipeline(
+        ["someone dances", texts[2]],
+        [196, 120],
+        generator=[
+            torch.Generator().manual_seed(1),
+            torch.Generator().manual_seed(sample_seed(5, 2)),
+        ],
+        batch_size=1,
+        return_tokens=True,
+    )
+    assert np.array_equal(moved.tokens[1]["ids_ts"], seeded.tokens[2]["ids_ts"])
+    np.testing.assert_allclose(moved.motions[1], seeded.motions[2], atol=1e-5, rtol=0)
+    # one generator seeds the call (its draw is returned) and advances between calls
+    g = torch.Generator().manual_seed(3)
+    first = tiny_pipeline(texts[:1], lengths[:1], generator=g)
+    second = tiny_pipeline(texts[:1], lengths[:1], generator=g)
+    assert first.seed != second.seed
+    assert not np.array_equal(first.motions[0], second.motions[0])
+    again = tiny_pipeline(texts[:1], lengths[:1], seed=first.seed)
+    np.testing.assert_array_equal(again.motions[0], first.motions[0])
+    one = tiny_pipeline(texts[:1], lengths[:1], generator=[torch.Generator().manual_seed(3)])
+    np.testing.assert_array_equal(one.motions[0], first.motions[0])  # a 1-list is one generator
+
+
+def test_reference_mode_takes_the_official_generator(tiny_pipeline):
+    texts, lengths = ["a person jumps", "a person waves"], [80, 120]
+    seeded = tiny_pipeline(texts, lengths, seed=10107, mode="reference", return_tokens=True)
+    g = torch.Generator().manual_seed(10107)
+    given = tiny_pipeline(texts, lengths, generator=g, mode="reference", return_tokens=True)
+    for a, b in zip(seeded.tokens, given.tokens):
+        assert np.array_equal(a["ids_ts"], b["ids_ts"])
+    for a, b in zip(seeded.motions, given.motions):
+        np.testing.assert_array_equal(a, b)
+    # the caller's generator runs on across batches; seed= re-seeds each batch
+    alone = [
+        tiny_pipeline([t], [n], seed=10107, mode="reference").motions[0]
+        for t, n in zip(texts, lengths)
+    ]
+    kwargs = dict(batch_size=1, mode="reference")
+    split = tiny_pipeline(texts, lengths, generator=torch.Generator().manual_seed(10107), **kwargs)
+    np.testing.assert_array_equal(split.motions[0], alone[0])
+    assert not np.array_equal(split.motions[1], alone[1])
+    reseeded = tiny_pipeline(texts, lengths, seed=10107, **kwargs)
+    np.testing.assert_array_equal(reseeded.motions[1], alone[1])
+
+
 def test_outputs_are_physical_units(tiny_pipeline):
     out = tiny_pipeline(["a person walks"], [40], seed=0, return_tokens=True)
     motion = out.motions[0]
@@ -242,6 +300,19 @@ def test_length_rules(frames, expected, caplog):
         (dict(temperature=0.0), "temperature must be"),
         (dict(batch_size=0), "batch_size"),
         (dict(mode="turbo"), "mode must be one of"),
+        (dict(seed=1, generator=torch.Generator()), "seed or generator, not both"),
+        (dict(seed="7"), "seed must be an integer"),
+        (dict(generator=[torch.Generator(), 3]), r"generator\[1\] must be a torch.Generator"),
+        (
+            dict(texts=["a", "b", "c"], lengths=None, generator=[torch.Generator()] * 2),
+            "3 texts but 2 generators",
+        ),
+        (
+            dict(
+                texts=["a", "b"], lengths=None, generator=[torch.Generator()] * 2, mode="reference"
+            ),
+            "draws from one generator",
+        ),
         (
             dict(text_features=np.zeros((2, 512), dtype=np.float32)),
             r"text_features must be a float \(1, 512\)",
