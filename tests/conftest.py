@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,6 +22,11 @@ _HF_HOME = tempfile.mkdtemp(prefix="mogents-test-hf-")
 os.environ["HF_HOME"] = _HF_HOME
 os.environ["HF_HUB_CACHE"] = os.path.join(_HF_HOME, "hub")
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+
+
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+# parametrize a test over these to run it on the CPU and, where there is one, on a GPU
+DEVICES = ["cpu", pytest.param("cuda", marks=requires_cuda)]
 
 
 def _find_fixtures() -> Path | None:

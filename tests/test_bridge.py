@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import REPO_ROOT, require_fixture
+from conftest import DEVICES, REPO_ROOT, require_fixture
 
 from hftrainer_mogents.cli import cli
 from hftrainer_mogents.motion import bridge, hml263, ms272, smpl135
@@ -164,16 +164,7 @@ def test_ik_script_killed_then_resumed(fixtures_dir: Path, model_dir: Path, tmp_
     assert not [p for p in (tmp_path / "ik").iterdir() if p.name.startswith(".")]
 
 
-@pytest.mark.parametrize(
-    "device",
-    [
-        "cpu",
-        pytest.param(
-            "cuda",
-            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
-        ),
-    ],
-)
+@pytest.mark.parametrize("device", DEVICES)
 def test_chain_script_three_stages(
     fixtures_dir: Path, model_dir: Path, tmp_path: Path, device: str
 ) -> None:

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import requires_cuda
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+pytestmark = requires_cuda
 
 TEXTS = ["a person walks forward", "a man jumps twice", "someone waves with the left hand"]
 LENGTHS = [196, 120, 40]

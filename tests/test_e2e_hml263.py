@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import DEVICES
 from hml263_standin import make_humanml3d
 
 from hftrainer_mogents.cli import cli
@@ -37,18 +38,7 @@ def dataset(evaluator_dir, tmp_path_factory):
     return make_humanml3d(tmp_path_factory.mktemp("data") / "HumanML3D", ev.mean, ev.std)
 
 
-@pytest.mark.parametrize(
-    "device",
-    [
-        "cpu",
-        pytest.param(
-            "cuda",
-            marks=pytest.mark.skipif(
-                not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU"
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("device", DEVICES)
 def test_generate_split_with_the_pipeline_then_evaluate(
     tiny_artifact, dataset, evaluator_dir, tmp_path, device
 ):

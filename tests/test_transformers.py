@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import DEVICES
 
 from hftrainer_mogents.config import MaskTransformerConfig, ResidualTransformerConfig
 from hftrainer_mogents.convert.safe_pickle import torch_load_weights_only
@@ -190,16 +191,7 @@ def test_res_ts_batch_independent_with_per_sample_scramble(tiny):
 
 @pytest.mark.parametrize("seq", [6, 50, 120], ids=["spatial", "temporal", "joint-stage"])
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
-@pytest.mark.parametrize(
-    "device",
-    [
-        "cpu",
-        pytest.param(
-            "cuda",
-            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
-        ),
-    ],
-)
+@pytest.mark.parametrize("device", DEVICES)
 def test_reduced_precision_attention_matches_fp32(seq, masked, device):
     import torch.nn.functional as F
 
