@@ -334,6 +334,8 @@ class MoGenTSPipeline:
             else _check_features(text_features, len(texts), self.bundle)
         )
         generators = _check_randomness(seed, generator, len(texts), mode, self.device)
+
+        # 2. Randomness: a seed for the call, or the caller's generators
         if isinstance(generators, torch.Generator) and mode == "fast":
             # one generator seeds the call: the samples stay independent of their batch
             draw = torch.randint(2**63 - 1, (1,), generator=generators, device=generators.device)
@@ -352,6 +354,7 @@ class MoGenTSPipeline:
             gumbel_sample=gumbel_sample,
         )
 
+        # 3. Generate batch by batch: text -> lengths -> base tokens -> residual layers -> decode
         motions: list[np.ndarray] = []
         out_lengths: list[int] = []
         tokens: list[dict[str, np.ndarray]] = []
@@ -382,6 +385,7 @@ class MoGenTSPipeline:
             motions.extend(result["motions"])
             out_lengths.extend(result["lengths"])
             tokens.extend(result["tokens"])
+        # 4. Outputs
         settings = {**knobs, "batch_size": batch_size, "mode": mode, "seed": seed}
         if not return_dict:
             return motions, out_lengths
@@ -435,7 +439,8 @@ class MoGenTSPipeline:
         b = self.bundle
         device = b.device
         draws = Draws.per_sample(generators)
-        cond = _encode_unique(b, texts) if features is None else features  # once per call
+        # encode text once (each distinct text once)
+        cond = _encode_unique(b, texts) if features is None else features
         if frames is None:
             token_lens = self._estimate_lengths(cond, draws, clamp=True)
         else:
