@@ -337,6 +337,7 @@ def generate(
     from hftrainer_mogents.outputs import parse_formats, read_prompt_file, save_motion, slugify
     from hftrainer_mogents.pipeline import MoGenTSPipeline
     from hftrainer_mogents.utils.io import atomic_write_json
+    from hftrainer_mogents.utils.memory import keep_freed_memory
 
     prompts = list(texts) + (read_prompt_file(from_file) if from_file else [])
     if not prompts:
@@ -357,6 +358,8 @@ def generate(
     pipe = MoGenTSPipeline.from_pretrained(
         model, revision=revision, local_files_only=local_files_only, device=device, dtype=dtype
     )
+    if pipe.device.type == "cpu":
+        keep_freed_memory()  # this process is ours: spare the page faults of every forward
     result = pipe(
         prompts,
         per_prompt,

@@ -27,10 +27,7 @@ from pathlib import Path
 import torch
 
 TEXT = "a person walks forward then turns around"
-# glibc serves large blocks with fresh mmap pages and hands freed memory back, so every big
-# activation of a CPU forward page-faults anew; keeping freed memory in the heap makes the CPU
-# runs 5-15 % faster (the same for every configuration; --plain-malloc turns it off)
-MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**32)}
+
 CONFIGS = {
     "reference": ("reference", "float32"),
     "fast-fp32": ("fast", "float32"),
@@ -61,6 +58,11 @@ def worker(args: argparse.Namespace) -> None:
 
     mode, dtype = CONFIGS[args.config]
     device = args.device
+    if not args.plain_malloc:
+        # as the mogents commands do on CPU (the same for every configuration)
+        from hftrainer_mogents.utils.memory import keep_freed_memory
+
+        keep_freed_memory()
     pipe = MoGenTSPipeline.from_pretrained(args.artifact, device=device, dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
     # distinct prompts: the pipeline encodes each distinct text once
@@ -118,10 +120,9 @@ def run_worker(
     ]
     if count_flops:
         cmd.append("--count-flops")
-    env = dict(os.environ)
-    if not args.plain_malloc:
-        env.update(MALLOC_TUNING)
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    if args.plain_malloc:
+        cmd.append("--plain-malloc")
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"worker {config} batch {batch} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -360,7 +361,7 @@ def main() -> None:
     parser.add_argument(
         "--plain-malloc",
         action="store_true",
-        help="run the CPU workers without the glibc malloc settings (MALLOC_TUNING)",
+        help="run the CPU workers without keep_freed_memory() (glibc's default malloc settings)",
     )
     # worker mode
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -392,7 +393,7 @@ def main() -> None:
         flush=True,
     )
     if not args.plain_malloc:
-        print("workers run with " + " ".join(f"{k}={v}" for k, v in MALLOC_TUNING.items()))
+        print("workers keep freed memory (utils.memory.keep_freed_memory; --plain-malloc: off)")
     peak = sgemm_peak(args.device)
     results: dict[str, dict] = {}
     for batch in batches:

@@ -133,3 +133,15 @@ def test_full_fp32_turns_tf32_off_and_restores_the_flags():
         assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def test_keep_freed_memory(monkeypatch):
+    import platform
+    import sys
+
+    from hftrainer_mogents.utils import memory
+
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert memory.keep_freed_memory() is True
+    monkeypatch.setattr(memory.sys, "platform", "darwin")
+    assert memory.keep_freed_memory() is False

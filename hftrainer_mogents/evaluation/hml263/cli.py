@@ -24,6 +24,7 @@ from hftrainer_mogents.evaluation.hml263.protocol import (
     generate_test_split,
     load_generator,
 )
+from hftrainer_mogents.utils.memory import keep_freed_memory
 
 __all__ = ["build_generation_parser", "generation_main"]
 
@@ -87,6 +88,8 @@ def generation_main(
     try:
         if generator_factory is None:
             generator = load_generator(args.model_path, device=args.device)
+            if str(getattr(generator, "device", "cpu")).startswith("cpu"):
+                keep_freed_memory()  # this process is ours: spare the page faults of each forward
         else:
             generator = generator_factory(args)
         summary = generate_test_split(
