@@ -209,3 +209,19 @@ def test_reduced_precision_attention_matches_fp32(seq, masked, device):
     assert low.dtype == torch.bfloat16 and low.shape == expected.shape
     err = (low.float() - expected).abs().max().item()
     assert err < 0.05, err  # bf16 rounding of inputs and scores
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_encode_valid_rows_runs_the_valid_rows_and_fills_the_rest(device):
+    from hftrainer_mogents.modeling.layers import TransformerEncoder, encode_valid_rows
+
+    torch.manual_seed(0)
+    encoder = TransformerEncoder(16, 2, 32, 2).eval().to(device)
+    x = torch.randn(5, 6, 16, device=device)
+    valid = torch.tensor([True, False, True, True, False], device=device)
+    fill = torch.full_like(x, 7.0)
+    with torch.inference_mode():
+        out = encode_valid_rows(encoder, x, valid, fill)
+        for row in range(5):
+            expected = encoder(x[row : row + 1])[0] if valid[row] else fill[row]
+            torch.testing.assert_close(out[row], expected, atol=1e-5, rtol=1e-5)

@@ -27,6 +27,7 @@ __all__ = [
     "add_backbone",
     "attention",
     "SHORT_SEQUENCE",
+    "encode_valid_rows",
 ]
 
 
@@ -147,6 +148,22 @@ class TransformerEncoder(nn.Module):
         for layer in self.layers:
             x = layer(x, attend)
         return x
+
+
+def encode_valid_rows(
+    encoder: nn.Module, x: torch.Tensor, valid: torch.Tensor, fill: torch.Tensor
+) -> torch.Tensor:
+    """``encoder`` over the sequences of ``x`` (N, S, D) where ``valid`` (N,) is True; the other
+    rows take ``fill`` (N, S, D).
+
+    The CPU runs only the valid rows; CUDA runs every row and selects, which needs no host sync
+    (so the forward can be captured as a CUDA graph). Rows are independent, so the valid rows
+    come out the same either way.
+    """
+    if x.is_cuda:
+        return torch.where(valid[:, None, None], encoder(x), fill)
+    keep = valid.nonzero().squeeze(1)
+    return fill.index_copy(0, keep, encoder(x.index_select(0, keep)))
 
 
 class InputProcess(nn.Module):

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from hftrainer_mogents.config import MaskTransformerConfig
-from hftrainer_mogents.modeling.layers import OutputProcess, add_backbone
+from hftrainer_mogents.modeling.layers import OutputProcess, add_backbone, encode_valid_rows
 
 __all__ = ["MaskTransformer", "MaskTransformer2D", "cfg_combine"]
 
@@ -159,13 +159,7 @@ class MaskTransformer2D(_MaskTransformerBase):
         if self.config.attnj:
             y = h + pe
             steps = y[:, 1:].reshape(b * t, j, d)  # (B*T, J, D)
-            if steps.is_cuda:
-                # no host sync (CUDA graphs): run every step, keep the output of the valid ones
-                row_valid = valid.reshape(b * t, 1, 1)
-                out = torch.where(row_valid, self.seqTransEncoder2(steps), steps)
-            else:
-                keep = valid.reshape(b * t).nonzero().squeeze(1)
-                out = steps.index_copy(0, keep, self.seqTransEncoder2(steps.index_select(0, keep)))
+            out = encode_valid_rows(self.seqTransEncoder2, steps, valid.reshape(b * t), steps)
             o = out.view(b, t, j, d)
         else:
             o = h[:, 1:]

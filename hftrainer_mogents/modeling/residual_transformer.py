@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hftrainer_mogents.config import ResidualTransformerConfig
-from hftrainer_mogents.modeling.layers import OutputProcess, add_backbone
+from hftrainer_mogents.modeling.layers import OutputProcess, add_backbone, encode_valid_rows
 from hftrainer_mogents.modeling.mask_transformer import cfg_combine
 
 __all__ = ["ResidualTransformer", "ResidualTransformer2D", "scrambled_spatial_index"]
@@ -292,15 +292,9 @@ class ResidualTransformer2D(_ResidualTransformerBase):
         # 2. spatial attention within each valid step, added back in upstream's scrambled layout
         if self.config.attnj:
             steps = (o + pe[:t]).reshape(b * t, j, d)
-            if steps.is_cuda:
-                # no host sync (CUDA graphs): run every step, zero the padded ones
-                row_valid = valid.reshape(b * t, 1, 1)
-                spatial = torch.where(row_valid, self.seqTransEncoder2(steps), 0.0)
-            else:
-                keep = valid.reshape(b * t).nonzero().squeeze(1)
-                spatial = torch.zeros_like(steps).index_copy(
-                    0, keep, self.seqTransEncoder2(steps.index_select(0, keep))
-                )  # (B*T, J, D), zero at padded steps
+            spatial = encode_valid_rows(
+                self.seqTransEncoder2, steps, valid.reshape(b * t), torch.zeros_like(steps)
+            )  # (B*T, J, D), zero at padded steps
             if scramble_index is None:
                 lengths = valid.sum(1)
                 scramble_index = scrambled_spatial_index(lengths, t, j, batch_coupled=True)
