@@ -143,8 +143,7 @@ class MoGenTSPipeline:
         # fast mode on CUDA replays each transformer forward as a CUDA graph (captured on first
         # use per batch shape); graphs read the weights in place, so replacing parameter tensors
         # needs ``pipe.cuda_graphs.clear()``
-        self.cuda_graphs = CUDAGraphCache()
-        self.cuda_graphs.enabled = cuda_graphs
+        self.cuda_graphs = CUDAGraphCache(enabled=cuda_graphs)
 
     # ------------------------------------------------------------------ loading
 

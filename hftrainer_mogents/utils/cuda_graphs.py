@@ -36,10 +36,10 @@ class CUDAGraphCache:
         >>> logits = cache(("mask_ts", 4.0), model_fn, ids, cond, padding)  # doctest: +SKIP
     """
 
-    def __init__(self, max_graphs: int = 64, warmup: int = 2) -> None:
+    def __init__(self, max_graphs: int = 64, warmup: int = 2, *, enabled: bool = True) -> None:
         self.max_graphs = max_graphs
         self.warmup = warmup
-        self.enabled = True
+        self.enabled = enabled
         self._graphs: OrderedDict[Hashable, tuple[list[torch.Tensor], Any, torch.Tensor]] = (
             OrderedDict()
         )
@@ -86,23 +86,18 @@ class CUDAGraphCache:
         self, fn: Callable[..., torch.Tensor], tensors: tuple[torch.Tensor, ...]
     ) -> tuple[list[torch.Tensor], Any, torch.Tensor]:
         device = tensors[0].device
-        with torch.cuda.device(device):
-            return self._capture_on_device(fn, tensors, device)
-
-    def _capture_on_device(
-        self, fn: Callable[..., torch.Tensor], tensors: tuple[torch.Tensor, ...], device: Any
-    ) -> tuple[list[torch.Tensor], Any, torch.Tensor]:
         static_inputs = [t.clone() for t in tensors]
-        # warm up on a side stream, as capture requires (lazy cuBLAS/attention initialisation)
-        stream = torch.cuda.Stream(device=device)
-        stream.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(stream):
-            for _ in range(self.warmup):
-                fn(*static_inputs)
-        torch.cuda.current_stream(device).wait_stream(stream)
-        if self._pool is None:
-            self._pool = torch.cuda.graph_pool_handle()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self._pool):
-            output = fn(*static_inputs)
+        with torch.cuda.device(device):
+            # warm up on a side stream, as capture requires (lazy cuBLAS/attention initialisation)
+            stream = torch.cuda.Stream(device=device)
+            stream.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(stream):
+                for _ in range(self.warmup):
+                    fn(*static_inputs)
+            torch.cuda.current_stream(device).wait_stream(stream)
+            if self._pool is None:
+                self._pool = torch.cuda.graph_pool_handle()
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self._pool):
+                output = fn(*static_inputs)
         return static_inputs, graph, output
