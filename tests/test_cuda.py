@@ -11,7 +11,6 @@ import logging
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from conftest import requires_cuda
 
 pytestmark = requires_cuda
@@ -136,33 +135,6 @@ def test_bf16_on_cuda(tiny_artifact):
         assert motion.shape == (frames, 263) and motion.dtype == np.float32
         assert np.isfinite(motion).all()
         assert tok["ids_ts"].min() >= 0  # every valid position holds a code
-
-
-def test_generate_cli_on_cuda(tiny_artifact, tmp_path):
-    from hftrainer_mogents.cli import cli
-
-    out = tmp_path / "out"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "generate",
-            "a person walks forward then turns around",
-            "--model",
-            str(tiny_artifact),
-            "--device",
-            "cuda",
-            "--length",
-            "80",
-            "--seed",
-            "0",
-            "--out",
-            str(out),
-            "--format",
-            "npy,joints",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    assert np.load(next(out.glob("*.npy"))).shape in {(80, 263), (80, 22, 3)}
 
 
 def test_hml263_evaluator_on_cuda_matches_the_reference(fixtures_dir, tmp_path):

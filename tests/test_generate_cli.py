@@ -8,12 +8,14 @@ import logging
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import DEVICES
 
 from hftrainer_mogents.cli import cli
 from hftrainer_mogents.motion.hml263 import recover_from_ric
 
 
-def test_generate_writes_every_format(tiny_artifact, tmp_path):
+@pytest.mark.parametrize("device", DEVICES)
+def test_generate_writes_every_format(tiny_artifact, tmp_path, device):
     out = tmp_path / "out"
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("# a comment\na man jumps up and down twice.\n\n")
@@ -27,7 +29,7 @@ def test_generate_writes_every_format(tiny_artifact, tmp_path):
             "--model",
             str(tiny_artifact),
             "--device",
-            "cpu",
+            device,
             "--length",
             "80",
             "--length",
@@ -66,7 +68,7 @@ def test_generate_writes_every_format(tiny_artifact, tmp_path):
             "--model",
             str(tiny_artifact),
             "--device",
-            "cpu",
+            device,
             "--length",
             "80",
             "--seed",
