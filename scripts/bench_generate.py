@@ -51,19 +51,37 @@ def make_artifact(folder: Path) -> Path:
     return folder
 
 
-def worker(args: argparse.Namespace) -> None:
+def best_time(run, repeats: int) -> float:
+    """Fastest of ``repeats`` timed calls of ``run`` (seconds)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def count_flops(run) -> float:
+    """FLOPs of one call of ``run``, by ``torch.utils.flop_counter`` (eager ops only)."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    counter = FlopCounterMode(display=False)
+    with counter:
+        run()
+    return counter.get_total_flops()
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One CPU configuration, in its own process (so its peak memory is its own)."""
     from hftrainer_mogents.pipeline import MoGenTSPipeline
 
     mode, dtype = CONFIGS[args.config]
-    device = args.device
     if not args.plain_malloc:
         # as the mogents commands do on CPU (the same for every configuration)
         from hftrainer_mogents.utils.memory import keep_freed_memory
 
         keep_freed_memory()
-    pipe = MoGenTSPipeline.from_pretrained(args.artifact, device=device, dtype=dtype)
+    pipe = MoGenTSPipeline.from_pretrained(args.artifact, device="cpu", dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
     # distinct prompts: the pipeline encodes each distinct text once
     texts = [f"{TEXT}, take {i}" for i in range(args.batch)]
@@ -71,28 +89,14 @@ def worker(args: argparse.Namespace) -> None:
 
     def run():
         pipe(texts, lengths, time_steps=args.steps, seed=0, mode=mode, batch_size=args.batch)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
 
     pipe(["warm up"], [40], time_steps=2, seed=0, mode=mode)
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
     result = {
-        "seconds": min(times),
+        "seconds": best_time(run, args.repeats),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-    if device.startswith("cuda"):
-        result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     if args.count_flops:
-        counter = FlopCounterMode(display=False)
-        with counter:
-            pipe(texts, lengths, time_steps=args.steps, seed=0, mode=mode, batch_size=args.batch)
-        result["flops"] = counter.get_total_flops()
+        result["flops"] = count_flops(run)
     print(json.dumps(result))
 
 
@@ -115,8 +119,6 @@ def run_worker(
         str(args.steps),
         "--repeats",
         str(args.repeats),
-        "--device",
-        args.device,
     ]
     if count_flops:
         cmd.append("--count-flops")
@@ -250,8 +252,6 @@ GPU_PLAN = [
 def gpu_bench(artifact: Path, args: argparse.Namespace) -> dict:
     """Batch-1 latency and batch-256 throughput on the GPU, reference mode beside fast mode (fp32
     and bf16, with and without CUDA graphs), measured in this process one after the other."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     from hftrainer_mogents.pipeline import MoGenTSPipeline
 
     device = args.device if args.device.startswith("cuda") else "cuda"
@@ -274,26 +274,19 @@ def gpu_bench(artifact: Path, args: argparse.Namespace) -> dict:
 
         run()  # warm-up at this shape (captures the graphs)
         torch.cuda.reset_peak_memory_stats(device)
-        times = []
-        for _ in range(max(args.repeats, 3 if batch <= 8 else 2)):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
+        seconds = best_time(run, max(args.repeats, 3 if batch <= 8 else 2))
         if (mode, batch) not in flops:
             pipe.cuda_graphs.enabled = False  # replays are invisible to the counter
-            counter = FlopCounterMode(display=False)
-            with counter:
-                run()
-            flops[(mode, batch)] = counter.get_total_flops()
+            flops[(mode, batch)] = count_flops(run)
             pipe.cuda_graphs.enabled = graphs
         key = f"{label}@{batch}"
         results[key] = {
-            "seconds": min(times),
+            "seconds": seconds,
             "peak_cuda_mb": torch.cuda.max_memory_allocated(device) / 2**20,
             "flops": flops[(mode, batch)],
             "graphs": len(pipe.cuda_graphs),
         }
-        print(f"  {key}: {min(times) * 1000:.1f} ms", flush=True)
+        print(f"  {key}: {seconds * 1000:.1f} ms", flush=True)
     rows = [["config", "batch", "ms/call", "sentences/s", "TFLOP/s", "peak MB", "x reference"]]
     for label, _, _, batch, _ in GPU_PLAN:
         r = results[f"{label}@{batch}"]
@@ -431,7 +424,7 @@ def main() -> None:
                     f"{gflop:.0f}",
                     f"{rate:.0f}",
                     f"{100 * rate / peak:.0f}%",
-                    f"{r.get('peak_cuda_mb', r['peak_rss_mb']):.0f}",
+                    f"{r['peak_rss_mb']:.0f}",
                     f"{speedup:.2f}x",
                 ]
             )
