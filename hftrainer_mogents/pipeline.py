@@ -422,9 +422,7 @@ class MoGenTSPipeline:
         else:
             token_lens = torch.tensor([f // UNIT_LENGTH for f in frames], device=device)
         ids_aux, ids_ts = self._decode_tokens(token_lens, draws, knobs, encode, reference=True)
-        with full_fp32():
-            _, y = b.vq_model.forward_decoder(ids_aux, ids_ts)
-        motion = b.denormalize(y).cpu().numpy()
+        motion = b.denormalize(self._decode_motion(ids_aux, ids_ts)).cpu().numpy()
         return self._collect(motion, token_lens, ids_aux, ids_ts)
 
     def _generate_fast(
@@ -455,11 +453,16 @@ class MoGenTSPipeline:
         )
         for length in torch.unique(token_lens).tolist():
             rows = (token_lens == length).nonzero().squeeze(1)
-            with full_fp32():
-                _, y = b.vq_model.forward_decoder(ids_aux[rows, :length], ids_ts[rows, :length])
+            y = self._decode_motion(ids_aux[rows, :length], ids_ts[rows, :length])
             motion[rows, : length * UNIT_LENGTH] = y.float()
         motion = b.denormalize(motion).cpu().numpy()
         return self._collect(motion, token_lens, ids_aux, ids_ts)
+
+    def _decode_motion(self, ids_aux: torch.Tensor, ids_ts: torch.Tensor) -> torch.Tensor:
+        """Token ids -> normalised (B, 4T, 263) motion in the decoder's dtype; float32 decoders
+        run without TF32 on CUDA (:func:`~hftrainer_mogents.utils.precision.full_fp32`)."""
+        with full_fp32():
+            return self.bundle.vq_model.forward_decoder(ids_aux, ids_ts)[1]
 
     def _estimate_lengths(self, cond: torch.Tensor, draws: Draws, *, clamp: bool) -> torch.Tensor:
         """Token lengths sampled from the length estimator (softmax, one draw per text).

@@ -288,5 +288,5 @@ def sample_lengths(probs: torch.Tensor, draws: Draws) -> torch.Tensor:
     Returns:
         (B,) int64.
     """
-    counts = None if draws.is_reference else [1] * probs.shape[0]
-    return draws.categorical(probs[:, None, :], counts)[:, 0]
+    valid = torch.ones(probs.shape[0], 1, dtype=torch.bool, device=probs.device)
+    return draws.categorical(probs[:, None, :], draws.valid_counts(valid))[:, 0]
