@@ -78,6 +78,39 @@ def test_tricky_text_matches_upstream(tok, text, want):
     assert not ids[len(want) :].any()
 
 
+def _recorded_cases() -> list[dict]:
+    path = REPO_ROOT / "tests" / "data" / "clip_bpe_ids.json"
+    return json.loads(path.read_text(encoding="utf-8"))["cases"]
+
+
+def test_recorded_ids_exact(tok):
+    """425 varied captions (HumanML3D texts, unicode, punctuation, special-token spellings, HTML,
+    mojibake, > 77 tokens) give the ids our original BPE recorded."""
+    cases = _recorded_cases()
+    assert len(cases) == 425 and sum(len(c["ids"]) > CONTEXT_LENGTH for c in cases) >= 20
+    bad = [(c["text"], tok.encode(c["text"])) for c in cases]
+    bad = [(text, got) for (text, got), c in zip(bad, cases) if got != c["ids"]]
+    assert not bad, f"{len(bad)} mismatches, first: {bad[:3]}"
+    ids = tok.tokenize([c["text"] for c in cases])
+    for row, case in zip(ids.tolist(), cases):
+        body = case["ids"][: CONTEXT_LENGTH - 2]
+        want = [tok.sot_token_id, *body, tok.eot_token_id]
+        assert row == want + [0] * (CONTEXT_LENGTH - len(want)), case["text"]
+
+
+def test_fixture_long_captions_truncate_like_upstream(tok, fixtures_dir):
+    """The fixture captions longer than 77 tokens: upstream keeps the start token, the first 75
+    BPE tokens and puts the end token at position 76."""
+    base = fixtures_dir / "mogents_tiny"
+    captions = json.loads(require_fixture(base / "captions.json").read_text(encoding="utf-8"))
+    ref = np.load(require_fixture(base / "tokens.npz"))["tokens"]
+    long = [i for i, text in enumerate(captions) if len(tok.encode(text)) > CONTEXT_LENGTH - 2]
+    assert long, "the fixture has a caption past 77 tokens"
+    ids = tok.tokenize([captions[i] for i in long]).numpy()
+    assert np.array_equal(ids, ref[long])
+    assert (ids[:, -1] == tok.eot_token_id).all() and (ids != 0).all()
+
+
 def test_truncation_keeps_start_75_tokens_end(tok):
     text = " ".join(f"word{i}" for i in range(60))
     body = tok.encode(text)
