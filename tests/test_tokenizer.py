@@ -15,7 +15,6 @@ from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError,
 from hftrainer_mogents.modeling.tokenizer import (
     CONTEXT_LENGTH,
     CLIPTokenizer,
-    byte_alphabet,
     clean_text,
     default_bpe_path,
 )
@@ -144,15 +143,21 @@ def test_clean_text():
 
 
 def test_vocabulary_layout(tok):
-    alphabet = byte_alphabet()
-    assert len(set(alphabet)) == 256
-    assert all(alphabet[b] == chr(b) for b in range(ord("!"), ord("~") + 1))
-    assert not any(c.isspace() for c in alphabet)
-    assert tok.vocab_size == 49408
+    """OpenAI's id order: byte characters, the same with </w>, one per merge, the two specials."""
+    vocab = tok.backend.get_vocab()
+    assert tok.vocab_size == len(vocab) == 49408
     assert (tok.sot_token_id, tok.eot_token_id) == (49406, 49407)
-    assert tok.encoder["!"] == 0 and tok.encoder["!</w>"] == 256
-    first_merge = next(iter(tok.merge_ranks))
-    assert tok.encoder["".join(first_merge)] == 512
+    by_id = sorted(vocab, key=vocab.get)
+    alphabet = by_id[:256]
+    assert len(set(alphabet)) == 256 and all(len(c) == 1 for c in alphabet)
+    assert alphabet[:94] == [chr(b) for b in range(ord("!"), ord("~") + 1)]
+    assert not any(c.isspace() for c in alphabet)
+    assert by_id[256:512] == [c + "</w>" for c in alphabet]
+    assert vocab["!"] == 0 and vocab["!</w>"] == 256
+    with gzip.open(default_bpe_path(), "rt", encoding="utf-8") as fh:
+        first_merge = fh.read().split("\n")[1].split()
+    assert vocab["".join(first_merge)] == 512
+    assert by_id[-2:] == ["<|startoftext|>", "<|endoftext|>"]
 
 
 def test_decode_round_trip(tok):
@@ -161,11 +166,10 @@ def test_decode_round_trip(tok):
     assert decoded == "<|startoftext|>a person walks forward , then waves ! <|endoftext|>"
 
 
-def test_word_cache(tok):
-    tok._word_ids.cache_clear()
-    tok.encode("walks walks walks")
-    info = tok._word_ids.cache_info()
-    assert (info.misses, info.hits) == (1, 2)
+def test_default_is_built_once(tok):
+    """The shared tokenizer is built once per process from the packaged merge list (no hub)."""
+    assert CLIPTokenizer.default() is CLIPTokenizer.default() is tok
+    assert tok.encode("walks walks walks") == [8192] * 3  # a repeated word, same ids
 
 
 def test_packaged_data_and_notice():
