@@ -15,7 +15,6 @@ from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError,
 from hftrainer_mogents.modeling.tokenizer import (
     CONTEXT_LENGTH,
     CLIPTokenizer,
-    byte_alphabet,
     clean_text,
     default_bpe_path,
 )
@@ -78,6 +77,39 @@ def test_tricky_text_matches_upstream(tok, text, want):
     assert not ids[len(want) :].any()
 
 
+def _recorded_cases() -> list[dict]:
+    path = REPO_ROOT / "tests" / "data" / "clip_bpe_ids.json"
+    return json.loads(path.read_text(encoding="utf-8"))["cases"]
+
+
+def test_recorded_ids_exact(tok):
+    """425 varied captions (HumanML3D texts, unicode, punctuation, special-token spellings, HTML,
+    mojibake, > 77 tokens) give the ids our original BPE recorded."""
+    cases = _recorded_cases()
+    assert len(cases) == 425 and sum(len(c["ids"]) > CONTEXT_LENGTH for c in cases) >= 20
+    bad = [(c["text"], tok.encode(c["text"])) for c in cases]
+    bad = [(text, got) for (text, got), c in zip(bad, cases) if got != c["ids"]]
+    assert not bad, f"{len(bad)} mismatches, first: {bad[:3]}"
+    ids = tok.tokenize([c["text"] for c in cases])
+    for row, case in zip(ids.tolist(), cases):
+        body = case["ids"][: CONTEXT_LENGTH - 2]
+        want = [tok.sot_token_id, *body, tok.eot_token_id]
+        assert row == want + [0] * (CONTEXT_LENGTH - len(want)), case["text"]
+
+
+def test_fixture_long_captions_truncate_like_upstream(tok, fixtures_dir):
+    """The fixture captions longer than 77 tokens: upstream keeps the start token, the first 75
+    BPE tokens and puts the end token at position 76."""
+    base = fixtures_dir / "mogents_tiny"
+    captions = json.loads(require_fixture(base / "captions.json").read_text(encoding="utf-8"))
+    ref = np.load(require_fixture(base / "tokens.npz"))["tokens"]
+    long = [i for i, text in enumerate(captions) if len(tok.encode(text)) > CONTEXT_LENGTH - 2]
+    assert long, "the fixture has a caption past 77 tokens"
+    ids = tok.tokenize([captions[i] for i in long]).numpy()
+    assert np.array_equal(ids, ref[long])
+    assert (ids[:, -1] == tok.eot_token_id).all() and (ids != 0).all()
+
+
 def test_truncation_keeps_start_75_tokens_end(tok):
     text = " ".join(f"word{i}" for i in range(60))
     body = tok.encode(text)
@@ -111,15 +143,21 @@ def test_clean_text():
 
 
 def test_vocabulary_layout(tok):
-    alphabet = byte_alphabet()
-    assert len(set(alphabet)) == 256
-    assert all(alphabet[b] == chr(b) for b in range(ord("!"), ord("~") + 1))
-    assert not any(c.isspace() for c in alphabet)
-    assert tok.vocab_size == 49408
+    """OpenAI's id order: byte characters, the same with </w>, one per merge, the two specials."""
+    vocab = tok.backend.get_vocab()
+    assert tok.vocab_size == len(vocab) == 49408
     assert (tok.sot_token_id, tok.eot_token_id) == (49406, 49407)
-    assert tok.encoder["!"] == 0 and tok.encoder["!</w>"] == 256
-    first_merge = next(iter(tok.merge_ranks))
-    assert tok.encoder["".join(first_merge)] == 512
+    by_id = sorted(vocab, key=vocab.get)
+    alphabet = by_id[:256]
+    assert len(set(alphabet)) == 256 and all(len(c) == 1 for c in alphabet)
+    assert alphabet[:94] == [chr(b) for b in range(ord("!"), ord("~") + 1)]
+    assert not any(c.isspace() for c in alphabet)
+    assert by_id[256:512] == [c + "</w>" for c in alphabet]
+    assert vocab["!"] == 0 and vocab["!</w>"] == 256
+    with gzip.open(default_bpe_path(), "rt", encoding="utf-8") as fh:
+        first_merge = fh.read().split("\n")[1].split()
+    assert vocab["".join(first_merge)] == 512
+    assert by_id[-2:] == ["<|startoftext|>", "<|endoftext|>"]
 
 
 def test_decode_round_trip(tok):
@@ -128,11 +166,10 @@ def test_decode_round_trip(tok):
     assert decoded == "<|startoftext|>a person walks forward , then waves ! <|endoftext|>"
 
 
-def test_word_cache(tok):
-    tok._word_ids.cache_clear()
-    tok.encode("walks walks walks")
-    info = tok._word_ids.cache_info()
-    assert (info.misses, info.hits) == (1, 2)
+def test_default_is_built_once(tok):
+    """The shared tokenizer is built once per process from the packaged merge list (no hub)."""
+    assert CLIPTokenizer.default() is CLIPTokenizer.default() is tok
+    assert tok.encode("walks walks walks") == [8192] * 3  # a repeated word, same ids
 
 
 def test_packaged_data_and_notice():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import subprocess
@@ -220,6 +221,50 @@ def test_discovery_imports_neither_torch_nor_transformers():
     assert result["heavy"] == [], f"discovery imported {result['heavy']}"
 
 
+def _zoo_imports() -> dict[str, set[str]]:
+    """Each zoo module's imports of other zoo modules, at any level (function bodies included)."""
+    zoo_dir = Path(loader.__file__).parent
+    modules = {p.stem for p in zoo_dir.glob("*.py") if p.stem != "__init__"}
+    graph: dict[str, set[str]] = {}
+    for name in modules:
+        tree = ast.parse((zoo_dir / f"{name}.py").read_text(encoding="utf-8"))
+        found: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            prefix = "hftrainer_mogents.zoo."
+            found |= {t[len(prefix) :] for t in targets if t.startswith(prefix)} & modules
+        graph[name] = found
+    return graph
+
+
+def test_zoo_modules_import_no_cycle():
+    graph = _zoo_imports()
+    # host.py knows the host's registries and the specs, nothing of plugins or the loader
+    assert graph["host"] == {"specs"}
+    assert "loader" not in graph["plugin"]
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(
+            nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt}))
+            for nxt in graph[start]
+        )
+
+    cycles = sorted(name for name in graph if reaches(name, name, {name}))
+    assert cycles == [], f"zoo modules on an import cycle: {cycles} ({graph})"
+
+
+def test_register_is_the_loaders():
+    import hftrainer_mogents.zoo as zoo
+
+    assert zoo.register is loader.register
+    assert not hasattr(host, "register")
+
+
 # ---------------------------------------------------------------- loader
 
 
@@ -386,7 +431,7 @@ def test_host_register_is_idempotent_with_real_mmengine_registries(pm):
     pm.register(fake, name="fake")
     try:
         registries = _mmengine_registries()
-        host.register(registries, pm=pm)
+        loader.register(registries, pm=pm)
         first = _registered_names(registries)
         expected = _expected_registrations(
             [*plugin.MODELS, *fake.hftrainer_models()],
@@ -395,7 +440,7 @@ def test_host_register_is_idempotent_with_real_mmengine_registries(pm):
         assert first == expected
         assert "FakeBundle" in first["MODEL_BUNDLES"] and "FakeEvaluator" in first["EVALUATORS"]
         objects = {n: dict(r.module_dict) for n, r in registries.items()}
-        host.register(registries, pm=pm)  # second call changes nothing
+        loader.register(registries, pm=pm)  # second call changes nothing
         assert {n: dict(r.module_dict) for n, r in registries.items()} == objects
         built = registries["MODEL_BUNDLES"].build(dict(type="FakeBundle", width=3))
         assert isinstance(built, FakeBundle) and built.kwargs == {"width": 3}
@@ -446,7 +491,7 @@ def test_host_register_finds_an_installed_host(tmp_path, monkeypatch, pm):
     fake = FakeZooPlugin()
     pm.register(fake, name="fake")
     try:
-        host.register(pm=pm)
+        loader.register(pm=pm)
         import hftrainer.registry as reg
 
         assert "FakePipeline" in reg.PIPELINES.module_dict
@@ -476,7 +521,7 @@ def test_registry_builds_the_real_bundle_and_pipeline(pm):
     from hftrainer_mogents.pipeline import MoGenTSPipeline
 
     registries = _mmengine_registries()
-    host.register(registries, pm=pm)
+    loader.register(registries, pm=pm)
     small = dict(latent_dim=32, ff_size=64, n_layers=1, n_heads=2)
     config = MoGenTSConfig(
         vq=VQConfig(

@@ -15,6 +15,13 @@ Numerics (``TextEncoderConfig.dtype`` or :meth:`CLIPTextEncoder.set_numerics`):
 
 The activation dtype is read from the weights (``text_projection``), never hard-coded, so
 ``encoder.to(torch.bfloat16)`` also runs.
+
+Why this module and not transformers' ``CLIPTextModelWithProjection``: the official fp16 path is
+mixed precision (fp16 matmuls, LayerNorm in fp32 rounded back to fp16), and parity with MoGenTS
+needs exactly that arithmetic. transformers' model runs in one dtype: in float32 it gives the same
+bits as this module (checked on the fixture weights, ``sdpa`` attention), but in float16 its
+LayerNorms compute in fp16 and some features move by one fp16 step. Keeping OpenAI's parameter
+names also loads an OpenAI checkpoint's text subset without renaming.
 """
 
 from __future__ import annotations

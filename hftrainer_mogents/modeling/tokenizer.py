@@ -1,20 +1,24 @@
-"""The CLIP text tokenizer: byte-level BPE giving exactly the ids of OpenAI's ``clip.tokenize``.
+"""The CLIP text tokenizer: exactly the ids of OpenAI's ``clip.tokenize``, with the byte-level BPE
+run by the ``tokenizers`` library (the engine of transformers' fast tokenizers).
 
-Our own implementation over the merge list that OpenAI ships with CLIP
+The vocabulary is built from the merge list that OpenAI ships with CLIP
 (``hftrainer_mogents/data/bpe_simple_vocab_16e6.txt.gz``, MIT, see
-``data/NOTICE-openai-clip.txt``). Parity with ``clip.tokenize(texts, truncate=True)`` rests on four
-facts, each reproduced here:
+``data/NOTICE-openai-clip.txt``), so nothing is downloaded. Parity with
+``clip.tokenize(texts, truncate=True)`` rests on four facts:
 
-1. Cleaning: ``ftfy.fix_text``, then HTML entities unescaped twice, whitespace runs collapsed to
-   one space, surrounding spaces stripped, lower case. ``ftfy`` (mojibake, full-width letters,
-   ligatures, curly quotes, ...) is a dependency on purpose: its rules are what OpenAI ran.
-2. Pre-tokenisation into words: the two special-token spellings, the English contractions
-   ``'s 't 're 've 'm 'll 'd``, runs of letters, single digits, runs of other non-space symbols
-   (Unicode classes, matched case-insensitively, through the ``regex`` package).
-3. Each word's UTF-8 bytes mapped to printable characters (GPT-2's byte alphabet), ``</w>`` marking
-   the word's last symbol, then merged greedily, lowest merge rank first.
-4. The vocabulary, in id order: the 256 byte characters (alphabet order), the same with ``</w>``,
-   one entry per merge, ``<|startoftext|>`` (49406) and ``<|endoftext|>`` (49407).
+1. Cleaning (ours, OpenAI's rules): ``ftfy.fix_text``, then HTML entities unescaped twice,
+   whitespace runs collapsed to one space, surrounding spaces stripped, lower case. ``ftfy``
+   (mojibake, full-width letters, ligatures, curly quotes, ...) is a dependency on purpose: its
+   rules are what OpenAI ran. transformers' CLIP tokenizers alone differ here.
+2. Words (ours): OpenAI's pattern through the ``regex`` package, as OpenAI runs it: the two
+   special-token spellings, the English contractions ``'s 't 're 've 'm 'll 'd``, runs of letters,
+   single digits, runs of other non-space symbols. It stays in Python because ``tokenizers`` would
+   match a special-token spelling anywhere, where OpenAI's pattern keeps e.g. ``"!<|endoftext|>"``
+   as one run of symbols.
+3. The BPE (``tokenizers``): each word's UTF-8 bytes as GPT-2's printable byte characters
+   (its ``ByteLevel`` pre-tokenizer), ``</w>`` ending the word's last symbol, merged by rank.
+4. The vocabulary, in id order: the 256 byte characters (code-point order), the same with
+   ``</w>``, one entry per merge, ``<|startoftext|>`` (49406) and ``<|endoftext|>`` (49407).
 
 Examples:
     >>> tok = CLIPTokenizer.default()
@@ -35,6 +39,7 @@ from pathlib import Path
 import ftfy
 import regex
 import torch
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 
 from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError, InvalidInputError
 
@@ -43,7 +48,6 @@ __all__ = [
     "EOT_TOKEN",
     "CONTEXT_LENGTH",
     "CLIPTokenizer",
-    "byte_alphabet",
     "clean_text",
     "default_bpe_path",
 ]
@@ -52,6 +56,7 @@ SOT_TOKEN = "<|startoftext|>"
 EOT_TOKEN = "<|endoftext|>"
 CONTEXT_LENGTH = 77  # every OpenAI CLIP model
 END_OF_WORD = "</w>"
+_BYTE_SPACE = "\u0120"  # "Ġ": the byte-level character standing for b" "
 # The merge list's first line is a header; CLIP uses the next 49152 - 256 - 2 lines (a vocabulary
 # of 49152 BPE symbols counting the 256 byte characters and the two special tokens' slots).
 NUM_MERGES = 49152 - 256 - 2
@@ -70,28 +75,6 @@ def default_bpe_path() -> Path:
     return Path(str(importlib.resources.files("hftrainer_mogents") / "data" / BPE_FILENAME))
 
 
-@functools.cache
-def byte_alphabet() -> tuple[str, ...]:
-    """GPT-2's reversible byte -> printable character table.
-
-    Returns:
-        256 one-character strings; entry ``b`` is the character standing for byte ``b``. Bytes that
-        are printable Latin-1 (``!``..``~``, ``¡``..``¬``, ``®``..``ÿ``) stand for themselves; the
-        other 68 (space, controls, ...) get ``chr(256 + n)`` in increasing byte order.
-    """
-    printable = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
-    table = {b: chr(b) for b in printable}
-    others = [b for b in range(256) if b not in table]
-    table.update({b: chr(256 + n) for n, b in enumerate(others)})
-    return tuple(table[b] for b in range(256))
-
-
-def _alphabet_order() -> list[str]:
-    """The byte characters in vocabulary order: the printable ones first, then the remapped ones."""
-    alphabet = byte_alphabet()
-    return sorted(alphabet, key=ord)
-
-
 def clean_text(text: str) -> str:
     """OpenAI CLIP's caption cleaning.
 
@@ -107,28 +90,22 @@ def clean_text(text: str) -> str:
 
 
 class CLIPTokenizer:
-    """OpenAI CLIP's byte-level BPE tokenizer (ids identical to ``clip.tokenize``).
+    """OpenAI CLIP's tokenizer (ids identical to ``clip.tokenize``) over a ``tokenizers`` BPE.
 
     Args:
         bpe_path: the gzipped merge list; ``None`` uses the copy shipped in the package.
-        cache_size: how many distinct words keep their BPE result (``functools.lru_cache``).
+        cache_size: how many distinct words the BPE keeps merged (the library's word cache).
+
+    Attributes:
+        backend: the ``tokenizers.Tokenizer`` holding the vocabulary and the merges; it takes
+            pre-split words (``is_pretokenized=True``).
     """
 
     def __init__(self, bpe_path: str | os.PathLike[str] | None = None, *, cache_size: int = 65536):
         path = Path(bpe_path) if bpe_path is not None else default_bpe_path()
-        merges = _read_merges(path)
-        base = _alphabet_order()
-        vocab = [*base, *(c + END_OF_WORD for c in base), *(a + b for a, b in merges)]
-        vocab += [SOT_TOKEN, EOT_TOKEN]
-        self.encoder: dict[str, int] = {token: i for i, token in enumerate(vocab)}
-        self.decoder: dict[int, str] = dict(enumerate(vocab))
-        self.merge_ranks: dict[tuple[str, str], int] = {pair: i for i, pair in enumerate(merges)}
-        self.sot_token_id = self.encoder[SOT_TOKEN]
-        self.eot_token_id = self.encoder[EOT_TOKEN]
-        self._byte_chars = byte_alphabet()
-        self._byte_of_char = {c: b for b, c in enumerate(self._byte_chars)}
-        self._special = {SOT_TOKEN: (self.sot_token_id,), EOT_TOKEN: (self.eot_token_id,)}
-        self._word_ids = functools.lru_cache(maxsize=cache_size)(self._word_ids_uncached)
+        self.backend = _build_backend(_read_merges(path), cache_size)
+        self.sot_token_id: int = self.backend.token_to_id(SOT_TOKEN)
+        self.eot_token_id: int = self.backend.token_to_id(EOT_TOKEN)
 
     @classmethod
     @functools.cache
@@ -139,50 +116,10 @@ class CLIPTokenizer:
     @property
     def vocab_size(self) -> int:
         """Number of ids (49408 for OpenAI's merge list)."""
-        return len(self.encoder)
+        return self.backend.get_vocab_size()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(vocab_size={self.vocab_size})"
-
-    def bpe(self, word: str) -> list[str]:
-        """Merge one pre-tokenised word (already in byte characters) into BPE symbols.
-
-        Args:
-            word: a non-empty string of byte-alphabet characters.
-
-        Returns:
-            The symbols; the last one ends in ``</w>``.
-        """
-        symbols = [*word[:-1], word[-1] + END_OF_WORD]
-        ranks = self.merge_ranks
-        while len(symbols) > 1:
-            # the adjacent pair with the lowest merge rank; stop when no pair is a merge
-            best_rank, best = None, None
-            for pair in zip(symbols, symbols[1:]):
-                rank = ranks.get(pair)
-                if rank is not None and (best_rank is None or rank < best_rank):
-                    best_rank, best = rank, pair
-            if best is None:
-                break
-            first, second = best
-            merged: list[str] = []
-            i = 0
-            while i < len(symbols):  # every non-overlapping occurrence, left to right
-                if i + 1 < len(symbols) and symbols[i] == first and symbols[i + 1] == second:
-                    merged.append(first + second)
-                    i += 2
-                else:
-                    merged.append(symbols[i])
-                    i += 1
-            symbols = merged
-        return symbols
-
-    def _word_ids_uncached(self, word: str) -> tuple[int, ...]:
-        special = self._special.get(word)
-        if special is not None:
-            return special
-        chars = "".join(self._byte_chars[b] for b in word.encode("utf-8"))
-        return tuple(self.encoder[symbol] for symbol in self.bpe(chars))
 
     def encode(self, text: str) -> list[int]:
         """BPE ids of one caption, without the start/end tokens.
@@ -193,10 +130,12 @@ class CLIPTokenizer:
         Returns:
             The ids; empty for an empty or all-space caption.
         """
-        ids: list[int] = []
-        for word in _WORD_PATTERN.findall(clean_text(text)):
-            ids.extend(self._word_ids(word))
-        return ids
+        words = _WORD_PATTERN.findall(clean_text(text))
+        if not words:
+            return []
+        # one caption at a time: encode_batch would start the library's thread pool, which then
+        # warns in every DataLoader worker forked after it
+        return self.backend.encode(words, is_pretokenized=True, add_special_tokens=False).ids
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of BPE ids (special tokens spelled out, ``</w>`` as a space); for inspection.
@@ -207,21 +146,10 @@ class CLIPTokenizer:
         Returns:
             The decoded string (invalid UTF-8 replaced).
         """
-        ids = list(ids)
+        ids = [int(i) for i in ids]
         if self.eot_token_id in ids:
             ids = ids[: ids.index(self.eot_token_id) + 1]
-        out = bytearray()
-        for i in ids:
-            symbol = self.decoder[int(i)]
-            if symbol in self._special:
-                out += symbol.encode("utf-8")
-                continue
-            word_end = symbol.endswith(END_OF_WORD)
-            symbol = symbol.removesuffix(END_OF_WORD)
-            out += bytes(self._byte_of_char[c] for c in symbol)
-            if word_end:
-                out += b" "
-        return out.decode("utf-8", errors="replace")
+        return self.backend.decode(ids, skip_special_tokens=False)
 
     def tokenize(
         self,
@@ -274,6 +202,33 @@ class CLIPTokenizer:
         return result
 
     __call__ = tokenize
+
+
+def _build_backend(merges: list[tuple[str, str]], cache_size: int) -> Tokenizer:
+    """A ``tokenizers`` BPE over OpenAI's vocabulary layout (fact 4 of the module docstring)."""
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())  # code-point order = OpenAI's order
+    tokens = [*alphabet, *(c + END_OF_WORD for c in alphabet), *(a + b for a, b in merges)]
+    vocab = {token: i for i, token in enumerate([*tokens, SOT_TOKEN, EOT_TOKEN])}
+    backend = Tokenizer(
+        models.BPE(
+            vocab,
+            merges,
+            cache_capacity=cache_size,
+            continuing_subword_prefix="",
+            end_of_word_suffix=END_OF_WORD,
+        )
+    )
+    # words arrive split (fact 2): only their bytes are mapped here, no regex of the library's
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    # a word that *is* a special-token spelling gets its id (fact 2 never yields one inside a word)
+    backend.add_special_tokens(
+        [AddedToken(token, special=True, normalized=False) for token in (SOT_TOKEN, EOT_TOKEN)]
+    )
+    # "</w>" becomes the byte character of a space before the bytes are decoded
+    backend.decoder = decoders.Sequence(
+        [decoders.Replace(END_OF_WORD, _BYTE_SPACE), decoders.ByteLevel()]
+    )
+    return backend
 
 
 def _read_merges(path: Path) -> list[tuple[str, str]]:

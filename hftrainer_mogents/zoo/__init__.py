@@ -10,6 +10,7 @@ from hftrainer_mogents.zoo.loader import (
     list_evaluators,
     list_models,
     load,
+    register,
 )
 from hftrainer_mogents.zoo.specs import BenchmarkSpec, ConverterSpec, EvaluatorSpec, ModelSpec
 
@@ -23,6 +24,7 @@ __all__ = [
     "list_converters",
     "list_benchmarks",
     "load",
+    "register",
     "ModelSpec",
     "EvaluatorSpec",
     "ConverterSpec",

@@ -1,11 +1,15 @@
-"""Registration into the real ``hftrainer`` host's registries, when the host is installed.
+"""The real ``hftrainer`` host's registries, and registering spec-named classes into them.
 
 The host keeps mmengine ``Registry`` objects (``MODEL_BUNDLES``, ``PIPELINES``, ``EVALUATORS``)
-in ``hftrainer.registry``. :func:`register` hands them to every plugin's ``hftrainer_register``
-hook; :func:`register_specs` is the generic helper a plugin uses there. Registration is
-idempotent: a class already registered under its name is left alone, and a *different* class
-holding the name (for example the host's own ``MoGenTSBundle``) is kept, with a warning, unless
-``force=True``.
+in ``hftrainer.registry``; :func:`host_registries` finds them when the host is installed.
+:func:`register_specs` is the generic helper a plugin calls from its ``hftrainer_register`` hook.
+Registration is idempotent: a class already registered under its name is left alone, and a
+*different* class holding the name (for example the host's own ``MoGenTSBundle``) is kept, with a
+warning, unless ``force=True``.
+
+This module knows nothing of plugins (it imports only the specs and the errors); walking the
+installed plugins and calling their hooks is the loader's job
+(:func:`hftrainer_mogents.zoo.loader.register`).
 """
 
 from __future__ import annotations
@@ -16,8 +20,6 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import pluggy
-
 from hftrainer_mogents.errors import HostNotInstalledError, PluginError
 from hftrainer_mogents.zoo.specs import EvaluatorSpec, ModelSpec, resolve
 
@@ -26,7 +28,6 @@ __all__ = [
     "host_installed",
     "host_version",
     "host_registries",
-    "register",
     "register_specs",
 ]
 
@@ -71,26 +72,6 @@ def host_registries() -> dict[str, Any]:
             f"{REGISTRY_MODULE} has no {', '.join(missing)}; this hftrainer version is too old"
         )
     return {name: getattr(module, name) for name in REGISTRY_NAMES}
-
-
-def register(
-    registries: Mapping[str, Any] | None = None,
-    *,
-    pm: pluggy.PluginManager | None = None,
-) -> None:
-    """Call every installed plugin's ``hftrainer_register`` hook with the host's registries.
-
-    Args:
-        registries: registries by name; default: those of the installed host.
-
-    Raises:
-        HostNotInstalledError: no registries were given and the host is not installed.
-    """
-    from hftrainer_mogents.zoo.loader import get_plugin_manager
-
-    if registries is None:
-        registries = host_registries()
-    (pm or get_plugin_manager()).hook.hftrainer_register(registries=registries)
 
 
 def _registered(registry: Any, name: str) -> Any:

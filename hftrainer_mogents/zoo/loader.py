@@ -1,4 +1,5 @@
-"""Generic model resolution through the ``hftrainer.plugins`` entry points.
+"""Generic model resolution through the ``hftrainer.plugins`` entry points, and registration of
+every installed plugin into the host.
 
 Nothing here is MoGenTS-specific: any installed plugin in the group is discovered, and the host
 can adopt this module unchanged.
@@ -8,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
 
 import pluggy
 
 from hftrainer_mogents.errors import DuplicateModelError, PluginError, UnknownModelError
-from hftrainer_mogents.zoo import hookspecs
+from hftrainer_mogents.zoo import hookspecs, host
 from hftrainer_mogents.zoo.specs import (
     BenchmarkSpec,
     ConverterSpec,
@@ -32,6 +34,7 @@ __all__ = [
     "get_model_spec",
     "load",
     "plugin_info",
+    "register",
 ]
 
 logger = logging.getLogger(__name__)
@@ -65,7 +68,9 @@ def get_plugin_manager() -> pluggy.PluginManager:
         return _pm
 
 
-def _collect(hook_name: str, expected: type[SpecT], pm: pluggy.PluginManager) -> list[SpecT]:
+def _call_describing_hook(
+    hook_name: str, expected: type[SpecT], pm: pluggy.PluginManager
+) -> list[SpecT]:
     """Call one describing hook on every plugin and tag each spec with its plugin's name."""
     specs: list[SpecT] = []
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
@@ -110,14 +115,14 @@ def list_models(*, pm: pluggy.PluginManager | None = None) -> list[ModelSpec]:
         DuplicateModelError: two plugins claim the same model name (both are named).
     """
     pm = pm or get_plugin_manager()
-    grouped = _by_name(_collect("hftrainer_models", ModelSpec, pm))
+    grouped = _by_name(_call_describing_hook("hftrainer_models", ModelSpec, pm))
     return sorted(_unique(grouped, "model").values(), key=lambda s: s.name)
 
 
 def list_evaluators(*, pm: pluggy.PluginManager | None = None) -> list[EvaluatorSpec]:
     """Every evaluator of every installed plugin, sorted by name."""
     pm = pm or get_plugin_manager()
-    grouped = _by_name(_collect("hftrainer_evaluators", EvaluatorSpec, pm))
+    grouped = _by_name(_call_describing_hook("hftrainer_evaluators", EvaluatorSpec, pm))
     return sorted(_unique(grouped, "evaluator").values(), key=lambda s: s.name)
 
 
@@ -125,13 +130,15 @@ def list_converters(*, pm: pluggy.PluginManager | None = None) -> list[Converter
     """Every representation converter edge of every installed plugin (duplicates kept: several
     plugins may serve the same edge; the converter registry chooses)."""
     pm = pm or get_plugin_manager()
-    return sorted(_collect("hftrainer_converters", ConverterSpec, pm), key=lambda s: s.name)
+    return sorted(
+        _call_describing_hook("hftrainer_converters", ConverterSpec, pm), key=lambda s: s.name
+    )
 
 
 def list_benchmarks(*, pm: pluggy.PluginManager | None = None) -> list[BenchmarkSpec]:
     """Every benchmark of every installed plugin, sorted by name."""
     pm = pm or get_plugin_manager()
-    grouped = _by_name(_collect("hftrainer_benchmarks", BenchmarkSpec, pm))
+    grouped = _by_name(_call_describing_hook("hftrainer_benchmarks", BenchmarkSpec, pm))
     return sorted(_unique(grouped, "benchmark").values(), key=lambda s: s.name)
 
 
@@ -149,7 +156,7 @@ def get_model_spec(
         DuplicateModelError: several plugins provide ``name`` and ``plugin`` was not given.
     """
     pm = pm or get_plugin_manager()
-    grouped = _by_name(_collect("hftrainer_models", ModelSpec, pm))
+    grouped = _by_name(_call_describing_hook("hftrainer_models", ModelSpec, pm))
     candidates = grouped.get(name, [])
     if plugin is not None:
         candidates = [s for s in candidates if s.plugin == plugin]
@@ -227,3 +234,24 @@ def plugin_info(*, pm: pluggy.PluginManager | None = None) -> list[dict[str, Any
                     entry[key] = [spec.name for spec in impl.function() or []]
         out.append(entry)
     return out
+
+
+def register(
+    registries: Mapping[str, Any] | None = None,
+    *,
+    pm: pluggy.PluginManager | None = None,
+) -> None:
+    """Call every installed plugin's ``hftrainer_register`` hook with the host's registries.
+
+    Each plugin registers its own classes (ours through :func:`host.register_specs
+    <hftrainer_mogents.zoo.host.register_specs>`), idempotently.
+
+    Args:
+        registries: registries by name; default: those of the installed host.
+
+    Raises:
+        HostNotInstalledError: no registries were given and the host is not installed.
+    """
+    if registries is None:
+        registries = host.host_registries()
+    (pm or get_plugin_manager()).hook.hftrainer_register(registries=registries)
