@@ -389,6 +389,19 @@ def rot6d_cols_interleaved_to_matrix(d6: torch.Tensor) -> torch.Tensor:
 # helpers
 
 
+def _axis_rotation(axis: int, angle: torch.Tensor) -> torch.Tensor:
+    """(...) radians -> (..., 3, 3) rotation about coordinate axis ``axis`` (0=x, 1=y, 2=z)."""
+    c, s = torch.cos(angle), torch.sin(angle)
+    one, zero = torch.ones_like(angle), torch.zeros_like(angle)
+    if axis == 0:
+        m = (one, zero, zero, zero, c, -s, zero, s, c)
+    elif axis == 1:
+        m = (c, zero, s, zero, one, zero, -s, zero, c)
+    else:
+        m = (c, -s, zero, s, c, zero, zero, zero, one)
+    return torch.stack(m, dim=-1).reshape(angle.shape + (3, 3))  # (..., 9) -> (..., 3, 3)
+
+
 def rot_y(angle: torch.Tensor) -> torch.Tensor:
     """Rotation about +y: ``[[cos, 0, sin], [0, 1, 0], [-sin, 0, cos]]``.
 
@@ -398,10 +411,7 @@ def rot_y(angle: torch.Tensor) -> torch.Tensor:
     Returns:
         (..., 3, 3).
     """
-    c, s = torch.cos(angle), torch.sin(angle)
-    one, zero = torch.ones_like(angle), torch.zeros_like(angle)
-    m = torch.stack((c, zero, s, zero, one, zero, -s, zero, c), dim=-1)
-    return m.reshape(angle.shape + (3, 3))  # (..., 9) -> (..., 3, 3)
+    return _axis_rotation(1, angle)
 
 
 def rotation_between(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -477,19 +487,6 @@ def quat_slerp(q0: torch.Tensor, q1: torch.Tensor, t: torch.Tensor) -> torch.Ten
 
 # --------------------------------------------------------------------------------------------
 # Euler angles
-
-
-def _axis_rotation(axis: int, angle: torch.Tensor) -> torch.Tensor:
-    """(...) radians -> (..., 3, 3) rotation about coordinate axis ``axis`` (0=x, 1=y, 2=z)."""
-    c, s = torch.cos(angle), torch.sin(angle)
-    one, zero = torch.ones_like(angle), torch.zeros_like(angle)
-    if axis == 0:
-        m = (one, zero, zero, zero, c, -s, zero, s, c)
-    elif axis == 1:
-        m = (c, zero, s, zero, one, zero, -s, zero, c)
-    else:
-        m = (c, -s, zero, s, c, zero, zero, zero, one)
-    return torch.stack(m, dim=-1).reshape(angle.shape + (3, 3))  # (..., 9) -> (..., 3, 3)
 
 
 def _parse_order(order: str) -> tuple[int, ...]:

@@ -1,10 +1,12 @@
 """Forward kinematics on the SMPL rest joints, and the starting rotations of the fit.
 
 :func:`forward_kinematics` is SMPL's rigid-transform chain without vertices: the joints smplx
-returns, fast enough to sit inside the fit's loop. The two ``init_rotations_*`` functions give
-the fit its starting pose: an analytic IK on the target joints (the default), or HumanML3D's own
-rotations, moved to the SMPL joint where each bone starts (the zoo gave HumanML3D's rotation
-``k`` to joint ``k``) and with HumanML3D's root heading inverted (the zoo's mirrored the yaw).
+returns, fast enough to sit inside the fit's loop. The fit starts from
+:func:`init_rotations_from_joints` (an analytic IK on the target joints, the default) or from
+:func:`init_rotations_from_hml263` (HumanML3D's stored rotations, the zoo's start), which has two
+corrections to the zoo's: HumanML3D's rotation of joint ``k`` turns the bone *ending* at ``k``, so
+it goes to the SMPL joint where that bone starts (the zoo gave it to ``k``), and the root heading
+is HumanML3D's root quaternion inverted (the zoo used it as is, which mirrors the yaw).
 """
 
 from __future__ import annotations
