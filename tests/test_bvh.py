@@ -1,9 +1,7 @@
-"""motion.bvh: Euler angles, BVH text, reader, forward kinematics and the joints round trip."""
+"""motion.bvh: BVH text, reader, forward kinematics and the joints round trip."""
 
 from __future__ import annotations
 
-import itertools
-import math
 import re
 from pathlib import Path
 
@@ -15,9 +13,7 @@ from conftest import require_fixture
 from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError, InvalidInputError
 from hftrainer_mogents.motion import bvh as B
 from hftrainer_mogents.motion.hml263 import JOINT_NAMES, PARENTS, recover_from_ric
-from hftrainer_mogents.motion.rotations import axis_angle_to_matrix
 
-ORDERS = ["".join(p) for p in itertools.permutations("XYZ")]
 # depth-first order of the SMPL tree, as the file lists it
 DFS_NAMES = [
     "pelvis",
@@ -69,47 +65,6 @@ def _round_trip(tmp_path: Path, joints, **kwargs) -> tuple[np.ndarray, B.BVHMoti
     written = B.write_bvh(tmp_path / "clip.bvh", joints, **kwargs)
     fk = B.bvh_forward_kinematics(B.read_bvh(tmp_path / "clip.bvh"), names=JOINT_NAMES)
     return fk, written
-
-
-# --------------------------------------------------------------------------------------------
-# Euler angles
-
-
-@pytest.mark.parametrize("order", ORDERS)
-def test_euler_round_trip_every_order(order: str) -> None:
-    gen = torch.Generator().manual_seed(0)
-    rot = axis_angle_to_matrix(torch.randn(500, 3, generator=gen, dtype=torch.float64) * 2)
-    angles = B.matrix_to_euler(rot, order)
-    assert angles[:, 1].abs().max() <= math.pi / 2 + 1e-12
-    torch.testing.assert_close(B.euler_to_matrix(angles, order), rot, atol=1e-10, rtol=0)
-    # the other triple of the same rotation, which the unwrapping may pick
-    a, b, c = angles.unbind(-1)
-    alt = torch.stack((a + math.pi, math.pi - b, c + math.pi), dim=-1)
-    torch.testing.assert_close(B.euler_to_matrix(alt, order), rot, atol=1e-10, rtol=0)
-
-
-def test_euler_to_matrix_is_the_left_to_right_product() -> None:
-    angles = torch.tensor([0.3, -1.1, 2.0], dtype=torch.float64)
-    axes = {"X": (1.0, 0, 0), "Y": (0, 1.0, 0), "Z": (0, 0, 1.0)}
-    for order in ("ZYX", "YZX", "XZ", "Y"):
-        expected = torch.eye(3, dtype=torch.float64)
-        for letter, angle in zip(order, angles):
-            expected = expected @ axis_angle_to_matrix(
-                torch.tensor(axes[letter], dtype=torch.float64) * angle
-            )
-        got = B.euler_to_matrix(angles[: len(order)], order)
-        torch.testing.assert_close(got, expected, atol=1e-12, rtol=0)
-
-
-@pytest.mark.parametrize("order", ["ZYX", "YZX"])
-def test_matrix_to_euler_at_gimbal_lock(order: str) -> None:
-    angles = torch.tensor(
-        [[0.7, math.pi / 2, -0.4], [-2.0, -math.pi / 2, 1.0]], dtype=torch.float64
-    )
-    rot = B.euler_to_matrix(angles, order)
-    back = B.matrix_to_euler(rot, order)
-    torch.testing.assert_close(B.euler_to_matrix(back, order), rot, atol=1e-7, rtol=0)
-    assert torch.all(back[:, 2] == 0)
 
 
 # --------------------------------------------------------------------------------------------

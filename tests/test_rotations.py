@@ -1,6 +1,9 @@
-"""motion.rotations against scipy's Rotation (an independent implementation)."""
+"""motion.rotations against scipy's Rotation (an independent implementation) and by construction."""
 
 from __future__ import annotations
+
+import itertools
+import math
 
 import numpy as np
 import pytest
@@ -110,3 +113,74 @@ def test_quat_slerp_matches_scipy(rotations: Rotation) -> None:
     q1 = -q[1]  # the other sign of the same rotation: slerp must take the short arc anyway
     out = rot.quat_slerp(q[0].expand(7, 4), q1.expand(7, 4), torch.from_numpy(times))
     torch.testing.assert_close(rot.quat_to_matrix(out), torch.from_numpy(expected))
+
+
+def test_kabsch_rotation_matches_scipy_and_never_reflects() -> None:
+    rng = np.random.default_rng(4)
+    truth = Rotation.random(8, random_state=rng)
+    src = rng.normal(size=(5, 3))
+    dst = np.einsum("bij,kj->bki", truth.as_matrix(), src) + 0.01 * rng.normal(size=(8, 5, 3))
+    got = rot.kabsch_rotation(torch.from_numpy(src), torch.from_numpy(dst))  # (8, 3, 3)
+    for b in range(8):
+        # scipy's align_vectors(a, b) rotates b onto a
+        expected, _ = Rotation.align_vectors(dst[b], src)
+        torch.testing.assert_close(got[b], torch.from_numpy(expected.as_matrix()))
+    # a mirrored target: the best orthogonal map is a reflection, the answer stays a rotation
+    mirrored = torch.from_numpy(src * np.array([1.0, 1.0, -1.0]))
+    r = rot.kabsch_rotation(torch.from_numpy(src), mirrored)
+    torch.testing.assert_close(torch.linalg.det(r), torch.tensor(1.0, dtype=r.dtype))
+    torch.testing.assert_close(r @ r.mT, torch.eye(3, dtype=r.dtype))
+
+
+# --------------------------------------------------------------------------------------------
+# Euler angles
+
+ORDERS = ["".join(p) for p in itertools.permutations("XYZ")]
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_euler_round_trip_every_order(order: str) -> None:
+    gen = torch.Generator().manual_seed(0)
+    mats = rot.axis_angle_to_matrix(torch.randn(500, 3, generator=gen, dtype=torch.float64) * 2)
+    angles = rot.matrix_to_euler(mats, order)
+    assert angles[:, 1].abs().max() <= math.pi / 2 + 1e-12
+    torch.testing.assert_close(rot.euler_to_matrix(angles, order), mats, atol=1e-10, rtol=0)
+    # the other triple of the same rotation, which the unwrapping may pick
+    a, b, c = angles.unbind(-1)
+    alt = torch.stack((a + math.pi, math.pi - b, c + math.pi), dim=-1)
+    torch.testing.assert_close(rot.euler_to_matrix(alt, order), mats, atol=1e-10, rtol=0)
+
+
+def test_euler_to_matrix_is_the_left_to_right_product() -> None:
+    angles = torch.tensor([0.3, -1.1, 2.0], dtype=torch.float64)
+    axes = {"X": (1.0, 0, 0), "Y": (0, 1.0, 0), "Z": (0, 0, 1.0)}
+    for order in ("ZYX", "YZX", "XZ", "Y"):
+        expected = torch.eye(3, dtype=torch.float64)
+        for letter, angle in zip(order, angles):
+            expected = expected @ rot.axis_angle_to_matrix(
+                torch.tensor(axes[letter], dtype=torch.float64) * angle
+            )
+        got = rot.euler_to_matrix(angles[: len(order)], order)
+        torch.testing.assert_close(got, expected, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("order", ["ZYX", "YZX"])
+def test_matrix_to_euler_at_gimbal_lock(order: str) -> None:
+    angles = torch.tensor(
+        [[0.7, math.pi / 2, -0.4], [-2.0, -math.pi / 2, 1.0]], dtype=torch.float64
+    )
+    mats = rot.euler_to_matrix(angles, order)
+    back = rot.matrix_to_euler(mats, order)
+    torch.testing.assert_close(rot.euler_to_matrix(back, order), mats, atol=1e-7, rtol=0)
+    assert torch.all(back[:, 2] == 0)
+
+
+def test_unwrap_euler_keeps_the_rotations_and_removes_the_jumps() -> None:
+    # a steady spin about y through +-pi: the wrapped angles jump by 2 pi, the unwrapped do not
+    t = torch.linspace(0, 4 * math.pi, 60, dtype=torch.float64)
+    mats = rot.euler_to_matrix(torch.stack((0.3 * torch.sin(t), t, 0.2 * t), -1)[:, None], "YZX")
+    wrapped = rot.matrix_to_euler(mats, "YZX")  # (60, 1, 3)
+    unwrapped = rot.unwrap_euler(wrapped)
+    torch.testing.assert_close(rot.euler_to_matrix(unwrapped, "YZX"), mats, atol=1e-10, rtol=0)
+    assert wrapped.diff(dim=0).abs().max() > math.pi
+    assert unwrapped.diff(dim=0).abs().max() < 0.5

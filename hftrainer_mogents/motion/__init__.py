@@ -4,10 +4,11 @@ Submodules (each a set of pure functions; import the one you need):
 
 - :mod:`~hftrainer_mogents.motion.hml263`: HumanML3D-263 layout, skeleton constants
   (``JOINT_NAMES``, ``PARENTS``, ``KINEMATIC_CHAIN``) and ``recover_from_ric``.
-- :mod:`~hftrainer_mogents.motion.rotations`: quaternions, matrices, axis-angle, 6D layouts.
+- :mod:`~hftrainer_mogents.motion.rotations`: quaternions, matrices, axis-angle, 6D layouts,
+  Euler angles, Kabsch alignment.
 - :mod:`~hftrainer_mogents.motion.resample`: frame-rate conversion (linear, slerp).
 - :mod:`~hftrainer_mogents.motion.smpl135`: SMPL model files, forward kinematics, batched IK to
-  ``motion_135``.
+  ``motion_135`` (a package: ``body_model``, ``kinematics``, ``motion135``, ``fit``).
 - :mod:`~hftrainer_mogents.motion.ms272`: MotionStreamer-272 encoding and recovery.
 - :mod:`~hftrainer_mogents.motion.converters`: the representation graph and ``convert``.
 - :mod:`~hftrainer_mogents.motion.bridge`: sharded, resumable batch jobs of the bridge.

@@ -76,7 +76,13 @@ from hftrainer_mogents.motion.hml263 import (
     RAW_OFFSETS,
     recover_from_ric,
 )
-from hftrainer_mogents.motion.rotations import rotation_between
+from hftrainer_mogents.motion.rotations import (
+    euler_to_matrix,
+    kabsch_rotation,
+    matrix_to_euler,
+    rotation_between,
+    unwrap_euler,
+)
 from hftrainer_mogents.utils.io import atomic_write_text
 
 __all__ = [
@@ -92,8 +98,6 @@ __all__ = [
     "parse_bvh",
     "bvh_forward_kinematics",
     "bone_length_stats",
-    "euler_to_matrix",
-    "matrix_to_euler",
 ]
 
 JOINT_EULER_ORDER = "ZYX"
@@ -168,109 +172,6 @@ class BoneLengthStats:
 
 
 # --------------------------------------------------------------------------------------------
-# Euler angles
-
-
-def _axis_rotation(axis: int, angle: torch.Tensor) -> torch.Tensor:
-    """(...) radians -> (..., 3, 3) rotation about coordinate axis ``axis`` (0=x, 1=y, 2=z)."""
-    c, s = torch.cos(angle), torch.sin(angle)
-    one, zero = torch.ones_like(angle), torch.zeros_like(angle)
-    if axis == 0:
-        m = (one, zero, zero, zero, c, -s, zero, s, c)
-    elif axis == 1:
-        m = (c, zero, s, zero, one, zero, -s, zero, c)
-    else:
-        m = (c, -s, zero, s, c, zero, zero, zero, one)
-    return torch.stack(m, dim=-1).reshape(angle.shape + (3, 3))  # (..., 9) -> (..., 3, 3)
-
-
-def _parse_order(order: str) -> tuple[int, ...]:
-    axes = tuple("XYZ".index(a) for a in order.upper() if a in "XYZ")
-    if len(axes) != len(order):
-        raise InvalidInputError(f"Euler order {order!r}: use the letters X, Y and Z")
-    return axes
-
-
-def euler_to_matrix(angles: torch.Tensor, order: str = JOINT_EULER_ORDER) -> torch.Tensor:
-    """Rotation matrices from Euler angles composed left to right, as BVH channels are.
-
-    Args:
-        angles: (..., N) radians, one per letter of ``order``.
-        order: N axis letters, e.g. ``"ZYX"`` for ``R = Rz(a0) @ Ry(a1) @ Rx(a2)``; any length
-            (BVH files may list one, two or more rotation channels).
-
-    Returns:
-        (..., 3, 3) matrices acting on column vectors.
-    """
-    axes = _parse_order(order)
-    if angles.shape[-1] != len(axes):
-        raise InvalidInputError(
-            f"euler_to_matrix: {len(axes)} angles for order {order!r}, got {tuple(angles.shape)}"
-        )
-    out = torch.eye(3, dtype=angles.dtype, device=angles.device).expand(angles.shape[:-1] + (3, 3))
-    for k, axis in enumerate(axes):
-        out = out @ _axis_rotation(axis, angles[..., k])
-    return out
-
-
-def matrix_to_euler(m: torch.Tensor, order: str = JOINT_EULER_ORDER) -> torch.Tensor:
-    """Euler angles of rotation matrices, inverse of :func:`euler_to_matrix` for 3 distinct axes.
-
-    The middle angle is in ``[-pi/2, pi/2]``; at gimbal lock (middle angle +-pi/2) the last angle
-    is set to 0.
-
-    Args:
-        m: (..., 3, 3) rotation matrices (column vectors).
-        order: three distinct axis letters (Tait-Bryan), e.g. ``"ZYX"``.
-
-    Returns:
-        (..., 3) radians, one per letter of ``order``.
-    """
-    axes = _parse_order(order)
-    if sorted(axes) != [0, 1, 2]:
-        raise InvalidInputError(f"matrix_to_euler needs three distinct axes, got {order!r}")
-    i, j, k = axes
-    # +1 for the cyclic orders XYZ, YZX, ZXY, -1 for the others
-    s = 1.0 if (j - i) % 3 == 1 else -1.0
-    cos_b = torch.sqrt(m[..., i, i] ** 2 + m[..., i, j] ** 2)
-    b = torch.atan2(s * m[..., i, k], cos_b)
-    a = torch.atan2(-s * m[..., j, k], m[..., k, k])
-    c = torch.atan2(-s * m[..., i, j], m[..., i, i])
-    # gimbal lock: only a +- c is defined; put it all in a
-    locked = cos_b < 1e-9
-    a = torch.where(locked, torch.atan2(s * m[..., k, j], m[..., j, j]), a)
-    c = torch.where(locked, torch.zeros_like(c), c)
-    return torch.stack((a, b, c), dim=-1)
-
-
-def _continuous_euler(angles: torch.Tensor) -> torch.Tensor:
-    """Make Tait-Bryan angle triples continuous over time.
-
-    Each frame takes whichever of its two equivalent triples, ``(a, b, c)`` or
-    ``(a + pi, pi - b, c + pi)``, each angle shifted by a multiple of 2 pi, lies closer to the
-    previous frame.
-
-    Args:
-        angles: (T, J, 3) radians.
-
-    Returns:
-        (T, J, 3) radians describing the same rotations.
-    """
-    out = angles.clone()
-    alt = torch.stack(
-        (angles[..., 0] + math.pi, math.pi - angles[..., 1], angles[..., 2] + math.pi), dim=-1
-    )
-    two_pi = 2 * math.pi
-    for t in range(1, angles.shape[0]):
-        prev = out[t - 1]  # (J, 3)
-        cands = torch.stack((angles[t], alt[t]), dim=0)  # (2, J, 3)
-        cands = cands - two_pi * torch.round((cands - prev) / two_pi)
-        dist = (cands - prev).abs().sum(-1)  # (2, J)
-        out[t] = torch.where((dist[1] < dist[0])[:, None], cands[1], cands[0])
-    return out
-
-
-# --------------------------------------------------------------------------------------------
 # fitting
 
 
@@ -314,24 +215,6 @@ def _frame_from(left: torch.Tensor, right: torch.Tensor, up: torch.Tensor) -> to
     return torch.stack((x, y, z), dim=-1)
 
 
-def _kabsch(rest: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Rotations minimising ``sum_c |R @ rest[c] - target[:, c]|^2``.
-
-    Args:
-        rest: (C, 3) rest vectors.
-        target: (T, C, 3) target vectors.
-
-    Returns:
-        (T, 3, 3) proper rotations.
-    """
-    cov = torch.einsum("tci,cj->tij", target, rest)  # sum_c target_c rest_c^T: (T, 3, 3)
-    u, _, vh = torch.linalg.svd(cov)
-    d = torch.sign(torch.linalg.det(u @ vh))
-    d = torch.where(d == 0, torch.ones_like(d), d)
-    fix = torch.diag_embed(torch.stack((torch.ones_like(d), torch.ones_like(d), d), dim=-1))
-    return u @ fix @ vh
-
-
 def _fit(joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[int, torch.Tensor]]:
     """Rest offsets, local rotations and end sites of the 22-joint skeleton for a clip.
 
@@ -368,7 +251,7 @@ def _fit(joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[int, to
         cs = kids[joint]
         if joint in _MULTI_CHILD:
             aims = joints[:, cs] - placed[joint][:, None]  # (T, C, 3)
-            world[joint] = _kabsch(offsets[cs], aims)
+            world[joint] = kabsch_rotation(offsets[cs], aims)
         elif len(cs) == 1:
             aim = joints[:, cs[0]] - placed[joint]  # (T, 3)
             current = torch.einsum("tij,j->ti", parent_rot, offsets[cs[0]])  # (T, 3)
@@ -438,7 +321,7 @@ def joints_to_bvh(
         ),
         dim=1,
     )  # (T, 22, 3)
-    degrees = torch.rad2deg(_continuous_euler(euler))
+    degrees = torch.rad2deg(unwrap_euler(euler))
     root_pos = joints[:, 0] * scale  # (T, 3)
     motion = torch.cat((root_pos, degrees.reshape(len(joints), -1)), dim=-1)  # (T, 3 + 66)
 

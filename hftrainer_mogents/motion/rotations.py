@@ -1,10 +1,12 @@
-"""Rotations as pure torch functions: quaternions, matrices, axis-angle and the three 6D layouts.
+"""Rotations as pure torch functions: quaternions, matrices, axis-angle, 6D layouts, Euler angles.
 
 Conventions (every function here follows them, none is implied):
 
 - Matrices act on **column vectors**: ``v' = R @ v``; shape ``(..., 3, 3)``.
 - Quaternions are ``(w, x, y, z)``, scalar first; shape ``(..., 4)``.
 - Axis-angle is ``angle * unit_axis``; shape ``(..., 3)``.
+- Euler angles are radians, one per letter of an axis order, composed left to right as the
+  letters read (``"ZYX"``: ``R = Rz @ Ry @ Rx``), as BVH channels are.
 - 6D rotations come in three layouts, and the layout is in every function's name:
 
   ==========================  =============================  ==================================
@@ -28,7 +30,11 @@ Device and dtype always come from the inputs.
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+from hftrainer_mogents.errors import InvalidInputError
 
 __all__ = [
     "quat_mul",
@@ -49,7 +55,11 @@ __all__ = [
     "rot6d_cols_interleaved_to_matrix",
     "rot_y",
     "rotation_between",
+    "kabsch_rotation",
     "quat_slerp",
+    "euler_to_matrix",
+    "matrix_to_euler",
+    "unwrap_euler",
 ]
 
 
@@ -379,6 +389,19 @@ def rot6d_cols_interleaved_to_matrix(d6: torch.Tensor) -> torch.Tensor:
 # helpers
 
 
+def _axis_rotation(axis: int, angle: torch.Tensor) -> torch.Tensor:
+    """(...) radians -> (..., 3, 3) rotation about coordinate axis ``axis`` (0=x, 1=y, 2=z)."""
+    c, s = torch.cos(angle), torch.sin(angle)
+    one, zero = torch.ones_like(angle), torch.zeros_like(angle)
+    if axis == 0:
+        m = (one, zero, zero, zero, c, -s, zero, s, c)
+    elif axis == 1:
+        m = (c, zero, s, zero, one, zero, -s, zero, c)
+    else:
+        m = (c, -s, zero, s, c, zero, zero, zero, one)
+    return torch.stack(m, dim=-1).reshape(angle.shape + (3, 3))  # (..., 9) -> (..., 3, 3)
+
+
 def rot_y(angle: torch.Tensor) -> torch.Tensor:
     """Rotation about +y: ``[[cos, 0, sin], [0, 1, 0], [-sin, 0, cos]]``.
 
@@ -388,10 +411,7 @@ def rot_y(angle: torch.Tensor) -> torch.Tensor:
     Returns:
         (..., 3, 3).
     """
-    c, s = torch.cos(angle), torch.sin(angle)
-    one, zero = torch.ones_like(angle), torch.zeros_like(angle)
-    m = torch.stack((c, zero, s, zero, one, zero, -s, zero, c), dim=-1)
-    return m.reshape(angle.shape + (3, 3))  # (..., 9) -> (..., 3, 3)
+    return _axis_rotation(1, angle)
 
 
 def rotation_between(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -422,6 +442,24 @@ def rotation_between(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return quat_to_matrix(q)
 
 
+def kabsch_rotation(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """Rotation ``R`` minimising ``sum_k |R src_k - dst_k|^2`` (Kabsch), never a reflection.
+
+    Args:
+        src: (K, 3) vectors, e.g. a joint's rest offsets to its children.
+        dst: (..., K, 3) vectors to turn them onto, e.g. the bones to those children per frame.
+
+    Returns:
+        (..., 3, 3) proper rotations.
+    """
+    cov = torch.einsum("...ki,kj->...ij", dst, src)  # sum_k dst_k src_k^T: (..., 3, 3)
+    u, _, vh = torch.linalg.svd(cov)
+    d = torch.sign(torch.linalg.det(u @ vh))
+    d = torch.where(d == 0, torch.ones_like(d), d)
+    fix = torch.diag_embed(torch.stack((torch.ones_like(d), torch.ones_like(d), d), dim=-1))
+    return u @ fix @ vh
+
+
 def quat_slerp(q0: torch.Tensor, q1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Spherical linear interpolation along the shorter arc.
 
@@ -445,3 +483,93 @@ def quat_slerp(q0: torch.Tensor, q1: torch.Tensor, t: torch.Tensor) -> torch.Ten
     w0 = torch.where(near, 1 - t, torch.sin((1 - t) * theta) / safe)
     w1 = torch.where(near, t, torch.sin(t * theta) / safe)
     return quat_normalize(w0 * q0 + w1 * q1)
+
+
+# --------------------------------------------------------------------------------------------
+# Euler angles
+
+
+def _parse_order(order: str) -> tuple[int, ...]:
+    axes = tuple("XYZ".index(a) for a in order.upper() if a in "XYZ")
+    if len(axes) != len(order):
+        raise InvalidInputError(f"Euler order {order!r}: use the letters X, Y and Z")
+    return axes
+
+
+def euler_to_matrix(angles: torch.Tensor, order: str = "ZYX") -> torch.Tensor:
+    """Rotation matrices from Euler angles composed left to right, as BVH channels are.
+
+    Args:
+        angles: (..., N) radians, one per letter of ``order``.
+        order: N axis letters, e.g. ``"ZYX"`` for ``R = Rz(a0) @ Ry(a1) @ Rx(a2)``; any length
+            (BVH files may list one, two or more rotation channels).
+
+    Returns:
+        (..., 3, 3) matrices acting on column vectors.
+    """
+    axes = _parse_order(order)
+    if angles.shape[-1] != len(axes):
+        raise InvalidInputError(
+            f"euler_to_matrix: {len(axes)} angles for order {order!r}, got {tuple(angles.shape)}"
+        )
+    out = torch.eye(3, dtype=angles.dtype, device=angles.device).expand(angles.shape[:-1] + (3, 3))
+    for k, axis in enumerate(axes):
+        out = out @ _axis_rotation(axis, angles[..., k])
+    return out
+
+
+def matrix_to_euler(m: torch.Tensor, order: str = "ZYX") -> torch.Tensor:
+    """Euler angles of rotation matrices, inverse of :func:`euler_to_matrix` for 3 distinct axes.
+
+    The middle angle is in ``[-pi/2, pi/2]``; at gimbal lock (middle angle +-pi/2) the last angle
+    is set to 0.
+
+    Args:
+        m: (..., 3, 3) rotation matrices (column vectors).
+        order: three distinct axis letters (Tait-Bryan), e.g. ``"ZYX"``.
+
+    Returns:
+        (..., 3) radians, one per letter of ``order``.
+    """
+    axes = _parse_order(order)
+    if sorted(axes) != [0, 1, 2]:
+        raise InvalidInputError(f"matrix_to_euler needs three distinct axes, got {order!r}")
+    i, j, k = axes
+    # +1 for the cyclic orders XYZ, YZX, ZXY, -1 for the others
+    s = 1.0 if (j - i) % 3 == 1 else -1.0
+    cos_b = torch.sqrt(m[..., i, i] ** 2 + m[..., i, j] ** 2)
+    b = torch.atan2(s * m[..., i, k], cos_b)
+    a = torch.atan2(-s * m[..., j, k], m[..., k, k])
+    c = torch.atan2(-s * m[..., i, j], m[..., i, i])
+    # gimbal lock: only a +- c is defined; put it all in a
+    locked = cos_b < 1e-9
+    a = torch.where(locked, torch.atan2(s * m[..., k, j], m[..., j, j]), a)
+    c = torch.where(locked, torch.zeros_like(c), c)
+    return torch.stack((a, b, c), dim=-1)
+
+
+def unwrap_euler(angles: torch.Tensor) -> torch.Tensor:
+    """Make Tait-Bryan angle triples continuous over time.
+
+    Each frame takes whichever of its two equivalent triples, ``(a, b, c)`` or
+    ``(a + pi, pi - b, c + pi)``, each angle shifted by a multiple of 2 pi, lies closer to the
+    previous frame.
+
+    Args:
+        angles: (T, J, 3) radians.
+
+    Returns:
+        (T, J, 3) radians describing the same rotations.
+    """
+    out = angles.clone()
+    alt = torch.stack(
+        (angles[..., 0] + math.pi, math.pi - angles[..., 1], angles[..., 2] + math.pi), dim=-1
+    )
+    two_pi = 2 * math.pi
+    for t in range(1, angles.shape[0]):
+        prev = out[t - 1]  # (J, 3)
+        cands = torch.stack((angles[t], alt[t]), dim=0)  # (2, J, 3)
+        cands = cands - two_pi * torch.round((cands - prev) / two_pi)
+        dist = (cands - prev).abs().sum(-1)  # (2, J)
+        out[t] = torch.where((dist[1] < dist[0])[:, None], cands[1], cands[0])
+    return out
