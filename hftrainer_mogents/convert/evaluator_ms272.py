@@ -212,10 +212,19 @@ def convert_ms272_evaluator(
     mean = std = None
     if mean_std is not None:
         mean, std = load_mean_std(mean_std)
+    # the evaluator holds its tokenizer: loading it here also checks the text-model folder
+    # before anything is written
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(text_dir), local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise ArtifactNotFoundError(
+            f"{text_dir}: no usable tokenizer files of the text model ({err}); pass a folder "
+            f"holding {', '.join(TEXT_MODEL_FILES)}"
+        ) from err
     evaluator = MotionStreamer272Evaluator(
         text_enc,
         motion_enc,
-        AutoTokenizer.from_pretrained(str(text_dir), local_files_only=True),
+        tokenizer,
         mean=mean,
         std=std,
         text_model=str(text_model),
