@@ -20,7 +20,7 @@ from hftrainer_mogents.errors import (
     ChecksumMismatchError,
     InvalidInputError,
 )
-from hftrainer_mogents.evaluation import metrics as M
+from hftrainer_mogents.evaluation import metrics
 from hftrainer_mogents.evaluation.ms272.dataset import read_ms272_split
 from hftrainer_mogents.evaluation.ms272.evaluator import MotionStreamer272Evaluator
 from hftrainer_mogents.evaluation.verify import main as verify_main
@@ -118,7 +118,7 @@ def test_metric_protocol_equals_the_fixture(
         emb = evaluator.encode_motion(raw, inp[f"{kind}_lengths"][: len(raw)])
         key = "motion_emb_real" if kind == "gt" else "motion_emb_pred"
         np.testing.assert_allclose(emb, inp[key][: len(raw)], atol=1e-4)
-    got = M.embedding_metrics(
+    got = metrics.embedding_metrics(
         inp["text_emb"],
         inp["motion_emb_real"],
         inp["motion_emb_pred"],
