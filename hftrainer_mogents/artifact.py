@@ -1,5 +1,8 @@
-"""The MoGenTS artifact folder: layout, ``model_index.json`` with sha256 checksums, strict
-safetensors reading, and resolution of a local path or a Hugging Face Hub repo id.
+"""The MoGenTS artifact folder: layout, ``model_index.json`` with sha256 checksums, the
+normalisation statistics, and resolution of a local path or a Hugging Face Hub repo id.
+
+Checksums, safetensors reading and strict loading are the I/O kit's
+(:mod:`hftrainer_mogents.utils.io`); its reading functions are re-exported here.
 
 Layout (format ``hftrainer-mogents-v1``, as the zoo publishes ``ZeyuLing/hftrainer-mogents-humanml3d``)::
 
@@ -11,19 +14,22 @@ Layout (format ``hftrainer-mogents-v1``, as the zoo publishes ``ZeyuLing/hftrain
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from hftrainer_mogents.errors import (
     ArtifactFormatError,
     ArtifactNotFoundError,
-    ChecksumMismatchError,
     HubUnavailableError,
+)
+from hftrainer_mogents.utils.io import check_checksums as verify_checksums  # the name kept here
+from hftrainer_mogents.utils.io import (
+    load_safetensors,
+    read_json,
+    safetensors_shapes,
+    sha256_file,
 )
 
 __all__ = [
@@ -65,125 +71,10 @@ COMPONENT_FILES: dict[str, str] = {
 ARTIFACT_PATTERNS = [CONFIG_NAME, INDEX_NAME, MEAN_NAME, STD_NAME, *COMPONENT_FILES.values()]
 
 
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
-    """Hex sha256 of a file, read in 4 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path``.
-
-    Raises:
-        ArtifactNotFoundError: missing file. ArtifactFormatError: not a JSON object.
-    """
-    if not path.is_file():
-        raise ArtifactNotFoundError(f"{path.name} not found in {path.parent}")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ArtifactFormatError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(doc, dict):
-        raise ArtifactFormatError(f"{path}: expected a JSON object, got {type(doc).__name__}")
-    return doc
-
-
 def read_model_index(folder: Path) -> dict[str, Any] | None:
     """``model_index.json`` of ``folder``, or None when the artifact has none (older artifacts)."""
     path = folder / INDEX_NAME
     return read_json(path) if path.is_file() else None
-
-
-def verify_checksums(
-    folder: Path, checksums: Mapping[str, str], files: Iterable[str] | None = None
-) -> None:
-    """Check the sha256 of each file in ``checksums`` (or only ``files``) against ``folder``.
-
-    Raises:
-        ArtifactNotFoundError: a listed file is missing.
-        ChecksumMismatchError: a digest differs (file, expected and actual digests named).
-    """
-    for name in files if files is not None else checksums:
-        expected = checksums.get(name)
-        if expected is None:
-            continue
-        path = folder / name
-        if not path.is_file():
-            raise ArtifactNotFoundError(
-                f"{name} is listed in {INDEX_NAME} but missing from {folder}"
-            )
-        actual = sha256_file(path)
-        if actual != expected:
-            raise ChecksumMismatchError(
-                f"{path}: sha256 {actual} does not match {expected} recorded in {INDEX_NAME}; "
-                "the file is corrupted or was changed: download or convert it again"
-            )
-
-
-def safetensors_shapes(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
-    """Key -> (shape, dtype string) read from a safetensors header, without loading tensors.
-
-    Raises:
-        ArtifactNotFoundError: missing file. ArtifactFormatError: unreadable or truncated file.
-    """
-    from safetensors import safe_open
-
-    if not path.is_file():
-        raise ArtifactNotFoundError(f"{path.name} not found in {path.parent}")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            out = {}
-            for key in fh.keys():  # noqa: SIM118 (safe_open is not iterable)
-                sl = fh.get_slice(key)
-                out[key] = (tuple(sl.get_shape()), str(sl.get_dtype()))
-        _check_size(path)
-        return out
-    except ArtifactFormatError:
-        raise
-    except Exception as err:  # safetensors raises its own SafetensorError / OSError
-        raise ArtifactFormatError(f"{path}: not a readable safetensors file ({err})") from err
-
-
-def _check_size(path: Path) -> None:
-    """A truncated file has a valid header but too few bytes: compare with the header's end."""
-    with path.open("rb") as raw:
-        header_len = int.from_bytes(raw.read(8), "little")
-        header = json.loads(raw.read(header_len))
-    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-    expected = 8 + header_len + end
-    actual = path.stat().st_size
-    if actual < expected:
-        raise ArtifactFormatError(
-            f"{path}: truncated file ({actual} bytes, the header needs {expected}); "
-            "download or convert it again"
-        )
-
-
-def load_safetensors(path: Path, *, keys: Iterable[str] | None = None) -> dict[str, Any]:
-    """Load tensors (all, or only ``keys``) from a safetensors file; keys and shapes are checked
-    against the module by the caller (:func:`hftrainer_mogents.utils.state_dict.check_state_dict`).
-
-    Raises:
-        ArtifactNotFoundError: missing file.
-        ArtifactFormatError: truncated or unreadable file, or a requested key it lacks.
-    """
-    from safetensors import safe_open
-
-    found = safetensors_shapes(path)
-    wanted = list(found) if keys is None else list(keys)
-    missing = [k for k in wanted if k not in found]
-    if missing:
-        raise ArtifactFormatError(f"{path}: missing keys {missing[:8]} ({len(missing)} in all)")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            # views of the memory-mapped file: no copy, pages load on first use (artifact files
-            # are only ever replaced by rename, never rewritten in place)
-            return {key: fh.get_tensor(key) for key in wanted}
-    except Exception as err:
-        raise ArtifactFormatError(f"{path}: cannot read tensors ({err})") from err
 
 
 def load_stat(path: Path, width: int, *, positive: bool | None = None) -> Any:

@@ -27,8 +27,16 @@ from hftrainer_mogents.modeling.residual_transformer import (
 )
 from hftrainer_mogents.modeling.rvq_vae import RVQVAE
 from hftrainer_mogents.modeling.text_encoder import CLIPTextEncoder, select_text_state_dict
-from hftrainer_mogents.utils.io import atomic_path, atomic_write_json
-from hftrainer_mogents.utils.state_dict import check_state_dict
+from hftrainer_mogents.utils.io import (
+    atomic_save_npy,
+    atomic_write_json,
+    check_checksums,
+    check_state_dict,
+    checksum_map,
+    load_safetensors,
+    safetensors_shapes,
+    save_safetensors,
+)
 
 __all__ = ["MoGenTSBundle", "COMPONENT_ATTRIBUTES", "resolve_dtype"]
 
@@ -241,12 +249,15 @@ class MoGenTSBundle(nn.Module):
         index = artifact.read_model_index(folder)
         checksums = (index or {}).get("checksums") or {}
         if verify_checksums and checksums:
-            artifact.verify_checksums(
-                folder, checksums, [*files.values(), artifact.MEAN_NAME, artifact.STD_NAME]
+            check_checksums(
+                folder,
+                checksums,
+                [*files.values(), artifact.MEAN_NAME, artifact.STD_NAME],
+                recorded_in=artifact.INDEX_NAME,
             )
 
         clip_path = folder / files["clip"]
-        clip_shapes = artifact.safetensors_shapes(clip_path)
+        clip_shapes = safetensors_shapes(clip_path)
         text_cfg = TextEncoderConfig.from_state_dict(
             {k: torch.empty(shape, device="meta") for k, (shape, _) in clip_shapes.items()},
             dtype=text_encoder_dtype or config.text_encoder.dtype,
@@ -259,9 +270,9 @@ class MoGenTSBundle(nn.Module):
             path = folder / files[name]
             if name == "clip":
                 keys = list(select_text_state_dict(dict.fromkeys(clip_shapes)))
-                state = artifact.load_safetensors(path, keys=keys)
+                state = load_safetensors(path, keys=keys)
             else:
-                state = artifact.load_safetensors(path)
+                state = load_safetensors(path)
             check_state_dict(module, state, source=str(path))
             module.load_state_dict(state, strict=True, assign=True)
         width = config.vq.input_width
@@ -320,8 +331,6 @@ class MoGenTSBundle(nn.Module):
         Raises:
             InvalidInputError: ``save_directory`` is an existing file.
         """
-        from safetensors.torch import save_file
-
         folder = Path(save_directory)
         if folder.is_file():
             raise InvalidInputError(f"save_directory {folder} is a file; give a folder")
@@ -332,13 +341,10 @@ class MoGenTSBundle(nn.Module):
             if name == "clip":
                 state = {**self._clip_extra_tensors(), **state}
             file = artifact.COMPONENT_FILES[name]
-            tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
-            with atomic_path(folder / file) as tmp:
-                save_file(tensors, str(tmp), metadata=meta)
+            save_safetensors(folder / file, state, metadata=meta)
             written.append(file)
         for file, stat in ((artifact.MEAN_NAME, self.mean), (artifact.STD_NAME, self.std)):
-            with atomic_path(folder / file) as tmp:
-                np.save(tmp, stat.detach().cpu().numpy().astype(np.float32), allow_pickle=False)
+            atomic_save_npy(folder / file, stat.detach().cpu().numpy().astype(np.float32))
             written.append(file)
         if self.length_estimator is None:
             stale = folder / artifact.COMPONENT_FILES["length_estimator"]
@@ -367,8 +373,8 @@ class MoGenTSBundle(nn.Module):
             logger.warning("%s is gone: saving the CLIP text tower only", source)
             return {}
         own = set(self.text_encoder.state_dict())
-        keys = [k for k in artifact.safetensors_shapes(source) if k not in own]
-        return artifact.load_safetensors(source, keys=keys)
+        keys = [k for k in safetensors_shapes(source) if k not in own]
+        return load_safetensors(source, keys=keys)
 
     def _model_index(self, folder: Path, written: list[str]) -> dict[str, Any]:
         files = artifact.COMPONENT_FILES
@@ -397,7 +403,7 @@ class MoGenTSBundle(nn.Module):
                 "from_pretrained": "hftrainer_mogents.bundle.MoGenTSBundle.from_pretrained",
                 "from_config": "hftrainer_mogents.bundle.MoGenTSBundle.from_config",
             },
-            "checksums": {name: artifact.sha256_file(folder / name) for name in sorted(written)},
+            "checksums": checksum_map(folder, written),
         }
 
     def push_to_hub(

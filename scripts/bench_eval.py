@@ -31,7 +31,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from hftrainer_mogents.evaluation import metrics as M
+from hftrainer_mogents.evaluation import metrics
 from hftrainer_mogents.evaluation.hml263.draws import draw_repeat
 from hftrainer_mogents.evaluation.hml263.evaluator import HumanML263Evaluator
 from hftrainer_mogents.evaluation.hml263.networks import (
@@ -174,7 +174,7 @@ def main() -> None:
     pred = text + 1.2 * rng.normal(size=text.shape).astype(np.float32)
     for method in ("sqrtm", "eigh"):
         t, _ = time_it(
-            lambda m=method: M.replicate_embeddings(
+            lambda m=method: metrics.replicate_embeddings(
                 text, real, pred, n_repeats=args.repeats, fid_method=m
             ),
             2,

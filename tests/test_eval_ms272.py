@@ -15,8 +15,12 @@ from conftest import require_fixture
 
 from hftrainer_mogents.cli import cli
 from hftrainer_mogents.convert.evaluator_ms272 import convert_ms272_evaluator
-from hftrainer_mogents.errors import ArtifactNotFoundError, ChecksumMismatchError
-from hftrainer_mogents.evaluation import metrics as M
+from hftrainer_mogents.errors import (
+    ArtifactNotFoundError,
+    ChecksumMismatchError,
+    InvalidInputError,
+)
+from hftrainer_mogents.evaluation import metrics
 from hftrainer_mogents.evaluation.ms272.dataset import read_ms272_split
 from hftrainer_mogents.evaluation.ms272.evaluator import MotionStreamer272Evaluator
 from hftrainer_mogents.evaluation.verify import main as verify_main
@@ -114,7 +118,7 @@ def test_metric_protocol_equals_the_fixture(
         emb = evaluator.encode_motion(raw, inp[f"{kind}_lengths"][: len(raw)])
         key = "motion_emb_real" if kind == "gt" else "motion_emb_pred"
         np.testing.assert_allclose(emb, inp[key][: len(raw)], atol=1e-4)
-    got = M.embedding_metrics(
+    got = metrics.embedding_metrics(
         inp["text_emb"],
         inp["motion_emb_real"],
         inp["motion_emb_pred"],
@@ -217,3 +221,24 @@ def test_loading_errors(fixture: Path, converted: Path, tmp_path: Path) -> None:
     np.save(broken / "mean.npy", np.zeros(272))
     with pytest.raises(ChecksumMismatchError, match="mean.npy"):
         MotionStreamer272Evaluator.from_pretrained(broken)
+
+
+def test_save_pretrained_round_trip(
+    converted: Path, evaluator: MotionStreamer272Evaluator, tmp_path: Path
+) -> None:
+    """A loaded evaluator saves the folder the converter wrote (same files, keys and checksums)
+    and reloads to the same embeddings; saving into its own folder works too."""
+    before = json.loads((converted / "evaluator_config.json").read_text())
+    out = evaluator.save_pretrained(tmp_path / "copy", provenance=before["source"])
+    assert json.loads((out / "evaluator_config.json").read_text()) == before
+    again = MotionStreamer272Evaluator.from_pretrained(out, device="cpu")
+    captions = ["a person walks forward", "someone waves"]
+    np.testing.assert_array_equal(again.encode_text(captions), evaluator.encode_text(captions))
+    motion = np.random.default_rng(0).normal(size=(64, 272)).astype(np.float32)
+    np.testing.assert_array_equal(again.encode_motion([motion]), evaluator.encode_motion([motion]))
+    np.testing.assert_array_equal(again.mean, evaluator.mean)
+
+    again.save_pretrained(out, provenance=before["source"])
+    assert json.loads((out / "evaluator_config.json").read_text()) == before
+    with pytest.raises(InvalidInputError, match="is a file"):
+        evaluator.save_pretrained(out / "evaluator.safetensors")

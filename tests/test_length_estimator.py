@@ -13,7 +13,7 @@ from hftrainer_mogents.config import LengthEstimatorConfig
 from hftrainer_mogents.convert.safe_pickle import torch_load_weights_only
 from hftrainer_mogents.errors import ArtifactFormatError
 from hftrainer_mogents.modeling.length_estimator import LengthEstimator
-from hftrainer_mogents.utils.state_dict import load_state_dict_strict
+from hftrainer_mogents.utils.io import load_state_dict_strict
 
 ATOL = 1e-5
 CKPT = "mogents_tiny/checkpoints/humanml3d/length_estimator/model/finest.tar"

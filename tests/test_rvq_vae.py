@@ -22,7 +22,7 @@ from hftrainer_mogents.modeling.rvq_vae import (
     joints_from_width,
     motion_to_joint_grid,
 )
-from hftrainer_mogents.utils.state_dict import load_state_dict_strict
+from hftrainer_mogents.utils.io import load_state_dict_strict
 
 ATOL = 1e-5
 VQ_RUN = Path("mogents_tiny/logs/humanml3d/pretrain_vq")

@@ -145,3 +145,47 @@ def test_keep_freed_memory(monkeypatch):
         assert memory.keep_freed_memory() is True
     monkeypatch.setattr(memory.sys, "platform", "darwin")
     assert memory.keep_freed_memory() is False
+
+
+def test_checksums_name_the_file_and_the_record(tmp_path):
+    from hftrainer_mogents.errors import ArtifactNotFoundError, ChecksumMismatchError
+    from hftrainer_mogents.utils.io import check_checksums, checksum_map, sha256_file
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "b.bin").write_bytes(b"b")
+    (tmp_path / "sub" / "a.txt").write_text("a")
+    checksums = checksum_map(tmp_path, ["sub/a.txt", "b.bin"])
+    assert list(checksums) == ["b.bin", "sub/a.txt"]
+    assert checksums["b.bin"] == sha256_file(tmp_path / "b.bin")
+    check_checksums(tmp_path, checksums, recorded_in="index.json")
+    (tmp_path / "b.bin").write_bytes(b"c")
+    check_checksums(tmp_path, checksums, ["sub/a.txt", "unlisted"])  # only the files asked for
+    with pytest.raises(ChecksumMismatchError, match=r"b\.bin: sha256 .* recorded in index\.json"):
+        check_checksums(tmp_path, checksums, recorded_in="index.json")
+    (tmp_path / "sub" / "a.txt").unlink()
+    with pytest.raises(ArtifactNotFoundError, match=r"sub/a\.txt is listed in index\.json"):
+        check_checksums(tmp_path, checksums, ["sub/a.txt"], recorded_in="index.json")
+
+
+def test_safetensors_round_trip_and_strict_loading(tmp_path):
+    from hftrainer_mogents.errors import ArtifactFormatError
+    from hftrainer_mogents.utils.io import (
+        load_safetensors,
+        load_state_dict_strict,
+        safetensors_shapes,
+        save_safetensors,
+    )
+
+    module = torch.nn.Linear(3, 2)
+    path = save_safetensors(tmp_path / "w.safetensors", module.state_dict(), metadata={"k": "v"})
+    assert safetensors_shapes(path) == {"weight": ((2, 3), "F32"), "bias": ((2,), "F32")}
+    assert not any(is_temporary(p) for p in tmp_path.iterdir())
+    fresh = load_state_dict_strict(torch.nn.Linear(3, 2), load_safetensors(path), source=str(path))
+    assert torch.equal(fresh.weight, module.weight)
+    with pytest.raises(
+        ArtifactFormatError, match=r"w\.safetensors: .*weight: \(2, 3\) in the file"
+    ):
+        load_state_dict_strict(torch.nn.Linear(4, 2), load_safetensors(path), source=str(path))
+    path.write_bytes(path.read_bytes()[:-4])
+    with pytest.raises(ArtifactFormatError, match=r"w\.safetensors"):
+        load_safetensors(path)

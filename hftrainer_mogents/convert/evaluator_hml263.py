@@ -27,6 +27,7 @@ import numpy as np
 
 from hftrainer_mogents.config import parse_opt_txt
 from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError
+from hftrainer_mogents.utils.io import atomic_dir, load_state_dict_strict, sha256_file
 
 __all__ = [
     "EvaluatorSources",
@@ -223,17 +224,12 @@ def convert_hml263_evaluator(
         ArtifactNotFoundError, ArtifactFormatError: missing or malformed sources.
         FileExistsError: ``out_dir`` exists and ``overwrite`` is False.
     """
-    from hftrainer_mogents.evaluation.hml263.evaluator import (
-        HumanML263Evaluator,
-        _sha256,
-        load_state_dict_strict,
-    )
+    from hftrainer_mogents.evaluation.hml263.evaluator import HumanML263Evaluator
     from hftrainer_mogents.evaluation.hml263.networks import (
         HML263EvaluatorNetworks,
         config_from_state_dicts,
     )
     from hftrainer_mogents.evaluation.hml263.word_vectors import WordVectorizer
-    from hftrainer_mogents.utils.io import atomic_dir
 
     sources = find_evaluator_sources(checkpoints, glove_dir=glove_dir)
     out = Path(out_dir) if out_dir is not None else Path(checkpoints) / DEFAULT_OUT_SUBDIR
@@ -248,7 +244,9 @@ def convert_hml263_evaluator(
     )
     networks = HML263EvaluatorNetworks(config)
     for key in NETWORK_KEYS:
-        load_state_dict_strict(getattr(networks, key), ckpt[key], f"{sources.weights_path} {key}")
+        load_state_dict_strict(
+            getattr(networks, key), ckpt[key], source=f"{sources.weights_path} {key}"
+        )
     vectors, word_to_row = read_glove(sources.glove_dir)
     mean = np.load(sources.meta_dir / "mean.npy", allow_pickle=False)
     std = np.load(sources.meta_dir / "std.npy", allow_pickle=False)
@@ -261,11 +259,11 @@ def convert_hml263_evaluator(
             "glove": str(sources.glove_dir),
         },
         "sha256": {
-            "finest.tar": _sha256(sources.weights_path),
-            "mean.npy": _sha256(sources.meta_dir / "mean.npy"),
-            "std.npy": _sha256(sources.meta_dir / "std.npy"),
+            "finest.tar": sha256_file(sources.weights_path),
+            "mean.npy": sha256_file(sources.meta_dir / "mean.npy"),
+            "std.npy": sha256_file(sources.meta_dir / "std.npy"),
             **{
-                f"{GLOVE_PREFIX}_{s}": _sha256(sources.glove_dir / f"{GLOVE_PREFIX}_{s}")
+                f"{GLOVE_PREFIX}_{s}": sha256_file(sources.glove_dir / f"{GLOVE_PREFIX}_{s}")
                 for s in ("data.npy", "words.pkl", "idx.pkl")
             },
         },

@@ -6,20 +6,15 @@ real Lightning file may: loops, callbacks, hyper-parameters) it is read again wi
 unpickler, which rebuilds tensors and turns every other object into an inert record. Only the
 ``textencoder.*`` and ``motionencoder.*`` weights are kept (selected by the first dotted
 component; ``motiondecoder.*`` and a possible ``filter_model.*`` are dropped), loaded strictly into
-our networks, and written as::
-
-    <out>/evaluator_config.json   format, sizes, sha256 checksums, source checkpoint
-    <out>/evaluator.safetensors   textencoder.* / motionencoder.* (DistilBERT weights included)
-    <out>/text_model/             DistilBERT config and tokenizer files (no weights needed)
-    <out>/mean.npy, std.npy       (272,) the dataset normalisation, when given
+our networks, and written by
+:meth:`~hftrainer_mogents.evaluation.ms272.evaluator.MotionStreamer272Evaluator.save_pretrained`
+(the folder layout is documented in :mod:`hftrainer_mogents.evaluation.ms272.evaluator`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,13 +24,10 @@ from hftrainer_mogents.errors import (
     ArtifactNotFoundError,
     HubUnavailableError,
 )
+from hftrainer_mogents.evaluation.ms272.evaluator import PARTS, TEXT_MODEL_FILES
+from hftrainer_mogents.utils.io import atomic_dir, load_state_dict_strict, sha256_file
 
 __all__ = [
-    "FORMAT",
-    "CONFIG_FILE",
-    "WEIGHTS_FILE",
-    "TEXT_MODEL_DIR",
-    "TEXT_MODEL_FILES",
     "read_lightning_state_dict",
     "split_state_dict",
     "infer_config",
@@ -44,28 +36,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-FORMAT = "hftrainer-mogents-ms272-evaluator-v1"
-CONFIG_FILE = "evaluator_config.json"
-WEIGHTS_FILE = "evaluator.safetensors"
-TEXT_MODEL_DIR = "text_model"
-# what the tokenizer and the model config need; weights come from the evaluator checkpoint
-TEXT_MODEL_FILES = (
-    "config.json",
-    "tokenizer_config.json",
-    "tokenizer.json",
-    "vocab.txt",
-    "special_tokens_map.json",
-)
-PARTS = ("textencoder", "motionencoder")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_lightning_state_dict(
@@ -213,16 +183,15 @@ def convert_ms272_evaluator(
     Returns:
         ``out_dir``.
     """
-    import numpy as np
-    from safetensors.torch import save_file
+    from transformers import AutoTokenizer
 
     from hftrainer_mogents.evaluation.ms272.dataset import load_mean_std
+    from hftrainer_mogents.evaluation.ms272.evaluator import MotionStreamer272Evaluator
     from hftrainer_mogents.evaluation.ms272.networks import (
         MotionEncoder,
         TextEncoder,
         build_text_model,
     )
-    from hftrainer_mogents.utils.io import atomic_dir, atomic_write_json
 
     ckpt = Path(ckpt)
     if not ckpt.is_file():
@@ -236,49 +205,37 @@ def convert_ms272_evaluator(
     text_dir = resolve_text_model_dir(text_model, local_files_only=local_files_only)
     if not (text_dir / "config.json").is_file():
         raise ArtifactNotFoundError(f"{text_dir}: no config.json of the text model")
-    from hftrainer_mogents.evaluation.hml263.evaluator import load_state_dict_strict
-
     text_enc = TextEncoder(config, build_text_model(text_dir))
     motion_enc = MotionEncoder(config)
-    load_state_dict_strict(text_enc, parts["textencoder"], f"{ckpt} textencoder")
-    load_state_dict_strict(motion_enc, parts["motionencoder"], f"{ckpt} motionencoder")
+    load_state_dict_strict(text_enc, parts["textencoder"], source=f"{ckpt} textencoder")
+    load_state_dict_strict(motion_enc, parts["motionencoder"], source=f"{ckpt} motionencoder")
     mean = std = None
     if mean_std is not None:
         mean, std = load_mean_std(mean_std)
-
+    # the evaluator holds its tokenizer: loading it here also checks the text-model folder
+    # before anything is written
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(text_dir), local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise ArtifactNotFoundError(
+            f"{text_dir}: no usable tokenizer files of the text model ({err}); pass a folder "
+            f"holding {', '.join(TEXT_MODEL_FILES)}"
+        ) from err
+    evaluator = MotionStreamer272Evaluator(
+        text_enc,
+        motion_enc,
+        tokenizer,
+        mean=mean,
+        std=std,
+        text_model=str(text_model),
+        text_model_dir=text_dir,
+    )
+    provenance = {
+        "checkpoint": str(ckpt),
+        "sha256": sha256_file(ckpt),
+        "ignored_components": ignored,
+        **meta,
+    }
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
-        tensors = {
-            f"{prefix}.{k}": v.detach().contiguous().clone()
-            for prefix, module in (("textencoder", text_enc), ("motionencoder", motion_enc))
-            for k, v in module.state_dict().items()
-        }
-        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
-        (tmp / TEXT_MODEL_DIR).mkdir()
-        for name in TEXT_MODEL_FILES:
-            if (text_dir / name).is_file():
-                shutil.copyfile(text_dir / name, tmp / TEXT_MODEL_DIR / name)
-        if mean is not None and std is not None:
-            np.save(tmp / "mean.npy", mean, allow_pickle=False)
-            np.save(tmp / "std.npy", std, allow_pickle=False)
-        checksums = {
-            str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()
-        }
-        atomic_write_json(
-            tmp / CONFIG_FILE,
-            {
-                "format": FORMAT,
-                "evaluator": "ms272",
-                "config": config.to_dict(),
-                "text_model": str(text_model),
-                "text_model_dir": TEXT_MODEL_DIR,
-                "has_mean_std": mean is not None,
-                "checksums": checksums,
-                "source": {
-                    "checkpoint": str(ckpt),
-                    "sha256": _sha256(ckpt),
-                    "ignored_components": ignored,
-                    **{k: v for k, v in meta.items()},
-                },
-            },
-        )
+        evaluator.save_pretrained(tmp, provenance=provenance)
     return Path(out_dir)

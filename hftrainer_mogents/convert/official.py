@@ -33,7 +33,7 @@ from hftrainer_mogents.config import (
 from hftrainer_mogents.convert.official_opts import select_vq_state_dict, vq_config_from_opt
 from hftrainer_mogents.convert.safe_pickle import torch_load_weights_only
 from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError
-from hftrainer_mogents.utils.io import atomic_dir
+from hftrainer_mogents.utils.io import atomic_dir, check_state_dict
 
 __all__ = [
     "OfficialLayout",
@@ -206,7 +206,6 @@ def load_official_bundle(
     from hftrainer_mogents.bundle import MoGenTSBundle
     from hftrainer_mogents.convert.clip import load_openai_clip_state_dict
     from hftrainer_mogents.modeling.text_encoder import select_text_state_dict
-    from hftrainer_mogents.utils.state_dict import check_state_dict
 
     mtrans_dir = layout.run_dir(layout.mtrans_name)
     rtrans_dir = layout.run_dir(layout.rtrans_name)

@@ -33,10 +33,9 @@ from hftrainer_mogents.config import DIM_POSE
 from hftrainer_mogents.errors import (
     ArtifactFormatError,
     ArtifactNotFoundError,
-    ChecksumMismatchError,
     InvalidInputError,
 )
-from hftrainer_mogents.evaluation import metrics as M
+from hftrainer_mogents.evaluation import metrics
 from hftrainer_mogents.evaluation.hml263.dataset import HumanML3DTestSplit, read_test_split
 from hftrainer_mogents.evaluation.hml263.draws import RepeatDraws, draw_repeat
 from hftrainer_mogents.evaluation.hml263.networks import (
@@ -47,6 +46,18 @@ from hftrainer_mogents.evaluation.hml263.word_vectors import (
     VECTORS_FILE,
     VOCAB_FILE,
     WordVectorizer,
+)
+from hftrainer_mogents.utils.io import (
+    atomic_save_npy,
+    atomic_save_npz,
+    atomic_write_json,
+    check_checksums,
+    checksum_map,
+    is_temporary,
+    load_safetensors,
+    load_state_dict_strict,
+    read_json,
+    save_safetensors,
 )
 from hftrainer_mogents.utils.precision import full_fp32
 
@@ -61,7 +72,6 @@ __all__ = [
     "MM_DIR",
     "PUBLISHED",
     "HumanML263Evaluator",
-    "load_state_dict_strict",
     "collect_predictions",
     "default_cache_dir",
 ]
@@ -88,41 +98,6 @@ PUBLISHED: dict[str, Any] = {
     "n_samples": 3970,
     "r_precision_real": [0.5135, 0.7108, 0.8069],
 }
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def load_state_dict_strict(module: Any, state_dict: Mapping[str, Any], what: str) -> None:
-    """``module.load_state_dict(state_dict, strict=True)`` with errors that name the keys and
-    both shapes.
-
-    Raises:
-        ArtifactFormatError: missing, unexpected or mis-shaped keys.
-    """
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    shapes = [
-        f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in sorted(set(own) & set(state_dict))
-        if tuple(state_dict[k].shape) != tuple(own[k].shape)
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys {missing}")
-    if unexpected:
-        problems.append(f"unexpected keys {unexpected}")
-    if shapes:
-        problems.append("shape mismatch " + "; ".join(shapes))
-    if problems:
-        raise ArtifactFormatError(f"{what}: " + ", ".join(problems))
-    module.load_state_dict(dict(state_dict), strict=True)
 
 
 def _default_device() -> str:
@@ -172,8 +147,6 @@ class _Predictions:
 
 def collect_predictions(pred_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """``<key>.npy`` files of a prediction folder, by key (temporary files skipped)."""
-    from hftrainer_mogents.utils.io import is_temporary
-
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise ArtifactNotFoundError(
@@ -186,8 +159,6 @@ def collect_predictions(pred_dir: str | os.PathLike[str]) -> dict[str, Path]:
 
 
 def _collect_mm(pred_dir: Path) -> dict[str, list[Path]]:
-    from hftrainer_mogents.utils.io import is_temporary
-
     groups: dict[str, list[Path]] = {}
     mm_dir = pred_dir / MM_DIR
     if not mm_dir.is_dir():
@@ -224,8 +195,6 @@ def _load_embedding_cache(path: Path | None) -> dict[str, np.ndarray]:
 
 
 def _save_embedding_cache(path: Path, table: Mapping[str, np.ndarray]) -> None:
-    from hftrainer_mogents.utils.io import atomic_save_npz
-
     names = sorted(table)
     atomic_save_npz(path, names=np.array(names), embeddings=np.stack([table[n] for n in names]))
 
@@ -318,7 +287,6 @@ class HumanML263Evaluator:
             ChecksumMismatchError: a file's sha256 differs from the recorded one.
         """
         import torch
-        from safetensors.torch import load_file
 
         path = Path(path)
         config_path = path / CONFIG_FILE
@@ -327,10 +295,7 @@ class HumanML263Evaluator:
                 f"{config_path} not found: {path} is not a converted HumanML3D-263 evaluator; "
                 "run `mogents convert-evaluator --checkpoints <checkpoints>` first"
             )
-        try:
-            meta = json.loads(config_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ArtifactFormatError(f"{config_path}: not JSON ({err})") from err
+        meta = read_json(config_path)
         if meta.get("format") != FORMAT:
             raise ArtifactFormatError(
                 f"{config_path}: format {meta.get('format')!r}, expected {FORMAT!r}"
@@ -339,16 +304,16 @@ class HumanML263Evaluator:
             if not (path / name).is_file():
                 raise ArtifactNotFoundError(f"{path / name} missing; re-run the conversion")
         if verify_checksums:
-            for name, expected in meta.get("checksums", {}).items():
-                actual = _sha256(path / name)
-                if actual != expected:
-                    raise ChecksumMismatchError(
-                        f"{path / name}: sha256 {actual} differs from the recorded {expected}; "
-                        "the file is damaged or was changed: re-run the conversion"
-                    )
+            check_checksums(
+                path,
+                meta.get("checksums", {}),
+                recorded_in=CONFIG_FILE,
+                remedy="re-run the conversion (`mogents convert-evaluator`)",
+            )
         config = HML263EvaluatorConfig.from_dict(meta.get("config"), name="evaluator config")
         networks = HML263EvaluatorNetworks(config)
-        load_state_dict_strict(networks, load_file(path / WEIGHTS_FILE), str(path / WEIGHTS_FILE))
+        weights = path / WEIGHTS_FILE
+        load_state_dict_strict(networks, load_safetensors(weights), source=str(weights))
         networks.to(device=device or _default_device(), dtype=dtype or torch.float32)
         mean = np.load(path / MEAN_FILE, allow_pickle=False)
         std = np.load(path / STD_FILE, allow_pickle=False)
@@ -373,19 +338,13 @@ class HumanML263Evaluator:
         Returns:
             The folder.
         """
-        from safetensors.torch import save_file
-
-        from hftrainer_mogents.utils.io import atomic_path, atomic_save_npy, atomic_write_json
-
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise InvalidInputError(f"{path} is a file; save_pretrained needs a folder")
         path.mkdir(parents=True, exist_ok=True)
-        state = {
-            k: v.detach().to("cpu").contiguous() for k, v in self.networks.state_dict().items()
-        }
-        with atomic_path(path / WEIGHTS_FILE) as tmp:
-            save_file(state, str(tmp), metadata={"format": FORMAT})
+        save_safetensors(
+            path / WEIGHTS_FILE, self.networks.state_dict(), metadata={"format": FORMAT}
+        )
         atomic_save_npy(path / MEAN_FILE, self.mean)
         atomic_save_npy(path / STD_FILE, self.std)
         self.word_vectorizer.save(path)
@@ -396,7 +355,7 @@ class HumanML263Evaluator:
                 "format": FORMAT,
                 "evaluator": EVALUATOR_NAME,
                 "config": self.config.to_dict(),
-                "checksums": {name: _sha256(path / name) for name in files},
+                "checksums": checksum_map(path, files),
                 "source": dict(provenance or {}),
             },
         )
@@ -533,11 +492,11 @@ class HumanML263Evaluator:
         mm_predictions: Mapping[str, Sequence[np.ndarray | str | os.PathLike[str]]] | None = None,
         caption_indices: Mapping[str, int] | None = None,
         caption_selection: str | None = None,
-        n_repeats: int = M.N_REPEATS,
+        n_repeats: int = metrics.N_REPEATS,
         seed: int = 0,
-        batch_size: int = M.BATCH_SIZE,
+        batch_size: int = metrics.BATCH_SIZE,
         diversity_times: int | None = None,
-        mm_times: int = M.MM_TIMES,
+        mm_times: int = metrics.MM_TIMES,
         strict: bool = False,
         max_samples: int | None = None,
         encode_batch_size: int = 128,
@@ -671,7 +630,7 @@ class HumanML263Evaluator:
             used = d.used
             key_text = list(zip(used.tolist(), d.caption[used].tolist()))
             key_real = list(zip(used.tolist(), d.start[used].tolist(), d.m_length[used].tolist()))
-            out = M.embedding_metrics(
+            out = metrics.embedding_metrics(
                 np.stack([text_emb[k] for k in key_text]),
                 np.stack([real_emb[k] for k in key_real]),
                 None
@@ -687,7 +646,7 @@ class HumanML263Evaluator:
             )
             out["repeat"] = r
             repeats.append(out)
-        summary = M.summarize_repeats(repeats)
+        summary = metrics.summarize_repeats(repeats)
         n_used = repeats[0]["n_samples"]
         result: dict[str, Any] = {
             "evaluator": EVALUATOR_NAME,
@@ -716,7 +675,7 @@ class HumanML263Evaluator:
             seed=seed,
             n_repeats=n_repeats,
             batch_size=batch_size,
-            diversity_times=M.default_diversity_times(n_used)
+            diversity_times=metrics.default_diversity_times(n_used)
             if diversity_times is None
             else diversity_times,
             mm_times=mm_times,

@@ -1,6 +1,12 @@
 """``MotionStreamer272Evaluator``: MotionStreamer's TMR-style evaluator in the 272 representation.
 
-Load a converted folder (``mogents convert-evaluator-ms272``; nothing is unpickled at run time).
+Load a converted folder (``mogents convert-evaluator-ms272``; nothing is unpickled at run time)::
+
+    evaluator_config.json   format, sizes, sha256 checksums, source checkpoint
+    evaluator.safetensors   textencoder.* / motionencoder.* (DistilBERT weights included)
+    text_model/             DistilBERT config and tokenizer files (no weights needed)
+    mean.npy, std.npy       (272,) the dataset normalisation, when given
+
 Motions are given raw (physical units, as the bridge writes them) and normalised here with the
 dataset's ``Mean``/``Std`` (stored in the evaluator folder, or read from the dataset's
 ``mean_std``); each is cut to its length (a multiple of 4), padded, and embedded by the motion
@@ -21,11 +27,9 @@ one sample per caption line.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,10 +38,10 @@ import numpy as np
 from hftrainer_mogents.errors import (
     ArtifactFormatError,
     ArtifactNotFoundError,
-    ChecksumMismatchError,
+    HubUnavailableError,
     InvalidInputError,
 )
-from hftrainer_mogents.evaluation import metrics as M
+from hftrainer_mogents.evaluation import metrics
 from hftrainer_mogents.evaluation.ms272.dataset import (
     MAX_LENGTH,
     MIN_LENGTH,
@@ -46,10 +50,29 @@ from hftrainer_mogents.evaluation.ms272.dataset import (
     load_mean_std,
     read_ms272_split,
 )
+from hftrainer_mogents.utils.io import (
+    atomic_save_npy,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_checksums,
+    checksum_map,
+    load_safetensors,
+    load_state_dict_strict,
+    read_json,
+    save_safetensors,
+)
 from hftrainer_mogents.utils.precision import full_fp32
 
 __all__ = [
     "EVALUATOR_NAME",
+    "FORMAT",
+    "CONFIG_FILE",
+    "WEIGHTS_FILE",
+    "TEXT_MODEL_DIR",
+    "TEXT_MODEL_FILES",
+    "MEAN_FILE",
+    "STD_FILE",
+    "PARTS",
     "REFERENCE",
     "MotionStreamer272Evaluator",
 ]
@@ -57,6 +80,21 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 EVALUATOR_NAME = "ms272"
+FORMAT = "hftrainer-mogents-ms272-evaluator-v1"
+CONFIG_FILE = "evaluator_config.json"
+WEIGHTS_FILE = "evaluator.safetensors"
+TEXT_MODEL_DIR = "text_model"
+# what the tokenizer and the model config need; weights come from the evaluator checkpoint
+TEXT_MODEL_FILES = (
+    "config.json",
+    "tokenizer_config.json",
+    "tokenizer.json",
+    "vocab.txt",
+    "special_tokens_map.json",
+)
+MEAN_FILE = "mean.npy"
+STD_FILE = "std.npy"
+PARTS = ("textencoder", "motionencoder")  # weight-name prefixes of the two encoders
 # numbers reported by the zoo's notes (not re-derived): real data, and MoGenTS through the zoo bridge
 REFERENCE: dict[str, Any] = {
     "source": "hftrainer zoo notes (unconfirmed): real data; MoGenTS via the zoo's IK bridge",
@@ -69,14 +107,6 @@ REFERENCE: dict[str, Any] = {
 }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _floor4(n: int) -> int:
     return (n // UNIT_LENGTH) * UNIT_LENGTH
 
@@ -84,7 +114,20 @@ def _floor4(n: int) -> int:
 class MotionStreamer272Evaluator:
     """Text and motion encoders of MotionStreamer's evaluator, and the evaluation protocol.
 
-    Build it with :meth:`from_pretrained`.
+    Build it with :meth:`from_pretrained` (the converter builds it from the checkpoint's networks
+    and writes it with :meth:`save_pretrained`).
+
+    Args:
+        text_encoder: the DistilBERT text encoder (:class:`.networks.TextEncoder`).
+        motion_encoder: the motion encoder (:class:`.networks.MotionEncoder`).
+        tokenizer: DistilBERT's tokenizer.
+        mean: (272,) dataset normalisation, or None (then given per call).
+        std: (272,).
+        source: where the evaluator was loaded from (recorded in reports).
+        text_model: the text model's name (hub id or path), recorded in the folder (default: the
+            tokenizer's ``name_or_path``).
+        text_model_dir: a local folder holding the text model's config and tokenizer files,
+            copied into the folder by :meth:`save_pretrained`.
     """
 
     def __init__(
@@ -96,6 +139,8 @@ class MotionStreamer272Evaluator:
         mean: np.ndarray | None = None,
         std: np.ndarray | None = None,
         source: str | None = None,
+        text_model: str | None = None,
+        text_model_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.text_encoder = text_encoder.eval()
         self.motion_encoder = motion_encoder.eval()
@@ -103,6 +148,8 @@ class MotionStreamer272Evaluator:
         self.mean = None if mean is None else np.asarray(mean, dtype=np.float32)
         self.std = None if std is None else np.asarray(std, dtype=np.float32)
         self.source = source
+        self.text_model = text_model or getattr(tokenizer, "name_or_path", None)
+        self.text_model_dir = Path(text_model_dir) if text_model_dir is not None else None
 
     @property
     def device(self) -> Any:
@@ -128,11 +175,8 @@ class MotionStreamer272Evaluator:
             ChecksumMismatchError: a file differs from the recorded checksum.
         """
         import torch
-        from safetensors.torch import load_file
         from transformers import AutoConfig, AutoTokenizer
 
-        from hftrainer_mogents.convert.evaluator_ms272 import CONFIG_FILE, FORMAT, WEIGHTS_FILE
-        from hftrainer_mogents.evaluation.hml263.evaluator import load_state_dict_strict
         from hftrainer_mogents.evaluation.ms272.networks import (
             MotionEncoder,
             MS272EvaluatorConfig,
@@ -150,47 +194,108 @@ class MotionStreamer272Evaluator:
             raise ArtifactNotFoundError(
                 f"{folder} is not a converted MotionStreamer-272 evaluator (no {CONFIG_FILE}).{hint}"
             )
-        meta = json.loads(meta_path.read_text())
+        meta = read_json(meta_path)
         if meta.get("format") != FORMAT:
             raise ArtifactFormatError(
                 f"{meta_path}: format {meta.get('format')!r}, expected {FORMAT}"
             )
         if verify_checksums:
-            for name, digest in meta.get("checksums", {}).items():
-                file = folder / name
-                if not file.is_file():
-                    raise ArtifactNotFoundError(f"{folder}: {name} is missing")
-                if _sha256(file) != digest:
-                    raise ChecksumMismatchError(
-                        f"{file}: sha256 differs from {CONFIG_FILE}; the file is damaged or was "
-                        "replaced: convert the evaluator again"
-                    )
+            check_checksums(
+                folder,
+                meta.get("checksums", {}),
+                recorded_in=CONFIG_FILE,
+                remedy="convert the evaluator again",
+            )
         config = MS272EvaluatorConfig.from_dict(meta.get("config"), name="ms272 evaluator")
-        text_dir = folder / meta.get("text_model_dir", "text_model")
-        source = str(text_dir) if (text_dir / "config.json").is_file() else meta["text_model"]
+        text_dir = folder / meta.get("text_model_dir", TEXT_MODEL_DIR)
+        local_text = (text_dir / "config.json").is_file()
+        source = str(text_dir) if local_text else meta["text_model"]
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_files_only)
             text_cfg = AutoConfig.from_pretrained(source, local_files_only=local_files_only)
         except OSError as err:
-            from hftrainer_mogents.errors import HubUnavailableError
-
             raise HubUnavailableError(
                 f"cannot load the text model {source!r} ({err}); convert the evaluator with a "
                 "local text model folder so it is stored inside"
             ) from err
         text = TextEncoder(config, build_text_model(text_cfg))
         motion = MotionEncoder(config)
-        weights = load_file(str(folder / WEIGHTS_FILE))
-        for prefix, module in (("textencoder", text), ("motionencoder", motion)):
+        weights_path = folder / WEIGHTS_FILE
+        weights = load_safetensors(weights_path)
+        for prefix, module in zip(PARTS, (text, motion)):
             part = {
                 k[len(prefix) + 1 :]: v for k, v in weights.items() if k.startswith(prefix + ".")
             }
-            load_state_dict_strict(module, part, f"{folder / WEIGHTS_FILE} {prefix}")
+            load_state_dict_strict(module, part, source=f"{weights_path} {prefix}")
         mean = std = None
-        if (folder / "mean.npy").is_file():
+        if (folder / MEAN_FILE).is_file():
             mean, std = load_mean_std(folder)
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        return cls(text.to(dev), motion.to(dev), tokenizer, mean=mean, std=std, source=str(folder))
+        return cls(
+            text.to(dev),
+            motion.to(dev),
+            tokenizer,
+            mean=mean,
+            std=std,
+            source=str(folder),
+            text_model=meta.get("text_model"),
+            text_model_dir=text_dir if local_text else None,
+        )
+
+    def save_pretrained(
+        self, path: str | os.PathLike[str], *, provenance: Mapping[str, Any] | None = None
+    ) -> Path:
+        """Write the evaluator folder (see the module doc) with sha256 checksums; the text
+        model's config and tokenizer files are copied from :attr:`text_model_dir` when known.
+
+        Args:
+            path: target folder (created; files replaced atomically).
+            provenance: recorded under ``"source"`` in the config.
+
+        Returns:
+            The folder.
+
+        Raises:
+            InvalidInputError: ``path`` is a file.
+        """
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise InvalidInputError(f"{path} is a file; save_pretrained needs a folder")
+        path.mkdir(parents=True, exist_ok=True)
+        state = {
+            f"{prefix}.{k}": v
+            for prefix, module in zip(PARTS, (self.text_encoder, self.motion_encoder))
+            for k, v in module.state_dict().items()
+        }
+        save_safetensors(path / WEIGHTS_FILE, state, metadata={"format": FORMAT})
+        written = [WEIGHTS_FILE]
+        if self.text_model_dir is not None:
+            for name in TEXT_MODEL_FILES:
+                if (self.text_model_dir / name).is_file():
+                    # read before writing: the source may be this very folder
+                    data = (self.text_model_dir / name).read_bytes()
+                    atomic_write_bytes(path / TEXT_MODEL_DIR / name, data)
+                    written.append(f"{TEXT_MODEL_DIR}/{name}")
+        for name, stat in ((MEAN_FILE, self.mean), (STD_FILE, self.std)):
+            if self.mean is not None and self.std is not None:
+                atomic_save_npy(path / name, stat)
+                written.append(name)
+            else:  # a stale copy would be loaded as this evaluator's statistics
+                (path / name).unlink(missing_ok=True)
+        atomic_write_json(
+            path / CONFIG_FILE,
+            {
+                "format": FORMAT,
+                "evaluator": EVALUATOR_NAME,
+                "config": self.motion_encoder.config.to_dict(),
+                "text_model": self.text_model,
+                "text_model_dir": TEXT_MODEL_DIR,
+                "has_mean_std": self.mean is not None and self.std is not None,
+                "checksums": checksum_map(path, written),
+                "source": dict(provenance or {}),
+            },
+        )
+        return path
 
     # ------------------------------------------------------------------ encoders
 
@@ -304,9 +409,9 @@ class MotionStreamer272Evaluator:
         mean: np.ndarray | None = None,
         std: np.ndarray | None = None,
         caption_selection: Literal["first", "random"] = "first",
-        n_repeats: int = M.N_REPEATS,
+        n_repeats: int = metrics.N_REPEATS,
         seed: int = 0,
-        batch_size: int = M.BATCH_SIZE,
+        batch_size: int = metrics.BATCH_SIZE,
         diversity_times: int | None = None,
     ) -> dict[str, Any]:
         """Metrics of real (and generated) motions against their captions.
@@ -360,7 +465,7 @@ class MotionStreamer272Evaluator:
                 pick = [int(offsets[i]) for i in range(n)]
             order = rng.permutation(n)
             text = text_all[pick][order]
-            return M.embedding_metrics(
+            return metrics.embedding_metrics(
                 text,
                 real[order],
                 None if pred is None else pred[order],
@@ -369,7 +474,7 @@ class MotionStreamer272Evaluator:
                 rng=rng,
             )
 
-        result = M.replicate(one_repeat, n_repeats=n_repeats, seed=seed)
+        result = metrics.replicate(one_repeat, n_repeats=n_repeats, seed=seed)
         return _zoo_keys(result, pred is not None)
 
     def evaluate_dir(
@@ -384,9 +489,9 @@ class MotionStreamer272Evaluator:
         pairs: Literal["entry", "caption"] = "entry",
         strict: bool = False,
         max_samples: int | None = None,
-        n_repeats: int = M.N_REPEATS,
+        n_repeats: int = metrics.N_REPEATS,
         seed: int = 0,
-        batch_size: int = M.BATCH_SIZE,
+        batch_size: int = metrics.BATCH_SIZE,
         diversity_times: int | None = None,
     ) -> dict[str, Any]:
         """Evaluate a folder of predictions (``<key>.npy``, (T, 272) raw, 30 fps) on the test split.
