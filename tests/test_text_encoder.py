@@ -178,9 +178,9 @@ def test_strict_loading_errors(clip_sd):
     with pytest.raises(ArtifactFormatError) as info:
         enc.load_text_state_dict(broken)
     message = str(info.value)
-    assert "missing keys ['transformer.resblocks.1.ln_2.bias']" in message
-    assert "unexpected keys ['transformer.resblocks.2.ln_2.bias']" in message
-    assert "text_projection: checkpoint (64, 256) vs model (64, 512)" in message
+    assert "missing keys: transformer.resblocks.1.ln_2.bias" in message
+    assert "unexpected keys: transformer.resblocks.2.ln_2.bias" in message
+    assert "text_projection: (64, 256) in the file, (64, 512) in the model" in message
 
 
 @torch.no_grad()

@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from hftrainer_mogents.config import TextEncoderConfig
-from hftrainer_mogents.errors import ArtifactFormatError, InvalidInputError
+from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.utils.io import check_state_dict
 
 if TYPE_CHECKING:
     from hftrainer_mogents.modeling.tokenizer import CLIPTokenizer
@@ -312,26 +313,7 @@ class CLIPTextEncoder(nn.Module):
             ArtifactFormatError: the text weights do not fit this tower.
         """
         text = select_text_state_dict(state_dict)
-        own = self.state_dict()
-        missing = [k for k in own if k not in text]
-        unexpected = [k for k in text if k not in own]
-        shapes = [
-            f"{k}: checkpoint {tuple(text[k].shape)} vs model {tuple(own[k].shape)}"
-            for k in own
-            if k in text and tuple(text[k].shape) != tuple(own[k].shape)
-        ]
-        if missing or unexpected or shapes:
-            parts = []
-            if missing:
-                parts.append(f"missing keys {missing}")
-            if unexpected:
-                parts.append(f"unexpected keys {unexpected}")
-            if shapes:
-                parts.append("shape mismatches: " + "; ".join(shapes))
-            raise ArtifactFormatError(
-                "CLIP text weights do not fit the text encoder "
-                f"({self.config}): " + ", ".join(parts)
-            )
+        check_state_dict(self, text, source=f"CLIP text weights ({self.config})")
         self.load_state_dict(text, strict=True)
 
     def set_numerics(self, dtype: str | torch.dtype) -> CLIPTextEncoder:
