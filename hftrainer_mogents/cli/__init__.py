@@ -5,8 +5,8 @@ seed-compatible ``scripts/``. Each is a thin layer over one library call per job
 - :mod:`.generate`: ``mogents generate``;
 - :mod:`.convert`: ``mogents convert``, ``convert-evaluator``, ``convert-evaluator-ms272``,
   ``scripts/convert_mogents_checkpoint.py`` and ``python -m hftrainer_mogents.convert.smpl_model``;
-- :mod:`.evaluate`: ``mogents evaluate hml263|ms272``, ``scripts/mogents_t2m_h3d263.py`` and
-  ``scripts/verify_evaluators.py``;
+- :mod:`.evaluate`: ``mogents evaluate hml263|ms272`` and ``scripts/verify_evaluators.py``;
+- :mod:`.split_generation`: ``scripts/mogents_t2m_h3d263.py`` (generate the HumanML3D test split);
 - :mod:`.bridge`: ``mogents bridge``, ``scripts/hml263_to_smpl_ik.py`` and
   ``scripts/convert_motion135_to_h3d272.py`` (the stages of the chain script);
 - :mod:`.publish`: ``mogents publish``;
