@@ -1,5 +1,5 @@
 """``python -m hftrainer_mogents`` = the ``mogents`` command."""
 
-from hftrainer_mogents.cli import cli
+from hftrainer_mogents.cli import main
 
-cli(prog_name="mogents")
+main()

@@ -7,7 +7,7 @@ Same flags as the zoo's script (and ``mogents convert``)::
         --out_dir checkpoints/mogents/humanml3d --verify [--clip ViT-B-32.pt]
 """
 
-from hftrainer_mogents.cli import convert
+from hftrainer_mogents.cli.convert import convert
 
 if __name__ == "__main__":
     convert(prog_name="convert_mogents_checkpoint.py")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """SMPL motion_135 (the IK's .npz) -> MotionStreamer-272 (T, 272) .npy.
 
-Thin wrapper over :mod:`hftrainer_mogents.motion.bridge_cli` (the zoo's flags)::
+Thin wrapper over :mod:`hftrainer_mogents.cli.bridge` (the zoo's flags)::
 
     python scripts/convert_motion135_to_h3d272.py --in-dir SMPL135 --out-dir PRED272 \
         --skip-existing [--model-dir body_models]
@@ -9,7 +9,7 @@ Thin wrapper over :mod:`hftrainer_mogents.motion.bridge_cli` (the zoo's flags)::
 
 import sys
 
-from hftrainer_mogents.motion.bridge_cli import convert272_main
+from hftrainer_mogents.cli.bridge import convert272_main
 
 if __name__ == "__main__":
     sys.exit(convert272_main())

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """HumanML3D-263 .npy clips -> SMPL motion_135 .npz by batched inverse kinematics.
 
-Thin wrapper over :mod:`hftrainer_mogents.motion.bridge_cli` (the zoo's flags)::
+Thin wrapper over :mod:`hftrainer_mogents.cli.bridge` (the zoo's flags)::
 
     python scripts/hml263_to_smpl_ik.py --in-dir PRED263 --out-dir SMPL135 \
         --model-dir body_models --source-fps 20 --target-fps 30 --floor-align \
@@ -10,7 +10,7 @@ Thin wrapper over :mod:`hftrainer_mogents.motion.bridge_cli` (the zoo's flags)::
 
 import sys
 
-from hftrainer_mogents.motion.bridge_cli import ik_main
+from hftrainer_mogents.cli.bridge import ik_main
 
 if __name__ == "__main__":
     sys.exit(ik_main())

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from conftest import require_fixture
 
 from hftrainer_mogents.cli import cli
+from hftrainer_mogents.cli.evaluate import verify_main
 from hftrainer_mogents.convert.evaluator_ms272 import convert_ms272_evaluator
 from hftrainer_mogents.errors import (
     ArtifactNotFoundError,
@@ -23,7 +24,6 @@ from hftrainer_mogents.errors import (
 from hftrainer_mogents.evaluation import metrics
 from hftrainer_mogents.evaluation.ms272.dataset import read_ms272_split
 from hftrainer_mogents.evaluation.ms272.evaluator import MotionStreamer272Evaluator
-from hftrainer_mogents.evaluation.verify import main as verify_main
 
 
 @pytest.fixture(scope="module")

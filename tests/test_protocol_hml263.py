@@ -20,14 +20,14 @@ from hml263_standin import GroundTruthPlusNoise, make_humanml3d
 from hftrainer_mogents.cli import cli
 from hftrainer_mogents.convert.evaluator_hml263 import convert_hml263_evaluator
 from hftrainer_mogents.errors import ArtifactFormatError, InvalidInputError
+from hftrainer_mogents.evaluation.hml263.benchmark import run_benchmark
 from hftrainer_mogents.evaluation.hml263.dataset import read_test_split
 from hftrainer_mogents.evaluation.hml263.evaluator import PUBLISHED, HumanML263Evaluator
-from hftrainer_mogents.evaluation.hml263.protocol import (
+from hftrainer_mogents.evaluation.hml263.split_generation import (
     GENERATION_DEFAULTS,
     clamp_length,
     generate_test_split,
     plan_test_split,
-    run_benchmark,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -190,12 +190,12 @@ _KILL_DRIVER = textwrap.dedent(
     """
     import runpy, sys
     from pathlib import Path
-    import hftrainer_mogents.evaluation.hml263.cli as gen_cli
+    import hftrainer_mogents.evaluation.hml263.split_generation as split_generation
     from hml263_standin import GroundTruthPlusNoise
 
     data, kill_after = sys.argv[1], sys.argv[2]
     kill = None if kill_after == "none" else int(kill_after)
-    gen_cli.load_generator = lambda path, device=None: GroundTruthPlusNoise(
+    split_generation.load_generator = lambda path, device=None: GroundTruthPlusNoise(
         Path(data), kill_after=kill
     )
     sys.argv = ["mogents_t2m_h3d263.py", *sys.argv[3:]]
@@ -388,10 +388,10 @@ def test_cli_convert_and_evaluate(fixtures_dir, dataset, reference_run, tmp_path
     assert (tmp_path / "m" / "verify_hml263.json").is_file()
 
     # --model-path generates first (the stand-in replaces the pipeline the loader would build)
-    import hftrainer_mogents.evaluation.hml263.protocol as protocol
+    import hftrainer_mogents.evaluation.hml263.split_generation as split_generation
 
     monkeypatch.setattr(
-        protocol, "load_generator", lambda path, device=None: GroundTruthPlusNoise(dataset)
+        split_generation, "load_generator", lambda path, device=None: GroundTruthPlusNoise(dataset)
     )
     pred = tmp_path / "gen"
     res = runner.invoke(
@@ -443,7 +443,7 @@ def test_zoo_declares_the_evaluator_and_the_benchmark():
 
 
 def test_verify_dispatch_table_takes_new_evaluators(tmp_path, capsys):
-    from hftrainer_mogents.evaluation import verify
+    from hftrainer_mogents.cli import evaluate as evaluate_cli
 
     calls = []
 
@@ -451,13 +451,18 @@ def test_verify_dispatch_table_takes_new_evaluators(tmp_path, capsys):
         calls.append((args.fake_flag, out_dir))
         return [out_dir / "verify_fake.json"]
 
-    fake = verify.Verifier(
+    fake = evaluate_cli.Verifier(
         "fake", lambda parser: parser.add_argument("--fake-flag", default="x"), run_fake
     )
-    table = {**verify.VERIFIERS, "fake": fake}
-    assert verify.main(["--which", "fake", "--out-dir", str(tmp_path)], verifiers=table) == 0
+    table = {**evaluate_cli.VERIFIERS, "fake": fake}
+    assert (
+        evaluate_cli.verify_main(["--which", "fake", "--out-dir", str(tmp_path)], verifiers=table)
+        == 0
+    )
     assert calls == [("x", tmp_path)]
     # 'both' runs every entry; hml263 without predictions fails with a named error, exit 2
-    status = verify.main(["--which", "both", "--out-dir", str(tmp_path)], verifiers=table)
+    status = evaluate_cli.verify_main(
+        ["--which", "both", "--out-dir", str(tmp_path)], verifiers=table
+    )
     assert status == 2 and len(calls) == 2
     assert "--hml263-pred" in capsys.readouterr().err

@@ -12,6 +12,7 @@ import pytest
 import scipy.sparse
 from conftest import require_fixture
 
+from hftrainer_mogents.cli.convert import smpl_model_main
 from hftrainer_mogents.convert import smpl_model
 from hftrainer_mogents.errors import ArtifactFormatError
 from hftrainer_mogents.motion import smpl135
@@ -64,7 +65,7 @@ def test_chumpy_pickle_is_refused_at_run_time_and_converted_safely(
     assert "python -m hftrainer_mogents.convert.smpl_model" in str(err.value)
 
     dst = tmp_path / "out" / "SMPL_NEUTRAL.npz"
-    assert smpl_model.main([str(src), str(dst)]) == 0
+    assert smpl_model_main([str(src), str(dst)]) == 0
     with np.load(dst, allow_pickle=False) as data:
         for key in smpl_model.SMPL_KEYS:
             np.testing.assert_array_equal(data[key], arrays[key])

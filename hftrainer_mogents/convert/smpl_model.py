@@ -15,10 +15,8 @@ Convert once, then point the bridge at the ``.npz``::
 
 from __future__ import annotations
 
-import argparse
 import os
 import pickle
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,7 @@ from hftrainer_mogents.convert.safe_pickle import PickledObject
 from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError
 from hftrainer_mogents.utils.io import atomic_save_npz
 
-__all__ = ["SMPL_KEYS", "CHUMPY_HOWTO", "read_smpl_pickle", "convert_smpl_pickle", "main"]
+__all__ = ["SMPL_KEYS", "CHUMPY_HOWTO", "read_smpl_pickle", "convert_smpl_pickle"]
 
 # the arrays a SMPL body model needs (smplx reads these); others in the file are dropped
 SMPL_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
@@ -207,21 +205,7 @@ def convert_smpl_pickle(
     return arrays
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m hftrainer_mogents.convert.smpl_model SRC.pkl DST.npz``."""
-    parser = argparse.ArgumentParser(
-        description="Convert an official SMPL .pkl (chumpy) to a plain .npz, safely."
-    )
-    parser.add_argument(
-        "src", help="SMPL .pkl file (e.g. basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl)"
-    )
-    parser.add_argument("dst", help="output .npz (e.g. body_models/SMPL_NEUTRAL.npz)")
-    args = parser.parse_args(argv)
-    arrays = convert_smpl_pickle(args.src, args.dst)
-    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items())
-    print(f"wrote {args.dst}: {shapes}")
-    return 0
+if __name__ == "__main__":  # pragma: no cover - the command line lives in hftrainer_mogents.cli
+    from hftrainer_mogents.cli.convert import smpl_model_main
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    raise SystemExit(smpl_model_main())

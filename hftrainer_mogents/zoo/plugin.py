@@ -16,7 +16,7 @@ PLUGIN_NAME = "mogents"
 DEFAULT_ARTIFACT = "ZeyuLing/hftrainer-mogents-humanml3d"
 
 # MoGenTS' official evaluation settings (eval_res.py); the same values as
-# hftrainer_mogents.evaluation.hml263.protocol.GENERATION_DEFAULTS (a test keeps them equal)
+# hftrainer_mogents.evaluation.hml263.split_generation.GENERATION_DEFAULTS (a test keeps them equal)
 HML263_GENERATION_KWARGS: dict[str, Any] = {
     "time_steps": 10,
     "cond_scale": 4.0,
@@ -118,7 +118,7 @@ BENCHMARKS: tuple[BenchmarkSpec, ...] = (
             "n_samples": 3970,
             "r_precision_real": (0.5135, 0.7108, 0.8069),
         },
-        entry="hftrainer_mogents.evaluation.hml263.protocol:run_benchmark",
+        entry="hftrainer_mogents.evaluation.hml263.benchmark:run_benchmark",
     ),
 )
 

@@ -6,9 +6,10 @@
 - :mod:`.draws`: the random draws of one pass of the evaluation loader;
 - :mod:`.evaluator`: :class:`HumanML263Evaluator` (``encode_text``, ``encode_motion``,
   ``evaluate``, ``evaluate_dir``);
-- :mod:`.protocol`: generation of the test split with any text-to-motion generator, and the
-  benchmark (generate then evaluate);
-- :mod:`.report`: the JSON and markdown reports beside the published numbers.
+- :mod:`.split_generation`: generation of the test split with any text-to-motion generator;
+- :mod:`.report`: the JSON and markdown reports beside the published numbers;
+- :mod:`.benchmark`: the whole job (generate, evaluate, write the reports) that every front-end
+  and the zoo's benchmark runner call.
 
 Names are resolved lazily, so importing this package does not import torch.
 """
@@ -22,21 +23,21 @@ _import_structure = {
     "HumanML263Evaluator": "hftrainer_mogents.evaluation.hml263.evaluator",
     "PUBLISHED": "hftrainer_mogents.evaluation.hml263.evaluator",
     "read_test_split": "hftrainer_mogents.evaluation.hml263.dataset",
-    "generate_test_split": "hftrainer_mogents.evaluation.hml263.protocol",
-    "run_benchmark": "hftrainer_mogents.evaluation.hml263.protocol",
+    "generate_test_split": "hftrainer_mogents.evaluation.hml263.split_generation",
+    "run_benchmark": "hftrainer_mogents.evaluation.hml263.benchmark",
 }
 
 __all__ = list(_import_structure)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from hftrainer_mogents.evaluation.hml263.benchmark import run_benchmark  # noqa: F401
     from hftrainer_mogents.evaluation.hml263.dataset import read_test_split  # noqa: F401
     from hftrainer_mogents.evaluation.hml263.evaluator import (  # noqa: F401
         PUBLISHED,
         HumanML263Evaluator,
     )
-    from hftrainer_mogents.evaluation.hml263.protocol import (  # noqa: F401
+    from hftrainer_mogents.evaluation.hml263.split_generation import (  # noqa: F401
         generate_test_split,
-        run_benchmark,
     )
 
 

@@ -4,6 +4,8 @@
 - :mod:`.dataset`: the ``humanml3d_272`` test split reader.
 - :mod:`.evaluator`: :class:`MotionStreamer272Evaluator` (``evaluate``, ``evaluate_dir``).
 - :mod:`.report`: ``verify_ms272.json`` / ``.md``.
+- :mod:`.benchmark`: the whole job (evaluate a prediction folder, write the reports) that every
+  front-end calls.
 
 Importing this package imports nothing heavy.
 """
@@ -17,11 +19,13 @@ _import_structure = {
     "MotionStreamer272Evaluator": "hftrainer_mogents.evaluation.ms272.evaluator",
     "read_ms272_split": "hftrainer_mogents.evaluation.ms272.dataset",
     "write_ms272_report": "hftrainer_mogents.evaluation.ms272.report",
+    "run_benchmark": "hftrainer_mogents.evaluation.ms272.benchmark",
 }
 
 __all__ = list(_import_structure)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from hftrainer_mogents.evaluation.ms272.benchmark import run_benchmark  # noqa: F401
     from hftrainer_mogents.evaluation.ms272.dataset import read_ms272_split  # noqa: F401
     from hftrainer_mogents.evaluation.ms272.evaluator import MotionStreamer272Evaluator  # noqa: F401
     from hftrainer_mogents.evaluation.ms272.report import write_ms272_report  # noqa: F401

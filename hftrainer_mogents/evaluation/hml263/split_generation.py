@@ -1,5 +1,6 @@
-"""Generation of the HumanML3D test split for the evaluation protocol, and the benchmark
-(generate, then evaluate).
+"""Generation of the HumanML3D test split for the evaluation protocol: the plan (which caption,
+which length, which seed for every generator call) and the sharded, resumable run that follows it.
+:func:`~hftrainer_mogents.evaluation.hml263.benchmark.run_benchmark` then scores the folder.
 
 The generator is any object with the pipeline's ``infer_t2m(texts, lengths, *, seed=None,
 batch_size=..., **generation_kwargs) -> list[(T_i, 263) arrays]`` (lengths in frames at 20 fps,
@@ -54,7 +55,6 @@ __all__ = [
     "plan_test_split",
     "generate_test_split",
     "load_generator",
-    "run_benchmark",
 ]
 
 logger = logging.getLogger(__name__)
@@ -433,96 +433,3 @@ def load_generator(model_path: str | None, *, device: str | None = None) -> Any:
 
     kwargs = {} if device is None else {"device": device}
     return load("mogents", model_path, **kwargs)
-
-
-def run_benchmark(
-    out_dir: str | os.PathLike[str],
-    *,
-    dataset_root: str | os.PathLike[str],
-    evaluator_dir: str | os.PathLike[str],
-    model_path: str | None = None,
-    generator: TextToMotionGenerator | None = None,
-    device: str | None = None,
-    seed: int = 0,
-    n_repeats: int = 20,
-    generation_kwargs: Mapping[str, Any] | None = None,
-    batch_size: int = 32,
-    mm_samples: int = MM_SAMPLES,
-    mm_repeats: int = MM_REPEATS,
-    num_shards: int | None = None,
-    shard_index: int | None = None,
-    skip_existing: bool = True,
-    strict: bool = False,
-    max_samples: int | None = None,
-    diversity_times: int | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """The HumanML3D test benchmark: generate the split into ``out_dir``, then (unsharded runs)
-    evaluate it and write ``out_dir/metrics/verify_hml263.{json,md}``.
-
-    Args:
-        out_dir: prediction folder.
-        dataset_root: the HumanML3D folder.
-        evaluator_dir: the converted evaluator.
-        model_path: artifact of the model (when ``generator`` is not given).
-        generator: an object with ``infer_t2m`` (default: the MoGenTS pipeline).
-        device: device of the generator and the evaluator.
-        seed: seeds generation and evaluation.
-        n_repeats: evaluation passes.
-        generation_kwargs: sampling settings (default :data:`GENERATION_DEFAULTS`).
-        batch_size: generation batch size.
-        mm_samples: multimodality items (0: none).
-        mm_repeats: generations per multimodality item.
-        num_shards: generation shards; with more than one, only this shard generates and the
-            evaluation is left for a final unsharded call (``skip_existing`` then skips all).
-        shard_index: this shard.
-        skip_existing: resume an interrupted generation.
-        strict: fail on a missing prediction.
-        max_samples: first ids of the split only (quick runs).
-        diversity_times: diversity pairs (default: 300 above 300 samples, else 100).
-        cache_dir: cache of the real-motion embeddings (see ``HumanML263Evaluator.evaluate``).
-        progress: progress bars.
-
-    Returns:
-        ``{"generation": summary, "metrics": result or None}``.
-    """
-    from hftrainer_mogents.evaluation.hml263.evaluator import HumanML263Evaluator
-    from hftrainer_mogents.evaluation.hml263.report import write_hml263_report
-    from hftrainer_mogents.utils.sharding import resolve_shard
-
-    num_shards, shard_index = resolve_shard(num_shards, shard_index)
-    split = read_test_split(dataset_root, max_samples=max_samples)
-    if generator is None:
-        generator = load_generator(model_path, device=device)
-    summary = generate_test_split(
-        generator,
-        None,
-        out_dir,
-        split=split,
-        seed=seed,
-        generation_kwargs=generation_kwargs,
-        batch_size=batch_size,
-        mm_samples=mm_samples,
-        mm_repeats=mm_repeats,
-        num_shards=num_shards,
-        shard_index=shard_index,
-        skip_existing=skip_existing,
-        progress=progress,
-    )
-    if num_shards > 1:
-        logger.info("sharded generation: evaluate once every shard has finished")
-        return {"generation": summary, "metrics": None}
-    evaluator = HumanML263Evaluator.from_pretrained(evaluator_dir, device=device)
-    result = evaluator.evaluate_dir(
-        out_dir,
-        split=split,
-        n_repeats=n_repeats,
-        seed=seed,
-        strict=strict,
-        diversity_times=diversity_times,
-        cache_dir=cache_dir,
-        progress=progress,
-    )
-    write_hml263_report(result, Path(out_dir) / "metrics")
-    return {"generation": summary, "metrics": result}

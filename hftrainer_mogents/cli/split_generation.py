@@ -1,5 +1,6 @@
 """``scripts/mogents_t2m_h3d263.py``: generate the HumanML3D test split with MoGenTS (the zoo's
-flags, underscore spellings, and the hyphenated ones as aliases).
+flags, underscore spellings, and the hyphenated ones as aliases), over
+:func:`~hftrainer_mogents.evaluation.hml263.split_generation.generate_test_split`.
 
 Example::
 
@@ -11,18 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hftrainer_mogents.errors import MoGenTSError
-from hftrainer_mogents.evaluation.hml263.protocol import (
+from hftrainer_mogents.cli._common import script_logging, script_status
+from hftrainer_mogents.evaluation.hml263 import split_generation
+from hftrainer_mogents.evaluation.hml263.split_generation import (
     GENERATION_DEFAULTS,
     MM_REPEATS,
     MM_SAMPLES,
-    generate_test_split,
-    load_generator,
 )
 from hftrainer_mogents.utils.memory import keep_freed_memory
 
@@ -30,7 +28,8 @@ __all__ = ["build_generation_parser", "generation_main"]
 
 
 def build_generation_parser() -> argparse.ArgumentParser:
-    """The parser of ``mogents_t2m_h3d263.py``."""
+    """The parser of ``mogents_t2m_h3d263.py`` (the zoo's flags, underscore spellings, and the
+    hyphenated ones as aliases)."""
     p = argparse.ArgumentParser(
         prog="mogents_t2m_h3d263.py",
         description="Generate one (T, 263) .npy per HumanML3D test item with MoGenTS.",
@@ -74,8 +73,8 @@ def generation_main(
     *,
     generator_factory: Callable[[argparse.Namespace], Any] | None = None,
 ) -> int:
-    """Run the generation; print the summary JSON. Returns the exit status (2 on one of our
-    errors, 1 when some batches failed).
+    """Run ``mogents_t2m_h3d263.py``: generate the test split; print the summary JSON. Returns
+    the exit status (2 on one of our errors, 1 when some batches failed).
 
     Args:
         argv: command-line arguments.
@@ -83,22 +82,22 @@ def generation_main(
             pipeline through the zoo loader, from ``--model_path``).
     """
     args = build_generation_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    kwargs = {k: getattr(args, k) for k in GENERATION_DEFAULTS}
-    try:
-        if generator_factory is None:
-            generator = load_generator(args.model_path, device=args.device)
+    script_logging()
+
+    def run() -> int:
+        if generator_factory is None:  # looked up on the module, where tests put a stand-in
+            generator = split_generation.load_generator(args.model_path, device=args.device)
             if str(getattr(generator, "device", "cpu")).startswith("cpu"):
                 keep_freed_memory()  # this process is ours: spare the page faults of each forward
         else:
             generator = generator_factory(args)
-        summary = generate_test_split(
+        summary = split_generation.generate_test_split(
             generator,
             args.data_root,
             args.out_dir,
             split_file=args.id_file,
             seed=args.seed,
-            generation_kwargs=kwargs,
+            generation_kwargs={k: getattr(args, k) for k in GENERATION_DEFAULTS},
             batch_size=args.batch_size,
             caption_selection=args.caption_selection or "first",
             mm_samples=args.mm_samples,
@@ -109,8 +108,7 @@ def generation_main(
             max_samples=args.max_samples,
             progress=not args.no_progress,
         )
-    except MoGenTSError as err:
-        print(f"{type(err).__name__}: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps({k: v for k, v in summary.items() if k != "settings"}, indent=2))
-    return 1 if summary["failed"] else 0
+        print(json.dumps({k: v for k, v in summary.items() if k != "settings"}, indent=2))
+        return 1 if summary["failed"] else 0
+
+    return script_status(run)
