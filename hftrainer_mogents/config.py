@@ -22,6 +22,7 @@ from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError
 __all__ = [
     "MODEL_TYPE",
     "FORMAT",
+    "DEFAULT_REPO_ID",
     "DIM_POSE",
     "NUM_JOINTS",
     "UNIT_LENGTH",
@@ -30,6 +31,8 @@ __all__ = [
     "FPS",
     "N_JOINT_GROUPS",
     "JOINT_CHANNELS",
+    "floor_to_unit",
+    "clamp_length",
     "VQConfig",
     "MaskTransformerConfig",
     "ResidualTransformerConfig",
@@ -44,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 MODEL_TYPE = "mogents"
 FORMAT = "hftrainer-mogents-v1"
+# the zoo's published artifact: the default of from_pretrained, the CLI and the zoo spec
+DEFAULT_REPO_ID = "ZeyuLing/hftrainer-mogents-humanml3d"
 
 DIM_POSE = 263  # HumanML3D feature width
 NUM_JOINTS = 22  # HumanML3D skeleton
@@ -53,6 +58,17 @@ MIN_MOTION_LENGTH = 40
 FPS = 20
 N_JOINT_GROUPS = 6  # spatial tokens per time step of the 2D stream ("J")
 JOINT_CHANNELS = 12  # channels per joint slot of the 2D grid: ric 3 + rot6d 6 + vel 3
+
+
+def floor_to_unit(frames: int, unit: int = UNIT_LENGTH) -> int:
+    """``frames`` floored to a multiple of ``unit`` (the VQ's 4 frames per token)."""
+    return (int(frames) // unit) * unit
+
+
+def clamp_length(frames: int) -> int:
+    """The generator's length rule: floor to a multiple of 4, then keep within [40, 196]."""
+    return max(MIN_MOTION_LENGTH, min(MAX_MOTION_LENGTH, floor_to_unit(frames)))
+
 
 C = TypeVar("C", bound="_ConfigBase")
 

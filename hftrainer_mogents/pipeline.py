@@ -37,8 +37,10 @@ from hftrainer_mogents.config import (
     MIN_MOTION_LENGTH,
     N_JOINT_GROUPS,
     UNIT_LENGTH,
+    clamp_length,
 )
 from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.generation_config import GenerationConfig
 from hftrainer_mogents.modeling.residual_transformer import scrambled_spatial_index
 from hftrainer_mogents.modeling.sampling import (
     Draws,
@@ -48,6 +50,7 @@ from hftrainer_mogents.modeling.sampling import (
     sample_lengths,
 )
 from hftrainer_mogents.utils.cuda_graphs import CUDAGraphCache
+from hftrainer_mogents.utils.device import resolve_device
 from hftrainer_mogents.utils.precision import full_fp32
 
 __all__ = ["MoGenTSPipeline", "MoGenTSOutput", "normalize_length", "sample_seed", "MODES"]
@@ -71,6 +74,9 @@ class MoGenTSOutput:
         mode: ``"fast"`` or ``"reference"``.
         tokens: when requested, per text a dict with ``ids_aux (T/4, Q)`` and
             ``ids_ts (T/4, 6, Q)`` int64 arrays (-1 = no code).
+        settings: the generation settings flat (``generation_config`` fields, ``batch_size``,
+            ``mode``, ``seed``).
+        generation_config: the sampling settings the call used.
     """
 
     motions: list[np.ndarray]
@@ -79,6 +85,7 @@ class MoGenTSOutput:
     mode: str
     tokens: list[dict[str, np.ndarray]] | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    generation_config: GenerationConfig | None = None
 
 
 def normalize_length(frames: float, *, index: int | None = None) -> int:
@@ -97,8 +104,7 @@ def normalize_length(frames: float, *, index: int | None = None) -> int:
         raise InvalidInputError(
             f"{where} must be a finite, non-negative number of frames at 20 fps, got {frames!r}"
         )
-    new = int(value) // UNIT_LENGTH * UNIT_LENGTH
-    new = min(max(new, MIN_MOTION_LENGTH), MAX_MOTION_LENGTH)
+    new = clamp_length(int(value))
     if new != value:
         logger.warning(
             "%s = %s frames -> %d (lengths are floored to a multiple of %d and kept within [%d, %d])",
@@ -135,11 +141,14 @@ class MoGenTSPipeline:
         *,
         device: str | torch.device | None = None,
         cuda_graphs: bool = True,
+        generation_config: GenerationConfig | None = None,
     ) -> None:
         self.bundle = bundle.eval()
         if device is not None:
-            self.bundle.to_runtime(device=device)
+            self.bundle.to_runtime(device=resolve_device(device))
         self._progress: dict[str, Any] = {}
+        # the sampling settings of a call that gives none (like transformers' generation_config)
+        self.generation_config = generation_config or GenerationConfig()
         # fast mode on CUDA replays each transformer forward as a CUDA graph (captured on first
         # use per batch shape); graphs read the weights in place, so replacing parameter tensors
         # needs ``pipe.cuda_graphs.clear()``
@@ -173,9 +182,7 @@ class MoGenTSPipeline:
                 (same results, far fewer kernel launches; False runs them eagerly).
             Other arguments: as :meth:`MoGenTSBundle.from_pretrained`.
         """
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        _check_device(device)
+        device = resolve_device(device)
         bundle = MoGenTSBundle.from_pretrained(
             path_or_repo_id,
             revision=revision,
@@ -197,8 +204,7 @@ class MoGenTSPipeline:
 
     def to(self, device: str | torch.device) -> MoGenTSPipeline:
         """Move the networks to ``device``."""
-        _check_device(device)
-        self.bundle.to_runtime(device=device)
+        self.bundle.to_runtime(device=resolve_device(device))
         self.cuda_graphs.clear()
         return self
 
@@ -222,13 +228,14 @@ class MoGenTSPipeline:
         texts: Sequence[str] | str,
         lengths: Sequence[float] | None = None,
         *,
-        time_steps: int = 10,
-        cond_scale: float = 4.0,
-        res_cond_scale: float = 5.0,
-        topkr: float = 0.9,
-        temperature: float = 1.0,
-        res_temperature: float = 1.0,
-        gumbel_sample: bool = False,
+        generation_config: GenerationConfig | None = None,
+        time_steps: int | None = None,
+        cond_scale: float | None = None,
+        res_cond_scale: float | None = None,
+        topkr: float | None = None,
+        temperature: float | None = None,
+        res_temperature: float | None = None,
+        gumbel_sample: bool | None = None,
         seed: int | None = None,
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
         batch_size: int = 32,
@@ -239,6 +246,7 @@ class MoGenTSPipeline:
         return self(
             texts,
             lengths,
+            generation_config=generation_config,
             time_steps=time_steps,
             cond_scale=cond_scale,
             res_cond_scale=res_cond_scale,
@@ -258,13 +266,14 @@ class MoGenTSPipeline:
         texts: Sequence[str] | str,
         lengths: Sequence[float] | None = None,
         *,
-        time_steps: int = 10,
-        cond_scale: float = 4.0,
-        res_cond_scale: float = 5.0,
-        topkr: float = 0.9,
-        temperature: float = 1.0,
-        res_temperature: float = 1.0,
-        gumbel_sample: bool = False,
+        generation_config: GenerationConfig | None = None,
+        time_steps: int | None = None,
+        cond_scale: float | None = None,
+        res_cond_scale: float | None = None,
+        topkr: float | None = None,
+        temperature: float | None = None,
+        res_temperature: float | None = None,
+        gumbel_sample: bool | None = None,
         seed: int | None = None,
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
         batch_size: int = 32,
@@ -280,15 +289,17 @@ class MoGenTSPipeline:
             lengths: frames at 20 fps per text (floored to a multiple of 4, kept within
                 [40, 196], with a warning when changed); None samples them from the length
                 estimator.
-            time_steps: masked-decoding iterations (the paper's evaluation uses 10; the official
-                demo 18).
-            cond_scale: classifier-free guidance of the mask transformers.
-            res_cond_scale: guidance of the residual transformers.
-            topkr: top-k filter threshold (0.9 keeps the top 10 % of the logits).
-            temperature: mask-transformer sampling temperature (only acts with
-                ``gumbel_sample=True``: upstream's categorical sampling ignores it).
-            res_temperature: residual sampling temperature.
-            gumbel_sample: Gumbel-max instead of categorical sampling for the base layer.
+            generation_config: the sampling settings (default :attr:`generation_config`, the
+                paper's evaluation settings); see
+                :class:`~hftrainer_mogents.generation_config.GenerationConfig`.
+            time_steps, cond_scale, res_cond_scale, topkr, temperature, res_temperature,
+                gumbel_sample: override single settings of ``generation_config`` for this call
+                (None keeps its value): masked-decoding iterations (the paper's evaluation uses
+                10; the official demo 18), guidance of the mask and of the residual transformers,
+                top-k filter threshold (0.9 keeps the top 10 % of the logits), mask-transformer
+                temperature (only acts with ``gumbel_sample=True``: upstream's categorical
+                sampling ignores it), residual temperature, Gumbel-max instead of categorical
+                sampling for the base layer.
             seed: makes the call reproducible; None draws one (returned in the output).
             generator: instead of ``seed``, a ``torch.Generator`` or one per text. A list gives
                 each text its own draws (fast mode), whatever its index or batch; one generator
@@ -307,21 +318,21 @@ class MoGenTSPipeline:
             :class:`MoGenTSOutput`.
 
         Raises:
-            InvalidInputError: bad texts, lengths or knobs (checked before any compute).
+            InvalidInputError: bad texts, lengths or settings (checked before any compute).
         """
         # 1. Check inputs
         texts = _check_texts(texts)
         frames = None if lengths is None else _check_lengths(lengths, len(texts))
-        _check_knobs(
-            time_steps,
-            cond_scale,
-            res_cond_scale,
-            topkr,
-            temperature,
-            res_temperature,
-            batch_size,
-            mode,
+        config = (generation_config or self.generation_config).replace(
+            time_steps=time_steps,
+            cond_scale=cond_scale,
+            res_cond_scale=res_cond_scale,
+            topkr=topkr,
+            temperature=temperature,
+            res_temperature=res_temperature,
+            gumbel_sample=gumbel_sample,
         )
+        _check_execution(batch_size, mode)
         if frames is None and self.bundle.length_estimator is None:
             raise InvalidInputError(
                 "lengths=None needs the length estimator, which this artifact lacks; pass lengths "
@@ -343,15 +354,6 @@ class MoGenTSPipeline:
         elif seed is None and generators is None:
             seed = secrets.randbits(63)
         seed = None if seed is None else int(seed)
-        knobs = dict(
-            time_steps=time_steps,
-            cond_scale=cond_scale,
-            res_cond_scale=res_cond_scale,
-            topkr=topkr,
-            temperature=temperature,
-            res_temperature=res_temperature,
-            gumbel_sample=gumbel_sample,
-        )
 
         # 3. Generate batch by batch: text -> lengths -> base tokens -> residual layers -> decode
         motions: list[np.ndarray] = []
@@ -368,7 +370,7 @@ class MoGenTSPipeline:
                 else:  # the caller's generator runs on across batches
                     chunk_draws = generators
                 result = self._generate_reference(
-                    chunk, chunk_frames, chunk_draws, knobs, chunk_features
+                    chunk, chunk_frames, chunk_draws, config, chunk_features
                 )
             else:
                 if generators is None:
@@ -379,13 +381,13 @@ class MoGenTSPipeline:
                 else:
                     chunk_draws = list(generators[start : start + batch_size])
                 result = self._generate_fast(
-                    chunk, chunk_frames, chunk_draws, knobs, chunk_features
+                    chunk, chunk_frames, chunk_draws, config, chunk_features
                 )
             motions.extend(result["motions"])
             out_lengths.extend(result["lengths"])
             tokens.extend(result["tokens"])
         # 4. Outputs
-        settings = {**knobs, "batch_size": batch_size, "mode": mode, "seed": seed}
+        settings = {**config.to_dict(), "batch_size": batch_size, "mode": mode, "seed": seed}
         if not return_dict:
             return motions, out_lengths
         return MoGenTSOutput(
@@ -395,6 +397,7 @@ class MoGenTSPipeline:
             mode=mode,
             tokens=tokens if return_tokens else None,
             settings=settings,
+            generation_config=config,
         )
 
     # ------------------------------------------------------------------ the two modes
@@ -404,7 +407,7 @@ class MoGenTSPipeline:
         texts: list[str],
         frames: list[int] | None,
         generator: torch.Generator,
-        knobs: dict[str, Any],
+        config: GenerationConfig,
         features: torch.Tensor | None = None,
     ) -> dict[str, Any]:
         """The official order: (lengths) -> mask aux -> mask ts -> res aux -> res ts -> decode,
@@ -421,16 +424,16 @@ class MoGenTSPipeline:
             token_lens = self._estimate_lengths(encode(), draws, clamp=False)
         else:
             token_lens = torch.tensor([f // UNIT_LENGTH for f in frames], device=device)
-        ids_aux, ids_ts = self._decode_tokens(token_lens, draws, knobs, encode, reference=True)
+        ids_aux, ids_ts = self._decode_tokens(token_lens, draws, config, encode, reference=True)
         motion = b.denormalize(self._decode_motion(ids_aux, ids_ts)).cpu().numpy()
-        return self._collect(motion, token_lens, ids_aux, ids_ts)
+        return self._split_samples(motion, token_lens, ids_aux, ids_ts)
 
     def _generate_fast(
         self,
         texts: list[str],
         frames: list[int] | None,
         generators: list[torch.Generator],
-        knobs: dict[str, Any],
+        config: GenerationConfig,
         features: torch.Tensor | None = None,
     ) -> dict[str, Any]:
         b = self.bundle
@@ -443,7 +446,7 @@ class MoGenTSPipeline:
         else:
             token_lens = torch.tensor([f // UNIT_LENGTH for f in frames], device=device)
         ids_aux, ids_ts = self._decode_tokens(
-            token_lens, draws, knobs, lambda: cond, reference=False
+            token_lens, draws, config, lambda: cond, reference=False
         )
         # decode each length group at its own length: the decoder's convolutions would otherwise
         # see other samples' padding
@@ -456,7 +459,7 @@ class MoGenTSPipeline:
             y = self._decode_motion(ids_aux[rows, :length], ids_ts[rows, :length])
             motion[rows, : length * UNIT_LENGTH] = y.float()
         motion = b.denormalize(motion).cpu().numpy()
-        return self._collect(motion, token_lens, ids_aux, ids_ts)
+        return self._split_samples(motion, token_lens, ids_aux, ids_ts)
 
     def _decode_motion(self, ids_aux: torch.Tensor, ids_ts: torch.Tensor) -> torch.Tensor:
         """Token ids -> normalised (B, 4T, 263) motion in the decoder's dtype; float32 decoders
@@ -490,7 +493,7 @@ class MoGenTSPipeline:
         self,
         token_lens: torch.Tensor,
         draws: Draws,
-        knobs: dict[str, Any],
+        config: GenerationConfig,
         text_feature: Any,
         *,
         reference: bool,
@@ -509,16 +512,16 @@ class MoGenTSPipeline:
         pad_steps = lengths_to_padding_mask(token_lens, t)  # (B, T)
         batched = not reference
         sampling = dict(
-            timesteps=knobs["time_steps"],
+            timesteps=config.time_steps,
             draws=draws,
-            temperature=knobs["temperature"],
-            topk_filter_thres=knobs["topkr"],
-            gumbel_sample=knobs["gumbel_sample"],
+            temperature=config.temperature,
+            topk_filter_thres=config.topkr,
+            gumbel_sample=config.gumbel_sample,
         )
         # fast mode replays the guided forwards as CUDA graphs (a pass-through elsewhere); every
         # tensor a forward reads is an argument, every other setting is in the key
-        graphs = self.cuda_graphs if batched else _eager
-        cs, rcs = knobs["cond_scale"], knobs["res_cond_scale"]
+        graphs = self.cuda_graphs if batched else _run_eagerly
+        cs, rcs = config.cond_scale, config.res_cond_scale
         mask_aux, mask_ts = b.mask_transformer_aux, b.mask_transformer_ts
 
         def mask_aux_fn(ids, cond, pad):
@@ -551,7 +554,7 @@ class MoGenTSPipeline:
         res_aux, res_ts = b.res_transformer_aux, b.res_transformer_ts
         residual = dict(
             draws=draws,
-            temperature=knobs["res_temperature"],
+            temperature=config.res_temperature,
             topk_filter_thres=RES_TOPK_THRES,
             num_quantizers=q,
         )
@@ -600,9 +603,10 @@ class MoGenTSPipeline:
         return ids_aux, ids_ts.view(bsz, t, j, q)
 
     @staticmethod
-    def _collect(
+    def _split_samples(
         motion: np.ndarray, token_lens: torch.Tensor, ids_aux: torch.Tensor, ids_ts: torch.Tensor
     ) -> dict[str, Any]:
+        """Cut the padded batch into per-sample motions, lengths and token ids."""
         lens = [int(n) for n in token_lens.tolist()]
         ids_aux_np, ids_ts_np = ids_aux.cpu().numpy(), ids_ts.cpu().numpy()
         return {
@@ -618,7 +622,7 @@ class MoGenTSPipeline:
         }
 
 
-def _eager(key: Any, fn: Any, *tensors: torch.Tensor) -> torch.Tensor:
+def _run_eagerly(key: Any, fn: Any, *tensors: torch.Tensor) -> torch.Tensor:
     """The pass-through twin of :class:`CUDAGraphCache` (reference mode: eager, in order)."""
     return fn(*tensors)
 
@@ -634,23 +638,6 @@ def _encode_unique(bundle: MoGenTSBundle, texts: list[str]) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------- input checks
-
-
-def _check_device(device: str | torch.device) -> None:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise InvalidInputError(
-            f"device {device!r} is not a device name; use 'cpu' or 'cuda'"
-        ) from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError(
-            f"device {device!r} was requested but CUDA is not available here; use device='cpu'"
-        )
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise InvalidInputError(
-            f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible"
-        )
 
 
 def _check_features(features: Any, n_texts: int, bundle: MoGenTSBundle) -> torch.Tensor:
@@ -745,30 +732,7 @@ def _check_lengths(lengths: Sequence[float], n_texts: int) -> list[int]:
     return [normalize_length(v, index=i) for i, v in enumerate(values)]
 
 
-def _check_knobs(
-    time_steps: int,
-    cond_scale: float,
-    res_cond_scale: float,
-    topkr: float,
-    temperature: float,
-    res_temperature: float,
-    batch_size: int,
-    mode: str,
-) -> None:
-    if (
-        not isinstance(time_steps, (int, np.integer))
-        or isinstance(time_steps, bool)
-        or time_steps < 1
-    ):
-        raise InvalidInputError(f"time_steps must be an integer >= 1, got {time_steps!r}")
-    for name, value in (("cond_scale", cond_scale), ("res_cond_scale", res_cond_scale)):
-        if not _finite(value) or value < 0:
-            raise InvalidInputError(f"{name} must be a finite number >= 0, got {value!r}")
-    if not _finite(topkr) or not 0 <= topkr < 1:
-        raise InvalidInputError(f"topkr must be in [0, 1), got {topkr!r} (0.9 keeps the top 10 %)")
-    for name, value in (("temperature", temperature), ("res_temperature", res_temperature)):
-        if not _finite(value) or value <= 0:
-            raise InvalidInputError(f"{name} must be a finite number > 0, got {value!r}")
+def _check_execution(batch_size: int, mode: str) -> None:
     if (
         not isinstance(batch_size, (int, np.integer))
         or isinstance(batch_size, bool)
@@ -777,10 +741,3 @@ def _check_knobs(
         raise InvalidInputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if mode not in MODES:
         raise InvalidInputError(f"mode must be one of {MODES}, got {mode!r}")
-
-
-def _finite(value: Any) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False

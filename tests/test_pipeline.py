@@ -11,6 +11,7 @@ import torch
 
 import hftrainer_mogents
 from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.generation_config import GenerationConfig
 from hftrainer_mogents.modeling.sampling import Draws
 from hftrainer_mogents.pipeline import MoGenTSPipeline, normalize_length, sample_seed
 
@@ -100,7 +101,7 @@ def test_fast_mode_computes_the_reference_logits(tiny_pipeline, monkeypatch):
         cond = b.encode_text(texts)
         with torch.inference_mode():
             ids = tiny_pipeline._decode_tokens(
-                tl, Draws.reference(g), _knobs(), lambda: cond, reference=reference
+                tl, Draws.reference(g), GenerationConfig(), lambda: cond, reference=reference
             )
         return ids, {k: list(v) for k, v in records.items()}
 
@@ -132,20 +133,6 @@ def test_fast_mode_computes_the_reference_logits(tiny_pipeline, monkeypatch):
                 )
         if len(texts) == 1:
             assert torch.equal(ids_ref[0], ids_fast[0]) and torch.equal(ids_ref[1], ids_fast[1])
-
-
-def _knobs(**overrides):
-    knobs = dict(
-        time_steps=10,
-        cond_scale=4.0,
-        res_cond_scale=5.0,
-        topkr=0.9,
-        temperature=1.0,
-        res_temperature=1.0,
-        gumbel_sample=False,
-    )
-    knobs.update(overrides)
-    return knobs
 
 
 def test_fast_mode_is_batch_independent(tiny_pipeline):
@@ -357,11 +344,27 @@ def test_zoo_load_returns_the_pipeline(tiny_artifact):
     assert isinstance(hftrainer_mogents.MoGenTSPipeline, type)
 
 
-def test_zoo_generation_defaults_are_the_pipeline_defaults():
-    import inspect
-
+def test_zoo_generation_defaults_are_the_pipeline_defaults(tiny_pipeline):
     from hftrainer_mogents.zoo.plugin import MODELS
 
-    params = inspect.signature(MoGenTSPipeline.infer_t2m).parameters
-    for key, value in MODELS[0].generation_kwargs.items():
-        assert params[key].default == value, key
+    assert dict(MODELS[0].generation_kwargs) == GenerationConfig().to_dict()
+    assert tiny_pipeline.generation_config == GenerationConfig()
+
+
+def test_generation_config_and_keyword_settings_are_one(tiny_pipeline):
+    """A config, keyword overrides and the pipeline's own default config give the same draws."""
+    texts, lengths = PROMPTS[:2], [64, 80]
+    config = GenerationConfig(time_steps=3, cond_scale=2.0)
+    by_config = tiny_pipeline(texts, lengths, generation_config=config, seed=5)
+    by_keywords = tiny_pipeline(texts, lengths, time_steps=3, cond_scale=2.0, seed=5)
+    overridden = tiny_pipeline(
+        texts, lengths, generation_config=config.replace(time_steps=10), time_steps=3, seed=5
+    )
+    for a, b, c in zip(by_config.motions, by_keywords.motions, overridden.motions):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    assert by_config.generation_config == config
+    assert by_config.settings["time_steps"] == 3 and by_config.settings["cond_scale"] == 2.0
+    default = tiny_pipeline(texts, lengths, seed=5)
+    assert default.generation_config == GenerationConfig()
+    assert not all(np.array_equal(a, b) for a, b in zip(default.motions, by_config.motions))

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from hftrainer_mogents.errors import InvalidInputError
 
-__all__ = ["resolve_shard", "select_shard"]
+__all__ = ["resolve_shard", "select_shard", "shard_summary_name"]
 
 T = TypeVar("T")
 
@@ -46,3 +46,11 @@ def resolve_shard(
 def select_shard(items: Sequence[T], num_shards: int, shard_index: int) -> list[T]:
     """Items ``i`` with ``i % num_shards == shard_index`` (the zoo scripts' rule), in order."""
     return [item for i, item in enumerate(items) if i % num_shards == shard_index]
+
+
+def shard_summary_name(stem: str, num_shards: int, shard_index: int) -> str:
+    """The summary file of a batch job: ``<stem>.json``, or ``<stem>_s{ii}_of_{nn}.json`` for one
+    shard of several (so shards writing into one folder never overwrite each other's)."""
+    if num_shards > 1:
+        return f"{stem}_s{shard_index:02d}_of_{num_shards:02d}.json"
+    return f"{stem}.json"

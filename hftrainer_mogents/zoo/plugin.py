@@ -9,23 +9,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from hftrainer_mogents.config import DEFAULT_REPO_ID
+from hftrainer_mogents.generation_config import GenerationConfig
 from hftrainer_mogents.zoo.hookspecs import hookimpl
 from hftrainer_mogents.zoo.specs import BenchmarkSpec, ConverterSpec, EvaluatorSpec, ModelSpec
 
 PLUGIN_NAME = "mogents"
-DEFAULT_ARTIFACT = "ZeyuLing/hftrainer-mogents-humanml3d"
+DEFAULT_ARTIFACT = DEFAULT_REPO_ID
 
-# MoGenTS' official evaluation settings (eval_res.py); the same values as
-# hftrainer_mogents.evaluation.hml263.split_generation.GENERATION_DEFAULTS (a test keeps them equal)
-HML263_GENERATION_KWARGS: dict[str, Any] = {
-    "time_steps": 10,
-    "cond_scale": 4.0,
-    "res_cond_scale": 5.0,
-    "topkr": 0.9,
-    "temperature": 1.0,
-    "res_temperature": 1.0,
-    "gumbel_sample": False,
-}
+# MoGenTS' official evaluation settings (eval_res.py): the GenerationConfig defaults
+HML263_GENERATION_KWARGS: dict[str, Any] = GenerationConfig().to_dict()
 MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="mogents",
