@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hftrainer_mogents.config import DEFAULT_REPO_ID
 from hftrainer_mogents.errors import (
     ArtifactFormatError,
     ArtifactNotFoundError,
@@ -52,7 +53,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_REPO_ID = "ZeyuLing/hftrainer-mogents-humanml3d"
 CONFIG_NAME = "mogents_config.json"
 INDEX_NAME = "model_index.json"
 MEAN_NAME = "Mean.npy"

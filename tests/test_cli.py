@@ -52,3 +52,34 @@ def test_console_script_runs():
     )
     assert out.returncode == 0, out.stderr
     assert "info" in out.stdout
+
+
+def _commands(group, path=()):
+    for name, command in group.commands.items():
+        yield (*path, name)
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*path, name))
+
+
+def test_every_front_end_prints_its_help():
+    """Each mogents command and each script parser (the generation settings included) formats
+    its help: option text is built from GenerationConfig, so a stray % would break argparse."""
+    from hftrainer_mogents.cli import bridge, convert, evaluate, split_generation
+
+    for path in _commands(cli):
+        result = CliRunner().invoke(cli, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+    assert "--res-temperature" in CliRunner().invoke(cli, ["generate", "--help"]).output
+    assert "--time-steps" in CliRunner().invoke(cli, ["evaluate", "hml263", "--help"]).output
+    parsers = [
+        split_generation.build_generation_parser(),
+        evaluate.build_verify_parser(),
+        bridge.build_ik_parser(),
+        bridge.build_convert272_parser(),
+        convert.build_smpl_model_parser(),
+    ]
+    for parser in parsers:
+        assert parser.format_help()
+    generation_help = parsers[0].format_help()
+    for flag in ("--time_steps", "--res_temperature", "--gumbel_sample", "top 10 %"):
+        assert flag in generation_help

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from conftest import DEVICES
 
 from hftrainer_mogents.cli import cli
+from hftrainer_mogents.generation_config import GenerationConfig
 from hftrainer_mogents.motion.hml263 import recover_from_ric
 
 
@@ -38,6 +39,8 @@ def test_generate_writes_every_format(tiny_artifact, tmp_path, device):
             "0",
             "--steps",
             "4",
+            "--res-temperature",
+            "0.5",
             "--out",
             str(out),
             "--format",
@@ -47,6 +50,8 @@ def test_generate_writes_every_format(tiny_artifact, tmp_path, device):
     assert result.exit_code == 0, result.output
     run = json.loads((out / "run.json").read_text())
     assert run["settings"]["seed"] == 0 and run["settings"]["time_steps"] == 4
+    # the whole GenerationConfig, every field, as the command built it
+    assert run["generation_config"] == GenerationConfig(time_steps=4, res_temperature=0.5).to_dict()
     assert run["model"] == str(tiny_artifact) and run["hftrainer_mogents"]
     assert [item["frames"] for item in run["items"]] == [80, 64]
     first = run["items"][0]
@@ -75,6 +80,8 @@ def test_generate_writes_every_format(tiny_artifact, tmp_path, device):
             "0",
             "--steps",
             "4",
+            "--res-temperature",
+            "0.5",
             "--out",
             str(tmp_path / "again"),
             "--format",
@@ -124,7 +131,9 @@ def test_generate_mp4_without_ffmpeg_is_skipped_with_a_message(
             ["--length", "80", "--length", "90", "--length", "100"],
             "3 --length values for 1 prompts",
         ),
-        (["--steps", "0"], "time_steps must be an integer >= 1"),
+        (["--steps", "0"], "Invalid value for --steps: time_steps must be an integer >= 1"),
+        (["--topkr", "1.5"], "Invalid value for --topkr: topkr must be in [0, 1)"),
+        (["--res-temperature", "0"], "--res-temperature: res_temperature must be a finite"),
         pytest.param(
             ["--device", "cuda:5"],
             "CUDA is not available",

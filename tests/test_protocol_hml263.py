@@ -18,17 +18,17 @@ from click.testing import CliRunner
 from hml263_standin import GroundTruthPlusNoise, make_humanml3d
 
 from hftrainer_mogents.cli import cli
+from hftrainer_mogents.config import clamp_length
 from hftrainer_mogents.convert.evaluator_hml263 import convert_hml263_evaluator
 from hftrainer_mogents.errors import ArtifactFormatError, InvalidInputError
 from hftrainer_mogents.evaluation.hml263.benchmark import run_benchmark
 from hftrainer_mogents.evaluation.hml263.dataset import read_test_split
 from hftrainer_mogents.evaluation.hml263.evaluator import PUBLISHED, HumanML263Evaluator
 from hftrainer_mogents.evaluation.hml263.split_generation import (
-    GENERATION_DEFAULTS,
-    clamp_length,
     generate_test_split,
     plan_test_split,
 )
+from hftrainer_mogents.generation_config import GenerationConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -112,7 +112,7 @@ def test_plan_follows_the_length_and_caption_rules(dataset):
     other = plan_test_split(split, seed=1, caption_selection="random", **SMALL)
     assert [b.seed for b in other.batches] != [b.seed for b in plan.batches]
     assert {it.caption_index for b in other.batches for it in b.items} == {0, 1}
-    assert plan.settings["generation_kwargs"] == GENERATION_DEFAULTS
+    assert plan.settings["generation_kwargs"] == GenerationConfig().to_dict()
     assert plan.settings["mm_generation_kwargs"]["gumbel_sample"] is True
 
 
@@ -437,7 +437,7 @@ def test_zoo_declares_the_evaluator_and_the_benchmark():
     bench = {b.name: b for b in loader.list_benchmarks()}["mogents-humanml3d-test"]
     assert (bench.dataset, bench.split, bench.evaluator) == ("humanml3d", "test", "hml263")
     assert resolve(bench.entry) is run_benchmark
-    assert plugin.HML263_GENERATION_KWARGS == GENERATION_DEFAULTS
+    assert GenerationConfig().to_dict() == plugin.HML263_GENERATION_KWARGS
     as_tuples = {k: tuple(v) if isinstance(v, list) else v for k, v in PUBLISHED.items()}
     assert dict(bench.reference) == as_tuples
 

@@ -166,6 +166,6 @@ def test_model_files(folder: Path, tmp_path: Path) -> None:
     )
     with pytest.raises(ArtifactNotFoundError, match="SMPL_NEUTRAL.npz") as err:
         smpl135.load_smpl_model(tmp_path / "empty")
-    assert "hftrainer_mogents.convert.smpl_model" in str(err.value)
+    assert "mogents convert-smpl-model <file.pkl>" in str(err.value)
     with pytest.raises(InvalidInputError, match="model_dir"):
         smpl135.hml263_to_smpl135(np.zeros((10, 263), np.float32))

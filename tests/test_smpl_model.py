@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse
+from click.testing import CliRunner
 from conftest import require_fixture
 
+from hftrainer_mogents.cli import cli
 from hftrainer_mogents.cli.convert import smpl_model_main
 from hftrainer_mogents.convert import smpl_model
 from hftrainer_mogents.errors import ArtifactFormatError
@@ -62,13 +64,22 @@ def test_chumpy_pickle_is_refused_at_run_time_and_converted_safely(
 
     with pytest.raises(ArtifactFormatError, match="chumpy pickle") as err:
         smpl135.load_smpl_model(src)
-    assert "python -m hftrainer_mogents.convert.smpl_model" in str(err.value)
+    assert f"mogents convert-smpl-model {src}" in str(err.value)
 
     dst = tmp_path / "out" / "SMPL_NEUTRAL.npz"
     assert smpl_model_main([str(src), str(dst)]) == 0
     with np.load(dst, allow_pickle=False) as data:
         for key in smpl_model.SMPL_KEYS:
             np.testing.assert_array_equal(data[key], arrays[key])
+    # the mogents command is the same job: the same file
+    again = tmp_path / "again" / "SMPL_NEUTRAL.npz"
+    result = CliRunner().invoke(cli, ["convert-smpl-model", str(src), str(again)])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {again}" in result.output
+    with np.load(dst, allow_pickle=False) as first, np.load(again, allow_pickle=False) as second:
+        assert sorted(first.files) == sorted(second.files)
+        for key in first.files:
+            np.testing.assert_array_equal(first[key], second[key])
     converted = smpl135.load_smpl_model(tmp_path / "out")
     np.testing.assert_array_equal(converted.j_regressor, arrays["J_regressor"])
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.utils.device import resolve_device
 from hftrainer_mogents.utils.io import (
     atomic_dir,
     atomic_path,
@@ -17,7 +18,7 @@ from hftrainer_mogents.utils.io import (
     atomic_write_json,
     is_temporary,
 )
-from hftrainer_mogents.utils.sharding import resolve_shard, select_shard
+from hftrainer_mogents.utils.sharding import resolve_shard, select_shard, shard_summary_name
 
 
 def test_atomic_path_renames_on_success(tmp_path):
@@ -87,6 +88,24 @@ def test_select_shard_partitions():
     parts = [select_shard(items, 3, i) for i in range(3)]
     assert parts[1] == [1, 4, 7]
     assert sorted(x for p in parts for x in p) == items
+
+
+def test_shard_summary_name():
+    assert shard_summary_name("_generation_summary", 1, 0) == "_generation_summary.json"
+    assert shard_summary_name("_retarget_summary", 4, 2) == "_retarget_summary_s02_of_04.json"
+    names = {shard_summary_name("_x", 12, i) for i in range(12)}
+    assert len(names) == 12  # shards in one folder never share a summary
+
+
+def test_resolve_device():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device(None).type == expected and resolve_device("auto").type == expected
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(InvalidInputError, match="not a device name"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidInputError, match="CUDA is not available"):
+            resolve_device("cuda:1")
 
 
 def test_atomic_files_get_normal_permissions(tmp_path):

@@ -4,7 +4,8 @@ seed-compatible ``scripts/``. Each is a thin layer over one library call per job
 - :mod:`.info`: ``mogents info``;
 - :mod:`.generate`: ``mogents generate``;
 - :mod:`.convert`: ``mogents convert``, ``convert-evaluator``, ``convert-evaluator-ms272``,
-  ``scripts/convert_mogents_checkpoint.py`` and ``python -m hftrainer_mogents.convert.smpl_model``;
+  ``convert-smpl-model``, ``scripts/convert_mogents_checkpoint.py`` and
+  ``python -m hftrainer_mogents.convert.smpl_model``;
 - :mod:`.evaluate`: ``mogents evaluate hml263|ms272`` and ``scripts/verify_evaluators.py``;
 - :mod:`.split_generation`: ``scripts/mogents_t2m_h3d263.py`` (generate the HumanML3D test split);
 - :mod:`.bridge`: ``mogents bridge``, ``scripts/hml263_to_smpl_ik.py`` and
@@ -46,6 +47,7 @@ for _command in (
     _convert.convert_evaluator,
     _evaluate.evaluate,
     _convert.convert_evaluator_ms272,
+    _convert.convert_smpl_model,
     _bridge.bridge,
 ):
     cli.add_command(_command)

@@ -1,6 +1,7 @@
 """The converters' front-ends: ``mogents convert`` (also ``scripts/convert_mogents_checkpoint.py``),
 ``mogents convert-evaluator``, ``mogents convert-evaluator-ms272``, and the SMPL model conversion
-``python -m hftrainer_mogents.convert.smpl_model SRC.pkl DST.npz`` (:func:`smpl_model_main`)."""
+``mogents convert-smpl-model SRC.pkl DST.npz`` (also ``python -m
+hftrainer_mogents.convert.smpl_model SRC.pkl DST.npz``, :func:`smpl_model_main`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ __all__ = [
     "convert",
     "convert_evaluator",
     "convert_evaluator_ms272",
+    "convert_smpl_model",
     "build_smpl_model_parser",
     "smpl_model_main",
 ]
@@ -262,6 +264,27 @@ def convert_evaluator_ms272(
     click.echo(f"written {out}")
 
 
+@click.command("convert-smpl-model")
+@click.argument("src", type=click.Path(dir_okay=False))
+@click.argument("dst", type=click.Path(dir_okay=False))
+@user_errors
+def convert_smpl_model(src: str, dst: str) -> None:
+    """Convert an official SMPL .pkl (chumpy) to a plain .npz, without chumpy or pickled code.
+
+    SRC is e.g. basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl, DST e.g.
+    body_models/SMPL_NEUTRAL.npz (what --model-dir of the bridge reads).
+    """
+    click.echo(_convert_smpl_model(src, dst))
+
+
+def _convert_smpl_model(src: str, dst: str) -> str:
+    from hftrainer_mogents.convert.smpl_model import convert_smpl_pickle
+
+    arrays = convert_smpl_pickle(src, dst)
+    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items())
+    return f"wrote {dst}: {shapes}"
+
+
 def build_smpl_model_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m hftrainer_mogents.convert.smpl_model``."""
     parser = argparse.ArgumentParser(
@@ -277,10 +300,6 @@ def build_smpl_model_parser() -> argparse.ArgumentParser:
 def smpl_model_main(argv: Sequence[str] | None = None) -> int:
     """``python -m hftrainer_mogents.convert.smpl_model SRC.pkl DST.npz``; prints the arrays
     written. Returns the exit status."""
-    from hftrainer_mogents.convert.smpl_model import convert_smpl_pickle
-
     args = build_smpl_model_parser().parse_args(argv)
-    arrays = convert_smpl_pickle(args.src, args.dst)
-    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items())
-    print(f"wrote {args.dst}: {shapes}")
+    print(_convert_smpl_model(args.src, args.dst))
     return 0

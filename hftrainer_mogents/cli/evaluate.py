@@ -16,8 +16,14 @@ from typing import Any, Literal, TypeVar
 
 import click
 
-from hftrainer_mogents.cli._common import script_logging, script_status, user_errors
+from hftrainer_mogents.cli._common import (
+    generation_options,
+    script_logging,
+    script_status,
+    user_errors,
+)
 from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.generation_config import GenerationConfig
 
 __all__ = [
     "evaluate",
@@ -125,6 +131,7 @@ def evaluate() -> None:
 @click.option("--skip-existing", is_flag=True, help="Resume the generation (with --model-path).")
 @click.option("--num-shards", type=int, default=None, help="Generation shards (--model-path).")
 @click.option("--shard-index", type=int, default=None, help="This shard (--model-path).")
+@generation_options
 @user_errors
 def evaluate_hml263(
     pred_dir: str | None,
@@ -147,8 +154,11 @@ def evaluate_hml263(
     skip_existing: bool,
     num_shards: int | None,
     shard_index: int | None,
+    generation_config: GenerationConfig,
 ) -> None:
-    """HumanML3D-263 test protocol (Guo et al. evaluator), beside the published MoGenTS numbers."""
+    """HumanML3D-263 test protocol (Guo et al. evaluator), beside the published MoGenTS numbers.
+
+    With --model-path the test split is generated first, with the generation settings given."""
     from hftrainer_mogents.evaluation.hml263.benchmark import run_benchmark
 
     if pred_dir is None and not gt_only:
@@ -162,6 +172,7 @@ def evaluate_hml263(
         report_dir=out_dir,
         generate=model_path is not None,
         model_path=model_path,
+        generation_kwargs=generation_config,
         device=device,
         dtype=dtype,
         gt_only=gt_only,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from hftrainer_mogents._version import __version__
-from hftrainer_mogents.cli._common import user_errors
+from hftrainer_mogents.cli._common import generation_options, user_errors
+from hftrainer_mogents.config import DEFAULT_REPO_ID
+from hftrainer_mogents.generation_config import GenerationConfig
 
 __all__ = ["generate"]
 
@@ -27,7 +29,7 @@ __all__ = ["generate"]
 )
 @click.option(
     "--model",
-    default="ZeyuLing/hftrainer-mogents-humanml3d",
+    default=DEFAULT_REPO_ID,
     show_default=True,
     help="Artifact folder or hub repo id.",
 )
@@ -37,19 +39,7 @@ __all__ = ["generate"]
 @click.option(
     "--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True
 )
-@click.option(
-    "--steps",
-    "time_steps",
-    type=int,
-    default=10,
-    show_default=True,
-    help="Masked-decoding iterations.",
-)
-@click.option("--cond-scale", type=float, default=4.0, show_default=True)
-@click.option("--res-cond-scale", type=float, default=5.0, show_default=True)
-@click.option("--topkr", type=float, default=0.9, show_default=True)
-@click.option("--temperature", type=float, default=1.0, show_default=True)
-@click.option("--gumbel-sample", is_flag=True)
+@generation_options
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--mode", type=click.Choice(["fast", "reference"]), default="fast", show_default=True)
 @click.option(
@@ -77,12 +67,7 @@ def generate(
     local_files_only: bool,
     device: str | None,
     dtype: str,
-    time_steps: int,
-    cond_scale: float,
-    res_cond_scale: float,
-    topkr: float,
-    temperature: float,
-    gumbel_sample: bool,
+    generation_config: GenerationConfig,
     batch_size: int,
     mode: str,
     out_dir: str,
@@ -122,12 +107,7 @@ def generate(
     result = pipe(
         prompts,
         per_prompt,
-        time_steps=time_steps,
-        cond_scale=cond_scale,
-        res_cond_scale=res_cond_scale,
-        topkr=topkr,
-        temperature=temperature,
-        gumbel_sample=gumbel_sample,
+        generation_config=generation_config,
         seed=seed,
         batch_size=batch_size,
         mode=mode,
@@ -150,6 +130,7 @@ def generate(
         "device": str(pipe.device),
         "dtype": dtype,
         "formats": wanted,
+        "generation_config": generation_config.to_dict(),
         "settings": result.settings,
         "requested_lengths": per_prompt,
         "items": items,

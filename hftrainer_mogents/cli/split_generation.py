@@ -15,13 +15,14 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hftrainer_mogents.cli._common import script_logging, script_status
-from hftrainer_mogents.evaluation.hml263 import split_generation
-from hftrainer_mogents.evaluation.hml263.split_generation import (
-    GENERATION_DEFAULTS,
-    MM_REPEATS,
-    MM_SAMPLES,
+from hftrainer_mogents.cli._common import (
+    add_generation_arguments,
+    generation_config_from_args,
+    script_logging,
+    script_status,
 )
+from hftrainer_mogents.evaluation.hml263 import split_generation
+from hftrainer_mogents.evaluation.hml263.split_generation import MM_REPEATS, MM_SAMPLES
 from hftrainer_mogents.utils.memory import keep_freed_memory
 
 __all__ = ["build_generation_parser", "generation_main"]
@@ -38,16 +39,6 @@ def build_generation_parser() -> argparse.ArgumentParser:
     p.add_argument("--data_root", "--data-root", default="dataset/HumanML3D")
     p.add_argument("--id_file", "--id-file", default=None, help="ids instead of the test split")
     p.add_argument("--out_dir", "--out-dir", required=True)
-    d = GENERATION_DEFAULTS
-    p.add_argument("--time_steps", "--time-steps", type=int, default=d["time_steps"])
-    p.add_argument("--cond_scale", "--cond-scale", type=float, default=d["cond_scale"])
-    p.add_argument("--res_cond_scale", "--res-cond-scale", type=float, default=d["res_cond_scale"])
-    p.add_argument("--topkr", type=float, default=d["topkr"])
-    p.add_argument("--temperature", type=float, default=d["temperature"])
-    p.add_argument(
-        "--res_temperature", "--res-temperature", type=float, default=d["res_temperature"]
-    )
-    p.add_argument("--gumbel_sample", "--gumbel-sample", action="store_true")
     p.add_argument("--batch_size", "--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="default: cuda if available")
@@ -65,6 +56,7 @@ def build_generation_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip_existing", "--skip-existing", action="store_true")
     p.add_argument("--max_samples", "--max-samples", type=int, default=None)
     p.add_argument("--no_progress", "--no-progress", action="store_true")
+    add_generation_arguments(p)
     return p
 
 
@@ -85,6 +77,7 @@ def generation_main(
     script_logging()
 
     def run() -> int:
+        generation_config = generation_config_from_args(args)  # refused before the model loads
         if generator_factory is None:  # looked up on the module, where tests put a stand-in
             generator = split_generation.load_generator(args.model_path, device=args.device)
             if str(getattr(generator, "device", "cpu")).startswith("cpu"):
@@ -97,7 +90,7 @@ def generation_main(
             args.out_dir,
             split_file=args.id_file,
             seed=args.seed,
-            generation_kwargs={k: getattr(args, k) for k in GENERATION_DEFAULTS},
+            generation_kwargs=generation_config,
             batch_size=args.batch_size,
             caption_selection=args.caption_selection or "first",
             mm_samples=args.mm_samples,

@@ -34,7 +34,7 @@ _OPTIONAL_KEYS = ("J",)
 
 CHUMPY_HOWTO = (
     "Convert it once, without chumpy: "
-    "`python -m hftrainer_mogents.convert.smpl_model {src} {dst}` "
+    "`mogents convert-smpl-model {src} {dst}` "
     "(reads the file with a restricted unpickler; nothing in it is executed)."
 )
 

@@ -28,20 +28,19 @@ import torch
 
 from hftrainer_mogents.errors import ArtifactNotFoundError, InvalidInputError, MoGenTSError
 from hftrainer_mogents.motion import ms272, smpl135
+from hftrainer_mogents.utils.device import resolve_device
 from hftrainer_mogents.utils.io import (
     atomic_save_npy,
     atomic_save_npz,
     atomic_write_json,
     is_temporary,
 )
-from hftrainer_mogents.utils.sharding import resolve_shard, select_shard
+from hftrainer_mogents.utils.sharding import resolve_shard, select_shard, shard_summary_name
 
 __all__ = [
     "IK_SUMMARY",
     "CONVERT272_SUMMARY",
-    "summary_name",
     "list_motion_files",
-    "resolve_device",
     "run_ik",
     "run_272",
     "run_bridge",
@@ -51,13 +50,6 @@ logger = logging.getLogger(__name__)
 
 IK_SUMMARY = "_retarget_summary"
 CONVERT272_SUMMARY = "_convert272_summary"
-
-
-def summary_name(stem: str, num_shards: int, shard_index: int) -> str:
-    """``<stem>.json``, or ``<stem>_s{ii}_of_{nn}.json`` for a shard of several."""
-    if num_shards > 1:
-        return f"{stem}_s{shard_index:02d}_of_{num_shards:02d}.json"
-    return f"{stem}.json"
 
 
 def list_motion_files(
@@ -99,13 +91,6 @@ def list_motion_files(
             and not p.name.startswith(("_", "."))
         )
     return files[:limit] if limit else files
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"``/None: CUDA when available, else CPU."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _load(path: Path) -> np.ndarray:
@@ -274,7 +259,9 @@ def run_ik(
             "config": dict(cfg.__dict__),
         },
     )
-    atomic_write_json(out / summary_name(IK_SUMMARY, n_shards, index), summary, sort_keys=False)
+    atomic_write_json(
+        out / shard_summary_name(IK_SUMMARY, n_shards, index), summary, sort_keys=False
+    )
     return summary
 
 
@@ -333,7 +320,7 @@ def run_272(
         "joints_from": "model" if rest is not None else "npz fitted_joints",
     }
     atomic_write_json(
-        out / summary_name(CONVERT272_SUMMARY, n_shards, index), summary, sort_keys=False
+        out / shard_summary_name(CONVERT272_SUMMARY, n_shards, index), summary, sort_keys=False
     )
     return summary
 
@@ -400,6 +387,6 @@ def run_bridge(
     summary = run_ik(in_dir, ik_dir, model_dir=model_dir, ms272_dir=out_dir, **kwargs)
     n_shards, index = summary["shard"]["num_shards"], summary["shard"]["shard_index"]
     atomic_write_json(
-        Path(out_dir) / summary_name(IK_SUMMARY, n_shards, index), summary, sort_keys=False
+        Path(out_dir) / shard_summary_name(IK_SUMMARY, n_shards, index), summary, sort_keys=False
     )
     return summary

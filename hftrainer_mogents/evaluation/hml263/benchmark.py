@@ -22,6 +22,7 @@ from hftrainer_mogents.evaluation.hml263.split_generation import (
     TextToMotionGenerator,
     generate_test_split,
 )
+from hftrainer_mogents.generation_config import GenerationConfig
 
 __all__ = ["CAPTION_SELECTIONS", "EVALUATOR_DTYPES", "run_benchmark"]
 
@@ -49,7 +50,7 @@ def run_benchmark(
     max_samples: int | None = None,
     seed: int = 0,
     n_repeats: int = 20,
-    generation_kwargs: Mapping[str, Any] | None = None,
+    generation_kwargs: GenerationConfig | Mapping[str, Any] | None = None,
     batch_size: int = 32,
     mm_samples: int = MM_SAMPLES,
     mm_repeats: int = MM_REPEATS,
@@ -83,8 +84,9 @@ def run_benchmark(
         max_samples: first ids of the split only (quick runs).
         seed: seeds generation and evaluation.
         n_repeats: evaluation passes.
-        generation_kwargs: sampling settings (default
-            :data:`~hftrainer_mogents.evaluation.hml263.split_generation.GENERATION_DEFAULTS`).
+        generation_kwargs: sampling settings, a
+            :class:`~hftrainer_mogents.generation_config.GenerationConfig` or keyword arguments
+            of ``infer_t2m`` (missing settings: the ``GenerationConfig`` defaults).
         batch_size: generation batch size.
         mm_samples: multimodality items (0: none).
         mm_repeats: generations per multimodality item.

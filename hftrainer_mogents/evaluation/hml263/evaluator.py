@@ -47,6 +47,7 @@ from hftrainer_mogents.evaluation.hml263.word_vectors import (
     VOCAB_FILE,
     WordVectorizer,
 )
+from hftrainer_mogents.utils.device import resolve_device
 from hftrainer_mogents.utils.io import (
     atomic_save_npy,
     atomic_save_npz,
@@ -60,6 +61,7 @@ from hftrainer_mogents.utils.io import (
     save_safetensors,
 )
 from hftrainer_mogents.utils.precision import full_fp32
+from hftrainer_mogents.zoo.plugin import PUBLISHED_HML263
 
 __all__ = [
     "EVALUATOR_NAME",
@@ -88,22 +90,10 @@ MANIFEST_FILE = "generation.json"  # written by the test-split generation beside
 MM_DIR = "mm"  # <pred_dir>/mm/<key>__r<k>.npy: repeated generations for multimodality
 MM_SEPARATOR = "__r"
 
-# MoGenTS on the HumanML3D test set (n=3970) and the real data, as published
+# MoGenTS' published numbers, declared once with its zoo benchmark (lists here, as JSON has them)
 PUBLISHED: dict[str, Any] = {
-    "source": "MoGenTS (NeurIPS 2024), HumanML3D test set",
-    "fid": 0.0806,
-    "r_precision": [0.5219, 0.7128, 0.8056],
-    "diversity": 9.4063,
-    "matching_score": 2.9290,
-    "n_samples": 3970,
-    "r_precision_real": [0.5135, 0.7108, 0.8069],
+    k: list(v) if isinstance(v, tuple) else v for k, v in PUBLISHED_HML263.items()
 }
-
-
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class _Predictions:
@@ -314,7 +304,7 @@ class HumanML263Evaluator:
         networks = HML263EvaluatorNetworks(config)
         weights = path / WEIGHTS_FILE
         load_state_dict_strict(networks, load_safetensors(weights), source=str(weights))
-        networks.to(device=device or _default_device(), dtype=dtype or torch.float32)
+        networks.to(device=resolve_device(device), dtype=dtype or torch.float32)
         mean = np.load(path / MEAN_FILE, allow_pickle=False)
         std = np.load(path / STD_FILE, allow_pickle=False)
         return cls(

@@ -39,19 +39,19 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from hftrainer_mogents.config import DIM_POSE, MAX_MOTION_LENGTH, MIN_MOTION_LENGTH, UNIT_LENGTH
+from hftrainer_mogents.config import DIM_POSE, clamp_length
 from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.evaluation.hml263.dataset import HumanML3DTestSplit, read_test_split
+from hftrainer_mogents.generation_config import GenerationConfig
+from hftrainer_mogents.utils.sharding import shard_summary_name
 
 __all__ = [
-    "GENERATION_DEFAULTS",
     "PREDICTIONS_FORMAT",
     "TextToMotionGenerator",
     "PlannedItem",
     "PlannedBatch",
     "GenerationPlan",
     "batch_seed",
-    "clamp_length",
     "plan_test_split",
     "generate_test_split",
     "load_generator",
@@ -60,16 +60,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PREDICTIONS_FORMAT = "hftrainer-mogents-hml263-predictions-v1"
-# the official evaluation settings of MoGenTS (eval_res.py)
-GENERATION_DEFAULTS: dict[str, Any] = {
-    "time_steps": 10,
-    "cond_scale": 4.0,
-    "res_cond_scale": 5.0,
-    "topkr": 0.9,
-    "temperature": 1.0,
-    "res_temperature": 1.0,
-    "gumbel_sample": False,
-}
+SUMMARY_STEM = "_generation_summary"  # + _sII_of_NN for one shard of several
 MM_SAMPLES = 96  # the reference: 3 batches of 32 texts ...
 MM_REPEATS = 30  # ... generated 30 times each
 
@@ -160,19 +151,13 @@ def batch_seed(seed: int, index: int, stream: int = 0) -> int:
     return int(np.random.SeedSequence([seed, stream, index]).generate_state(1)[0])
 
 
-def clamp_length(frames: int) -> int:
-    """Floor to a multiple of 4 and keep within [40, 196] (the generator's length rule)."""
-    floored = (int(frames) // UNIT_LENGTH) * UNIT_LENGTH
-    return max(MIN_MOTION_LENGTH, min(MAX_MOTION_LENGTH, floored))
-
-
 def plan_test_split(
     split: HumanML3DTestSplit,
     *,
     seed: int = 0,
     batch_size: int = 32,
     caption_selection: str = "first",
-    generation_kwargs: Mapping[str, Any] | None = None,
+    generation_kwargs: GenerationConfig | Mapping[str, Any] | None = None,
     mm_samples: int = MM_SAMPLES,
     mm_repeats: int = MM_REPEATS,
     mm_gumbel_sample: bool = True,
@@ -185,7 +170,9 @@ def plan_test_split(
         batch_size: items per call.
         caption_selection: ``"first"`` caption of each entry, or ``"random"`` (drawn with the
             seed).
-        generation_kwargs: sampling settings (default :data:`GENERATION_DEFAULTS`).
+        generation_kwargs: sampling settings: a :class:`GenerationConfig`, or keyword arguments
+            of the generator's ``infer_t2m`` (settings not given: the ``GenerationConfig``
+            defaults); stored whole in ``generation.json``.
         mm_samples: entries generated ``mm_repeats`` times for multimodality (0: none).
         mm_repeats: generations per multimodality entry.
         mm_gumbel_sample: sample the multimodality calls with Gumbel noise (the reference does).
@@ -203,7 +190,7 @@ def plan_test_split(
         raise InvalidInputError(
             f"mm_samples must be >= 0 and mm_repeats >= 2, got {mm_samples} and {mm_repeats}"
         )
-    kwargs = {**GENERATION_DEFAULTS, **dict(generation_kwargs or {})}
+    kwargs = _generation_kwargs(generation_kwargs)
     rng = np.random.default_rng([seed, 2])
     entries = split.entries
     if caption_selection == "random":
@@ -274,12 +261,6 @@ def _check_manifest(path: Path, manifest: dict[str, Any], skip_existing: bool) -
         )
 
 
-def _summary_name(num_shards: int, shard_index: int) -> str:
-    if num_shards == 1:
-        return "_generation_summary.json"
-    return f"_generation_summary_s{shard_index:02d}_of_{num_shards:02d}.json"
-
-
 def generate_test_split(
     generator: TextToMotionGenerator,
     dataset_root: str | os.PathLike[str] | None,
@@ -288,7 +269,7 @@ def generate_test_split(
     split: HumanML3DTestSplit | None = None,
     split_file: str | os.PathLike[str] | None = None,
     seed: int = 0,
-    generation_kwargs: Mapping[str, Any] | None = None,
+    generation_kwargs: GenerationConfig | Mapping[str, Any] | None = None,
     batch_size: int = 32,
     caption_selection: str = "first",
     mm_samples: int = MM_SAMPLES,
@@ -309,8 +290,8 @@ def generate_test_split(
         split: an already read split.
         split_file: an id list instead of the folder's ``test.txt``.
         seed: base seed of the plan (see the module doc).
-        generation_kwargs: sampling settings passed to ``infer_t2m`` (default
-            :data:`GENERATION_DEFAULTS`).
+        generation_kwargs: sampling settings passed to ``infer_t2m`` (as
+            :func:`plan_test_split`).
         batch_size: texts per ``infer_t2m`` call.
         caption_selection: ``"first"`` or ``"random"`` caption per item.
         mm_samples: items generated ``mm_repeats`` times for multimodality (0: none).
@@ -417,7 +398,7 @@ def generate_test_split(
         "seconds": round(time.perf_counter() - start_time, 3),
         "settings": {k: v for k, v in plan.settings.items()},
     }
-    atomic_write_json(out / _summary_name(num_shards, shard_index), summary)
+    atomic_write_json(out / shard_summary_name(SUMMARY_STEM, num_shards, shard_index), summary)
     logger.info(
         "[done] written %d, skipped %d, failed %d",
         written,
@@ -433,3 +414,16 @@ def load_generator(model_path: str | None, *, device: str | None = None) -> Any:
 
     kwargs = {} if device is None else {"device": device}
     return load("mogents", model_path, **kwargs)
+
+
+def _generation_kwargs(given: GenerationConfig | Mapping[str, Any] | None) -> dict[str, Any]:
+    """Every sampling setting of a call: the :class:`GenerationConfig` defaults, then ``given``.
+
+    MoGenTS' own settings are validated here, before anything runs; other keys are passed on
+    as they are (another zoo model's ``infer_t2m`` may take settings of its own).
+    """
+    if isinstance(given, GenerationConfig):
+        return given.to_dict()
+    given = dict(given or {})
+    ours = {k: v for k, v in given.items() if k in GenerationConfig.__dataclass_fields__}
+    return {**GenerationConfig.from_dict(ours).to_dict(), **given}

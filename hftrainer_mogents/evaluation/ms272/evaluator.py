@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from hftrainer_mogents.config import floor_to_unit
 from hftrainer_mogents.errors import (
     ArtifactFormatError,
     ArtifactNotFoundError,
@@ -50,6 +51,7 @@ from hftrainer_mogents.evaluation.ms272.dataset import (
     load_mean_std,
     read_ms272_split,
 )
+from hftrainer_mogents.utils.device import resolve_device
 from hftrainer_mogents.utils.io import (
     atomic_save_npy,
     atomic_write_bytes,
@@ -105,10 +107,6 @@ REFERENCE: dict[str, Any] = {
     "diversity_real": 27.36,
     "matching_score_real": 15.01,
 }
-
-
-def _floor4(n: int) -> int:
-    return (n // UNIT_LENGTH) * UNIT_LENGTH
 
 
 class MotionStreamer272Evaluator:
@@ -174,7 +172,6 @@ class MotionStreamer272Evaluator:
             ArtifactNotFoundError: not a converted folder (the message says how to convert).
             ChecksumMismatchError: a file differs from the recorded checksum.
         """
-        import torch
         from transformers import AutoConfig, AutoTokenizer
 
         from hftrainer_mogents.evaluation.ms272.networks import (
@@ -230,7 +227,7 @@ class MotionStreamer272Evaluator:
         mean = std = None
         if (folder / MEAN_FILE).is_file():
             mean, std = load_mean_std(folder)
-        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dev = resolve_device(device)
         return cls(
             text.to(dev),
             motion.to(dev),
@@ -444,12 +441,18 @@ class MotionStreamer272Evaluator:
             )
         if caption_selection not in ("first", "random"):
             raise InvalidInputError("caption_selection must be 'first' or 'random'")
-        r_len = [_floor4(len(m)) for m in real_motions] if real_lengths is None else real_lengths
+        r_len = (
+            [floor_to_unit(len(m), UNIT_LENGTH) for m in real_motions]
+            if real_lengths is None
+            else real_lengths
+        )
         real = self.encode_motion(real_motions, r_len, mean=mean, std=std, batch_size=batch_size)
         pred = None
         if pred_motions is not None:
             p_len = (
-                [_floor4(len(m)) for m in pred_motions] if pred_lengths is None else pred_lengths
+                [floor_to_unit(len(m), UNIT_LENGTH) for m in pred_motions]
+                if pred_lengths is None
+                else pred_lengths
             )
             pred = self.encode_motion(
                 pred_motions, p_len, mean=mean, std=std, batch_size=batch_size
@@ -537,7 +540,7 @@ class MotionStreamer272Evaluator:
             raise ArtifactNotFoundError(f"prediction folder not found: {folder}")
         for entry in data.entries:
             motion = data.motion(entry)
-            length = _floor4(len(motion))
+            length = floor_to_unit(len(motion), UNIT_LENGTH)
             pred = None
             if folder is not None:
                 path = folder / f"{entry.key}.npy"
@@ -549,7 +552,7 @@ class MotionStreamer272Evaluator:
                 pred = np.load(path, allow_pickle=False)
                 if pred.ndim != 2 or pred.shape[1] != 272:
                     raise InvalidInputError(f"{path}: expected (T, 272), got {pred.shape}")
-                plen = min(length, _floor4(len(pred)))
+                plen = min(length, floor_to_unit(len(pred), UNIT_LENGTH))
                 if plen < MIN_LENGTH:
                     short.append(entry.key)
                     continue

@@ -118,7 +118,7 @@ def find_smpl_model(model_dir: str | os.PathLike[str], gender: str = "neutral") 
         f"no SMPL {gender} model found under {path} (looked for: {', '.join(looked[:6])}, ...). "
         f"Download SMPL from https://smpl.is.tue.mpg.de (free registration), then put "
         f"SMPL_{g}.npz (or a chumpy-free SMPL_{g}.pkl) in {path}; an official chumpy .pkl is "
-        f"converted once with `python -m hftrainer_mogents.convert.smpl_model <file.pkl> "
+        f"converted once with `mogents convert-smpl-model <file.pkl> "
         f"{path / f'SMPL_{g}.npz'}`."
     )
 
