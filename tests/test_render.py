@@ -166,7 +166,7 @@ def test_bad_joints(tmp_path: Path, joints: np.ndarray, match: str) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bad_names_and_knobs(tmp_path: Path) -> None:
+def test_bad_names_and_settings(tmp_path: Path) -> None:
     clip = walker(3)
     with pytest.raises(InvalidInputError, match=r"\.gif or \.mp4"):
         render.render_animation(clip, tmp_path / "a.avi", **SMALL)

@@ -163,7 +163,7 @@ def _check_joints(joints: Any) -> np.ndarray:
     return joints
 
 
-def _check_knobs(
+def _check_render_settings(
     fps: float, figsize: tuple[float, float], dpi: float, radius: float | None, elev: float
 ) -> None:
     if not (isinstance(fps, int | float) and math.isfinite(fps) and fps > 0):
@@ -359,7 +359,7 @@ def render_animation(
             "file name (render_frame writes a still .png)"
         )
     matplotlib, *_ = _import_matplotlib()
-    _check_knobs(fps, figsize, dpi, radius, elev)
+    _check_render_settings(fps, figsize, dpi, radius, elev)
     joints = _check_joints(joints)
     if suffix == ".mp4" and not _ffmpeg_available():
         raise MissingDependencyError(
@@ -420,7 +420,7 @@ def render_frame(
             f"render_frame writes PNG images: use a .png file name, got {path.name!r}"
         )
     _import_matplotlib()
-    _check_knobs(fps, figsize, dpi, radius, elev)
+    _check_render_settings(fps, figsize, dpi, radius, elev)
     joints = _check_joints(joints)
     if not (isinstance(t, int | np.integer) and 0 <= t < len(joints)):
         raise InvalidInputError(f"frame t must be an integer in [0, {len(joints)}), got {t!r}")
