@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from hftrainer_mogents.config import DIM_POSE
+from hftrainer_mogents.config import DIM_POSE, floor_to_unit
 from hftrainer_mogents.errors import (
     ArtifactFormatError,
     ArtifactNotFoundError,
@@ -432,7 +432,7 @@ class HumanML263Evaluator:
                 raise InvalidInputError(
                     f"motion {i}: length {length} outside [{unit}, {len(motion)}] (its frames)"
                 )
-            crop = motion[: (length // unit) * unit]
+            crop = motion[: floor_to_unit(length, unit)]
             crops.append(crop.astype(np.float32) if normalized else self.normalize(crop))
         return self._encode_normalized(crops, batch_size=batch_size)
 
@@ -839,7 +839,7 @@ class HumanML263Evaluator:
 
         def pred_length(i: int, m: int) -> int:
             # a prediction shorter than the crop is used whole (floored to the unit)
-            return min(int(m), (preds.lengths[entries[i].key] // unit) * unit)
+            return min(int(m), floor_to_unit(preds.lengths[entries[i].key], unit))
 
         requests = {(int(i), 0, pred_length(i, d.m_length[i])) for d in draws for i in d.used}
         crops = self._embed_crops(
