@@ -18,6 +18,7 @@ __all__ = [
     "MissingDependencyError",
     "HostNotInstalledError",
     "UnknownModelError",
+    "UnknownRepresentationError",
     "DuplicateModelError",
     "PluginError",
 ]
@@ -60,6 +61,15 @@ class HostNotInstalledError(MoGenTSError, ImportError):
 
 class UnknownModelError(MoGenTSError, KeyError):
     """A model name that no installed plugin provides; the message lists the known names."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownRepresentationError(MoGenTSError, KeyError):
+    """A motion representation name, width or field that the registry
+    (:mod:`hftrainer_mogents.motion.representations`) does not know, or a width that several
+    representations share; the message lists the known ones."""
 
     def __str__(self) -> str:  # KeyError would quote the whole message
         return str(self.args[0]) if self.args else ""

@@ -18,6 +18,7 @@ from hftrainer_mogents import errors
         (errors.MissingDependencyError, ImportError),
         (errors.HostNotInstalledError, ImportError),
         (errors.UnknownModelError, KeyError),
+        (errors.UnknownRepresentationError, KeyError),
         (errors.DuplicateModelError, RuntimeError),
         (errors.PluginError, RuntimeError),
     ],

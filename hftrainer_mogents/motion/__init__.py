@@ -1,6 +1,11 @@
 """Motion representations and the converters between them.
 
+The representation registry (``get_spec``, ``list_specs``, ``infer_spec_from_dim``, the zoo's
+names, widths, frame rates and channel blocks) is importable from here; it is torch-free.
+
 Submodules (each a set of pure functions; import the one you need):
+
+- :mod:`~hftrainer_mogents.motion.representations`: the registry (``MotionRepr``, ``FieldSpec``).
 
 - :mod:`~hftrainer_mogents.motion.hml263`: HumanML3D-263 layout, skeleton constants
   (``JOINT_NAMES``, ``PARENTS``, ``KINEMATIC_CHAIN``) and ``recover_from_ric``.
@@ -13,7 +18,18 @@ Submodules (each a set of pure functions; import the one you need):
 - :mod:`~hftrainer_mogents.motion.converters`: the representation graph and ``convert``.
 - :mod:`~hftrainer_mogents.motion.bridge`: sharded, resumable batch jobs of the bridge.
 
-Importing this package imports nothing heavy; the submodules import torch.
+Importing this package imports nothing heavy; the submodules other than ``representations``
+import torch.
 """
 
 from __future__ import annotations
+
+from hftrainer_mogents.motion.representations import (
+    FieldSpec,
+    MotionRepr,
+    get_spec,
+    infer_spec_from_dim,
+    list_specs,
+)
+
+__all__ = ["FieldSpec", "MotionRepr", "get_spec", "infer_spec_from_dim", "list_specs"]

@@ -7,11 +7,20 @@ converters"):
    has ``motion135_to_272`` and ``retarget_hml263_clip``; :data:`HOST_CONVERTERS` names them and
    adapts their calling conventions);
 2. other plugins' ``hftrainer_converters`` hooks;
-3. this package's own (``zoo/plugin.py`` ``CONVERTERS``: hml263 -> smpl135 -> ms272).
+3. this package's own (``zoo/plugin.py`` ``CONVERTERS``: hml263 -> smpl135 -> ms272,
+   hml263 -> joints22, joints22 -> smpl135, and out of 272: ms272 -> joints22, ms272 -> smpl135,
+   ms272 -> hml263).
 
 ``convert(motion, "hml263", "ms272", model_dir=...)`` follows the shortest chain of edges and
 hands each function the keyword arguments its signature names; :func:`describe_path` says which
-implementation serves each edge.
+implementation serves each edge. Every edge leaves its output at the target's own frame rate
+(``motion.representations``: hml263 20 fps, smpl135 and ms272 30 fps; joints22 keeps its
+source's rate).
+
+Representation names go through the registry (``motion.representations.get_spec``), so the zoo's
+names and aliases reach the same nodes: ``"motion_135"`` and ``"135"`` are the graph's
+``smpl135``, ``"272"`` is ``ms272``, ``"humanml263"`` is ``hml263``. A name the registry does not
+know stays as it is (another plugin's representation).
 """
 
 from __future__ import annotations
@@ -25,12 +34,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hftrainer_mogents.errors import InvalidInputError, PluginError
+from hftrainer_mogents.errors import InvalidInputError, PluginError, UnknownRepresentationError
+from hftrainer_mogents.motion.representations import get_spec
 from hftrainer_mogents.zoo.specs import ConverterSpec, resolve
 
 __all__ = [
     "HOST_CONVERTERS",
     "Edge",
+    "graph_node",
     "available_edges",
     "find_path",
     "describe_path",
@@ -40,6 +51,19 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 OWN_PLUGIN = "mogents"
+
+# registry name -> the node name this graph has used for it since before the registry
+_GRAPH_NAMES = {"motion_135": "smpl135"}
+
+
+def graph_node(name: str) -> str:
+    """The graph's node for a representation name or alias (``"motion_135"`` -> ``"smpl135"``,
+    ``"272"`` -> ``"ms272"``); a name the registry does not know is returned unchanged."""
+    try:
+        canonical = get_spec(name).name
+    except UnknownRepresentationError:
+        return name
+    return _GRAPH_NAMES.get(canonical, canonical)
 
 
 def _host_motion135_to_272(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -167,10 +191,11 @@ def available_edges(
     edges: dict[tuple[str, str], Edge] = {}
     for spec in specs:  # ours: the fallback
         if spec.plugin == OWN_PLUGIN:
-            edges.setdefault((spec.src, spec.dst), _spec_edge(spec))
+            edge = _spec_edge(spec)
+            edges.setdefault((edge.src, edge.dst), edge)
     taken: set[tuple[str, str]] = set()
     for spec in sorted(specs, key=lambda s: s.plugin or ""):  # other plugins, first by name
-        key = (spec.src, spec.dst)
+        key = (graph_node(spec.src), graph_node(spec.dst))
         if spec.plugin != OWN_PLUGIN and key not in taken:
             edges[key] = _spec_edge(spec)
             taken.add(key)
@@ -180,16 +205,20 @@ def available_edges(
 
 
 def _spec_edge(spec: ConverterSpec) -> Edge:
-    return Edge(spec.src, spec.dst, f"plugin:{spec.plugin}", spec.fn)
+    # the zoo's names of a representation and ours meet in one node
+    src, dst = graph_node(spec.src), graph_node(spec.dst)
+    return Edge(src, dst, f"plugin:{spec.plugin}", spec.fn)
 
 
 def find_path(src: str, dst: str, edges: dict[tuple[str, str], Edge] | None = None) -> list[Edge]:
-    """The shortest chain of edges from ``src`` to ``dst``.
+    """The shortest chain of edges from ``src`` to ``dst`` (names or aliases, see
+    :func:`graph_node`).
 
     Raises:
         InvalidInputError: no chain exists (the known edges are listed).
     """
     edges = available_edges() if edges is None else edges
+    src, dst = graph_node(src), graph_node(dst)
     if src == dst:
         return []
     graph: dict[str, list[Edge]] = {}
@@ -214,7 +243,9 @@ def describe_path(
     src: str, dst: str, edges: dict[tuple[str, str], Edge] | None = None
 ) -> list[str]:
     """Which implementation serves each edge of the chain, e.g. ``["hml263->smpl135: plugin:mogents
-    (hftrainer_mogents.motion.smpl135:hml263_to_smpl135)", ...]``."""
+    (hftrainer_mogents.motion.smpl135:hml263_to_smpl135)", ...]``; ``describe_path("ms272",
+    "hml263")`` is ``["ms272->hml263: plugin:mogents
+    (hftrainer_mogents.motion.ms272:ms272_to_hml263)"]`` (the edge goes through joints)."""
     return [f"{e.src}->{e.dst}: {e.provider} ({e.target})" for e in find_path(src, dst, edges)]
 
 
@@ -230,7 +261,8 @@ def convert(
 
     Args:
         motion: the motion in representation ``src`` (e.g. a (T, 263) array).
-        src: its representation (``"hml263"``, ``"smpl135"``, ``"ms272"``, ...).
+        src: its representation (``"hml263"``, ``"smpl135"``, ``"ms272"``, ``"joints22"``, or
+            a name or alias of the registry: ``"motion_135"``, ``"272"``, ...).
         dst: the wanted representation.
         edges: the edge table (default :func:`available_edges`).
         **kwargs: handed to every edge function whose signature names them (e.g. ``model_dir``
@@ -241,6 +273,7 @@ def convert(
 
     Examples:
         >>> m272 = convert(feats263, "hml263", "ms272", model_dir="body_models")  # doctest: +SKIP
+        >>> feats = convert(m272, "ms272", "hml263")  # 30 -> 20 fps through joints  # doctest: +SKIP
     """
     for edge in find_path(src, dst, edges):
         motion = edge(motion, **kwargs)

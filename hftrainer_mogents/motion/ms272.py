@@ -31,6 +31,8 @@ import numpy as np
 import torch
 
 from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.motion import hml263
+from hftrainer_mogents.motion.resample import ResampleMode, resample_linear
 from hftrainer_mogents.motion.rotations import (
     matrix_to_axis_angle,
     matrix_to_rot6d_rows,
@@ -66,6 +68,9 @@ __all__ = [
     "recover_smpl85",
     "ms272_to_motion135",
     "smpl135_to_ms272",
+    "ms272_to_joints22",
+    "ms272_to_smpl135",
+    "ms272_to_hml263",
 ]
 
 DIM_MS272 = 272
@@ -314,3 +319,79 @@ def smpl135_to_ms272(
     m135 = motion if isinstance(motion, torch.Tensor) else torch.from_numpy(np.asarray(motion))
     _check(m135, 135, "motion_135")
     return motion135_to_272(m135.double(), rest).float().cpu().numpy()
+
+
+# --------------------------------------------------------------------------------------------
+# converter edges out of 272 (one clip each; numpy in, numpy out)
+
+
+def _clip_272(motion: np.ndarray | torch.Tensor, min_frames: int = 1) -> torch.Tensor:
+    x = motion if isinstance(motion, torch.Tensor) else torch.from_numpy(np.asarray(motion))
+    if x.dim() != 2 or x.shape[-1] != DIM_MS272:
+        raise InvalidInputError(
+            f"expected one MotionStreamer-272 clip of shape (T, 272), got {tuple(x.shape)}"
+        )
+    if len(x) < min_frames:
+        raise InvalidInputError(f"{len(x)} frames of 272 features, at least {min_frames} needed")
+    if not (x.is_floating_point() and torch.isfinite(x).all()):
+        raise InvalidInputError("272 features must be finite floating-point numbers")
+    return x.double()  # recovery accumulates the heading: float64 keeps the reference precision
+
+
+def ms272_to_joints22(motion: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Converter edge ``ms272 -> joints22``: :func:`recover_joints_272` of one clip.
+
+    The joints keep the 272 frame rate (30 fps), as the zoo's ``motion272_to_joints``.
+
+    Args:
+        motion: (T, 272) features in physical units (not normalised).
+
+    Returns:
+        (T, 22, 3) float32 joints; frame 0 faces +z, its root at the xz origin, floor at y = 0.
+    """
+    return recover_joints_272(_clip_272(motion)).float().cpu().numpy()
+
+
+def ms272_to_smpl135(
+    motion: np.ndarray | torch.Tensor,
+    *,
+    model: SMPLModel | None = None,
+    model_dir: str | os.PathLike[str] | None = None,
+) -> np.ndarray:
+    """Converter edge ``ms272 -> smpl135`` (``motion_135``): the stored rotations, no fit.
+
+    The inverse of :func:`smpl135_to_ms272` with the same body model (up to the global yaw and
+    translation 272 drops): ``transl = pelvis - rest pelvis`` (:func:`ms272_to_motion135`).
+    Both are 30 fps, so the frame count is kept.
+
+    Args:
+        motion: (T, 272) features in physical units.
+        model: a loaded SMPL model (betas 0 are used), or ``model_dir`` to load one.
+        model_dir: folder or file of the SMPL neutral model.
+
+    Returns:
+        (T, 135) float32 ``motion_135``.
+    """
+    rest = torch.from_numpy(resolve_model(model, model_dir).rest_joints()[:NUM_JOINTS])
+    return ms272_to_motion135(_clip_272(motion), rest.double()).float().cpu().numpy()
+
+
+def ms272_to_hml263(
+    motion: np.ndarray | torch.Tensor, *, resample_mode: ResampleMode = "zoo"
+) -> np.ndarray:
+    """Converter edge ``ms272 -> hml263`` through joints, 30 fps to 20 fps.
+
+    :func:`recover_joints_272`, linear resampling of the joints from :data:`FPS` to
+    ``hml263.FPS`` (``motion.resample``), then ``hml263.joints_to_hml263``, which drops the
+    last frame as HumanML3D does: T frames give ``round(T * 2 / 3) - 1`` rows on the default grid.
+
+    Args:
+        motion: (T, 272) features in physical units, ``T >= 2``.
+        resample_mode: the 30 -> 20 fps grid, ``"zoo"`` (the bridge's) or ``"exact"``.
+
+    Returns:
+        (T', 263) float32 HumanML3D features at 20 fps.
+    """
+    joints = recover_joints_272(_clip_272(motion, min_frames=2)).cpu().numpy()
+    joints = resample_linear(joints, FPS, hml263.FPS, mode=resample_mode)
+    return np.asarray(hml263.joints_to_hml263(joints), dtype=np.float32)

@@ -104,6 +104,26 @@ CONVERTERS: tuple[ConverterSpec, ...] = (
         fn="hftrainer_mogents.motion.hml263:recover_from_ric",
         description="HumanML3D-263 -> 22 joint positions (same frame rate)",
     ),
+    ConverterSpec(
+        src="ms272",
+        dst="joints22",
+        fn="hftrainer_mogents.motion.ms272:ms272_to_joints22",
+        description="MotionStreamer-272 -> 22 joint positions (same frame rate, 30 fps)",
+    ),
+    ConverterSpec(
+        src="ms272",
+        dst="smpl135",
+        fn="hftrainer_mogents.motion.ms272:ms272_to_smpl135",
+        description="MotionStreamer-272 -> SMPL motion_135 (stored rotations, transl = pelvis - "
+        "rest pelvis; 30 fps); needs model_dir= (SMPL neutral)",
+    ),
+    ConverterSpec(
+        src="ms272",
+        dst="hml263",
+        fn="hftrainer_mogents.motion.ms272:ms272_to_hml263",
+        description="MotionStreamer-272 (30 fps) -> HumanML3D-263 (20 fps) through joints: "
+        "recovered joints, linearly resampled, HumanML3D-encoded",
+    ),
 )
 BENCHMARKS: tuple[BenchmarkSpec, ...] = (
     BenchmarkSpec(
