@@ -167,3 +167,28 @@ def test_pickled_code_in_a_checkpoint_is_refused(release, tmp_path):
     assert zipfile.is_zipfile(path)
     with pytest.raises(ArtifactFormatError, match="refused"):
         convert_official(_layout(release), tmp_path / "out", clip=release / "ViT-B-32.pt")
+
+
+def test_artifacts_are_byte_reproducible(release, tmp_path):
+    """Same checkpoints -> same bytes and checksums; save_pretrained after loading rewrites the
+    same bytes (safetensors' metadata order would otherwise vary from run to run)."""
+    import json
+
+    from hftrainer_mogents.bundle import MoGenTSBundle
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for out in (first, second):
+        convert_official(_layout(release), out, clip=release / "ViT-B-32.pt")
+    names = sorted(p.name for p in first.iterdir())
+    assert names == sorted(p.name for p in second.iterdir())
+    for name in names:
+        if name.endswith(".safetensors"):
+            assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    checksums = json.loads((first / "model_index.json").read_text())["checksums"]
+    assert checksums == json.loads((second / "model_index.json").read_text())["checksums"]
+    resaved = tmp_path / "resaved"
+    MoGenTSBundle.from_pretrained(first).save_pretrained(resaved)
+    for name in names:
+        if name.endswith((".safetensors", ".npy")):
+            assert (resaved / name).read_bytes() == (first / name).read_bytes(), name
+    assert json.loads((resaved / "model_index.json").read_text())["checksums"] == checksums
