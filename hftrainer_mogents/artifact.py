@@ -184,7 +184,15 @@ def resolve_artifact(
         raise ArtifactNotFoundError(
             f"{text!r} is neither an artifact folder nor a hub repo id ('owner/name')"
         )
-    return _snapshot(text, revision, cache_dir, local_files_only, token, force_download)
+    try:
+        return _snapshot(text, revision, cache_dir, local_files_only, token, force_download)
+    except (ArtifactNotFoundError, HubUnavailableError) as err:
+        # 'art/tinyx' is a valid repo id and a (misspelled) relative path: say first that there is
+        # no such folder, so a typo is not answered with a hub error alone
+        raise type(err)(
+            f"there is no local folder {text!r} (relative to {Path.cwd()}), so it was taken as a "
+            f"hub repo id: {err}"
+        ) from err
 
 
 def _snapshot(
