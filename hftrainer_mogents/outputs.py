@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,12 +23,12 @@ FORMATS = ("npy", "joints", "gif", "mp4", "bvh")
 def parse_formats(spec: str | Iterable[str]) -> list[str]:
     """``"npy,joints,gif"`` -> ``["npy", "joints", "gif"]`` (order kept, duplicates dropped).
 
-    MP4 needs an ``ffmpeg`` executable: without one it is dropped with a warning saying so.
-    GIF/MP4 need matplotlib (the ``render`` extra).
+    GIF/MP4 need matplotlib and MP4 an ``ffmpeg`` (the ``render`` extra has both): a format that
+    cannot be written is refused here, before anything is generated.
 
     Raises:
         InvalidInputError: an unknown format.
-        MissingDependencyError: an animation format without matplotlib.
+        MissingDependencyError: an animation format without matplotlib, MP4 without ffmpeg.
     """
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     out: list[str] = []
@@ -53,9 +52,11 @@ def parse_formats(spec: str | Iterable[str]) -> list[str]:
                 'GIF/MP4 animations need matplotlib: pip install "hftrainer-mogents[render]" '
                 "(or drop gif/mp4 from --format)"
             ) from err
-    if "mp4" in out and shutil.which("ffmpeg") is None:
-        logger.warning("no ffmpeg executable found: skipping MP4 (install ffmpeg, or use gif)")
-        out.remove("mp4")
+    if "mp4" in out:
+        from hftrainer_mogents.motion import render
+
+        if not render._ffmpeg_available():  # refused before any compute, not skipped after
+            raise MissingDependencyError(f"--format mp4: {render.MP4_HOWTO}")
     return out
 
 

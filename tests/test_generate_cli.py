@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import numpy as np
 import pytest
@@ -92,35 +91,21 @@ def test_generate_writes_every_format(tiny_artifact, tmp_path, device):
     np.testing.assert_array_equal(np.load(tmp_path / "again" / first["files"]["npy"]), motion)
 
 
-def test_generate_mp4_without_ffmpeg_is_skipped_with_a_message(
-    tiny_artifact, tmp_path, monkeypatch, caplog
-):
-    monkeypatch.setattr("shutil.which", lambda name: None)
-    with caplog.at_level(logging.WARNING):
-        result = CliRunner().invoke(
-            cli,
-            [
-                "generate",
-                "a person walks",
-                "--model",
-                str(tiny_artifact),
-                "--device",
-                "cpu",
-                "--length",
-                "40",
-                "--seed",
-                "1",
-                "--steps",
-                "2",
-                "--out",
-                str(tmp_path),
-                "--format",
-                "mp4,npy",
-            ],
-        )
-    assert result.exit_code == 0, result.output
-    assert "no ffmpeg" in caplog.text
-    assert not list(tmp_path.glob("*.mp4")) and list(tmp_path.glob("*.npy"))
+def test_generate_mp4_without_ffmpeg_is_refused_before_compute(tmp_path, monkeypatch):
+    from hftrainer_mogents.motion import render
+
+    monkeypatch.setattr(render, "ffmpeg_executable", lambda: None)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli,
+        # a model that does not exist: the format is refused before anything is loaded
+        ["generate", "a person walks", "--model", str(tmp_path / "no_model"), "--out", str(out)]
+        + ["--format", "mp4,npy"],
+    )
+    assert result.exit_code != 0
+    assert "--format mp4" in result.output and "hftrainer-mogents[render]" in result.output
+    assert "no_model" not in result.output
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(
