@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,11 +15,21 @@ import numpy as np
 from hftrainer_mogents.errors import InvalidInputError, MissingDependencyError
 from hftrainer_mogents.utils.io import atomic_save_npy
 
-__all__ = ["FORMATS", "parse_formats", "slugify", "save_motion", "read_prompt_file"]
+__all__ = [
+    "FORMATS",
+    "RUN_FILE",
+    "parse_formats",
+    "slugify",
+    "save_motion",
+    "read_prompt_file",
+    "prepare_output_dir",
+    "finished_items",
+]
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("npy", "joints", "gif", "mp4", "bvh")
+RUN_FILE = "run.json"
 
 
 def parse_formats(spec: str | Iterable[str]) -> list[str]:
@@ -142,3 +154,92 @@ def save_motion(
             "max": round(float(error.max()), 4),
         }
     return files
+
+
+def prepare_output_dir(
+    out_dir: str | Path, *, overwrite: bool = False, skip_existing: bool = False
+) -> dict[str, Any] | None:
+    """Make ``out_dir`` ready before anything is computed: created, writable, and not holding an
+    earlier run unless asked.
+
+    A folder that holds files is refused, unless ``overwrite`` (the files the earlier
+    ``run.json`` lists are removed first) or ``skip_existing`` (the earlier run is resumed: its
+    ``run.json`` is returned).
+
+    Returns:
+        The earlier ``run.json`` with ``skip_existing``, else None.
+
+    Raises:
+        InvalidInputError: not a folder, not writable, an earlier run without a flag saying what
+            to do with it, both flags, or nothing to resume.
+    """
+    out = Path(out_dir)
+    if overwrite and skip_existing:
+        raise InvalidInputError("give --overwrite or --skip-existing, not both")
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"--out {out} is a file; give a folder")
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    previous = _read_run(out / RUN_FILE) if (out / RUN_FILE).is_file() else None
+    if held and not (overwrite or skip_existing):
+        raise InvalidInputError(
+            f"--out {out} already holds {len(held)} file(s)"
+            + (" of an earlier run" if previous is not None else "")
+            + ": pass --overwrite to replace the files its run.json lists, --skip-existing to keep "
+            "the prompts already done, or choose another --out"
+        )
+    if skip_existing and held and previous is None:
+        raise InvalidInputError(
+            f"--skip-existing: {out} holds files but no {RUN_FILE} to resume from; use --overwrite "
+            "or another --out"
+        )
+    if overwrite and previous is not None:
+        for name in _listed_files(previous) + [RUN_FILE]:
+            (out / name).unlink(missing_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise InvalidInputError(
+            f"cannot write to --out {out}: {err.strerror or err}; choose a writable folder"
+        ) from err
+    return previous if skip_existing else None
+
+
+def finished_items(
+    previous: dict[str, Any] | None, prompts: Sequence[str], out_dir: str | Path
+) -> dict[int, dict[str, Any]]:
+    """The items of an earlier run that need no new generation: same index, same prompt, and
+    every file it lists still there. Index -> its ``run.json`` item."""
+    if previous is None:
+        return {}
+    out = Path(out_dir)
+    done = {}
+    for item in previous.get("items", []):
+        i = item.get("index")
+        if not isinstance(i, int) or not 0 <= i < len(prompts) or item.get("text") != prompts[i]:
+            continue
+        names = [v for v in item.get("files", {}).values() if isinstance(v, str)]
+        if names and all((out / name).is_file() for name in names):
+            done[i] = item
+    return done
+
+
+def _listed_files(run: dict[str, Any]) -> list[str]:
+    names = []
+    for item in run.get("items", []):
+        for value in item.get("files", {}).values():
+            # only plain names inside the folder: a run.json cannot point the removal elsewhere
+            if isinstance(value, str) and Path(value).name == value:
+                names.append(value)
+    return names
+
+
+def _read_run(path: Path) -> dict[str, Any]:
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise InvalidInputError(f"{path} is not a readable run.json ({err})") from err
+    if not isinstance(run, dict):
+        raise InvalidInputError(f"{path} is not a run.json (not a JSON object)")
+    return run

@@ -146,3 +146,67 @@ def test_generate_bad_arguments(tiny_artifact, tmp_path, args, message):
 def test_generate_without_prompt(tmp_path):
     result = CliRunner().invoke(cli, ["generate", "--out", str(tmp_path)])
     assert result.exit_code != 0 and "at least one prompt" in result.output
+
+
+def _generate(out, *args, model):
+    return CliRunner().invoke(
+        cli,
+        ["generate", "--model", str(model), "--device", "cpu", "--out", str(out), "--steps", "2"]
+        + ["--seed", "3", "--format", "npy", *args],
+    )
+
+
+def test_generate_checks_the_destination_before_loading_the_model(tmp_path):
+    """No model here: each error below comes from the destination check, before any load."""
+    missing_model = tmp_path / "no_model"
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    result = _generate(a_file / "sub", "a person walks", model=missing_model)
+    assert result.exit_code != 0 and "cannot write to --out" in result.output
+    result = _generate(a_file, "a person walks", model=missing_model)
+    assert result.exit_code != 0 and f"'{a_file}' is a file" in result.output
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    result = _generate(busy, "a person walks", model=missing_model)
+    assert result.exit_code != 0 and "already holds 1 file(s)" in result.output
+    assert "--overwrite" in result.output and "--skip-existing" in result.output
+    assert "no_model" not in result.output
+
+
+def test_generate_overwrite_replaces_only_the_earlier_runs_files(tiny_artifact, tmp_path):
+    out = tmp_path / "out"
+    first = _generate(out, "a person walks", "a person jumps", model=tiny_artifact)
+    assert first.exit_code == 0, first.output
+    old = {p.name for p in out.glob("*.npy")}
+    (out / "notes.txt").write_text("mine")
+    second = _generate(out, "a person waves", "--overwrite", model=tiny_artifact)
+    assert second.exit_code == 0, second.output
+    run = json.loads((out / "run.json").read_text())
+    assert [item["text"] for item in run["items"]] == ["a person waves"]
+    assert not old & {p.name for p in out.glob("*.npy")}
+    assert {p.name for p in out.iterdir()} == {"notes.txt", "run.json", "000_a_person_waves.npy"}
+
+
+def test_generate_skip_existing_resumes_as_the_full_run(tiny_artifact, tmp_path):
+    prompts = ["a person walks", "a person jumps", "a person waves"]
+    out = tmp_path / "out"
+    full = _generate(out, *prompts, "--length", "48", model=tiny_artifact)
+    assert full.exit_code == 0, full.output
+    before = {p.name: np.load(p) for p in out.glob("*.npy")}
+    (out / "001_a_person_jumps.npy").unlink()  # as if the run had been killed there
+    resumed = _generate(out, *prompts, "--length", "48", "--skip-existing", model=tiny_artifact)
+    assert resumed.exit_code == 0, resumed.output
+    assert "kept 2 finished prompt(s)" in resumed.output and "wrote 1 motion(s)" in resumed.output
+    for name, motion in before.items():
+        if name == "001_a_person_jumps.npy":  # regenerated alone: the same tokens, and the
+            # motion equal up to float round-off (the decoder ran in another batch)
+            np.testing.assert_allclose(np.load(out / name), motion, atol=1e-5, rtol=0)
+        else:  # kept as they were
+            np.testing.assert_array_equal(np.load(out / name), motion)
+    run = json.loads((out / "run.json").read_text())
+    assert [item["index"] for item in run["items"]] == [0, 1, 2]
+    changed = _generate(
+        out, *prompts, "--length", "48", "--skip-existing", "--topkr", "0.5", model=tiny_artifact
+    )
+    assert changed.exit_code != 0 and "differs (the generation settings)" in changed.output
