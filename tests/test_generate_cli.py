@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import DEVICES
+from conftest import DEVICES, require_fixture
 
 from hftrainer_mogents.cli import cli
 from hftrainer_mogents.generation_config import GenerationConfig
@@ -210,3 +211,39 @@ def test_generate_skip_existing_resumes_as_the_full_run(tiny_artifact, tmp_path)
         out, *prompts, "--length", "48", "--skip-existing", "--topkr", "0.5", model=tiny_artifact
     )
     assert changed.exit_code != 0 and "differs (the generation settings)" in changed.output
+
+
+def test_a_bvh_far_from_its_joints_is_warned_about_and_recorded(fixtures_dir, tmp_path, caplog):
+    """A real clip's BVH meets its joints; joints whose bones stretch (what a broken model
+    gives) are flagged, in the log and in the files record that run.json stores."""
+    from hftrainer_mogents.outputs import save_motion
+
+    path = require_fixture(fixtures_dir / "humanml3d_sample" / "004822_protocol.npz")
+    features = np.load(path)["hml263"].astype(np.float32)
+    real = save_motion(tmp_path, "real", features, ["bvh"])
+    assert real["bvh_fk_error_cm"]["max"] < 0.01 and "bvh_fk_warning" not in real
+    stretched = features.copy()
+    stretched[::2, 4 : 4 + 21 * 3] *= 1.3  # root-relative joints: bones change length
+    with caplog.at_level(logging.WARNING, logger="hftrainer_mogents.outputs"):
+        bad = save_motion(tmp_path, "bad", stretched, ["bvh"])
+    assert bad["bvh_fk_error_cm"]["max"] > 2.0
+    assert bad["bvh_fk_warning"].startswith("bad.bvh: the BVH skeleton misses the joints by up to")
+    assert bad["bvh_fk_warning"] in caplog.text
+
+
+def test_generate_help_says_how_lengths_and_prompt_files_are_read():
+    text = " ".join(CliRunner().invoke(cli, ["generate", "--help"]).output.split())
+    assert "give it once for all prompts, or once per prompt in their order" in text
+    assert "lines starting with # are skipped" in text
+    assert "--overwrite" in text and "--skip-existing" in text
+
+
+def test_messages_name_the_flag_beside_the_keyword(tmp_path):
+    from hftrainer_mogents.utils.io import atomic_dir
+
+    (tmp_path / "taken").mkdir()
+    with (
+        pytest.raises(FileExistsError, match=r"overwrite=True \(--overwrite on the command line\)"),
+        atomic_dir(tmp_path / "taken"),
+    ):
+        pass

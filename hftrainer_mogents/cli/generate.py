@@ -17,14 +17,18 @@ __all__ = ["generate"]
 @click.command()
 @click.argument("texts", nargs=-1)
 @click.option(
-    "--from-file", "from_file", type=click.Path(dir_okay=False), help="Prompts, one per line."
+    "--from-file",
+    "from_file",
+    type=click.Path(dir_okay=False),
+    help="Prompts, one per line (blank lines and lines starting with # are skipped).",
 )
 @click.option(
     "--length",
     "lengths",
     type=float,
     multiple=True,
-    help="Frames at 20 fps (one for all prompts, or one per prompt); default: estimated.",
+    help="Frames at 20 fps: give it once for all prompts, or once per prompt in their order; "
+    "default: estimated by the model.",
 )
 @click.option(
     "--seed", type=int, default=None, help="Random seed (default: drawn and recorded in run.json)."
