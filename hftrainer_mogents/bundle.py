@@ -36,6 +36,7 @@ from hftrainer_mogents.utils.io import (
     safetensors_shapes,
     save_safetensors,
 )
+from hftrainer_mogents.utils.precision import CPU_BF16_EMULATED_WARNING, cpu_bf16_instructions
 
 __all__ = ["MoGenTSBundle", "COMPONENT_ATTRIBUTES", "resolve_dtype"]
 
@@ -305,6 +306,9 @@ class MoGenTSBundle(nn.Module):
             for name, module in self.components():
                 if name in _COMPUTE_COMPONENTS:
                     module.to(target)
+            emulated = self.device.type == "cpu" and cpu_bf16_instructions() is None
+            if target == torch.bfloat16 and emulated:
+                logger.warning(CPU_BF16_EMULATED_WARNING)
         return self
 
     # ------------------------------------------------------------------ saving

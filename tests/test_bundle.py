@@ -398,3 +398,22 @@ def test_checksums_cannot_be_switched_off_by_damage(copy):
     assert "has no model_index.json" in str(err.value)
     bundle = MoGenTSBundle.from_pretrained(copy, verify_checksums=False)
     assert torch.equal(bundle.res_transformer_aux.state_dict()[first], state[first])
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_warns(tiny_artifact, monkeypatch, caplog):
+    from hftrainer_mogents import bundle as bundle_module
+    from hftrainer_mogents.utils import precision
+
+    native = precision.cpu_bf16_instructions()
+    assert native in (None, "AMX", "AVX512-BF16")
+    monkeypatch.setattr(bundle_module, "cpu_bf16_instructions", lambda: None)
+    with caplog.at_level("WARNING", logger="hftrainer_mogents.bundle"):
+        MoGenTSBundle.from_pretrained(tiny_artifact, dtype=torch.bfloat16)
+    assert "bf16 is emulated there, about 5x slower than float32" in caplog.text
+    assert "dtype=None" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(bundle_module, "cpu_bf16_instructions", lambda: "AMX")
+    with caplog.at_level("WARNING", logger="hftrainer_mogents.bundle"):
+        MoGenTSBundle.from_pretrained(tiny_artifact, dtype=torch.bfloat16)
+        MoGenTSBundle.from_pretrained(tiny_artifact)  # float32: nothing to say either way
+    assert "emulated" not in caplog.text
