@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ __all__ = [
     "read_json",
     "read_model_index",
     "verify_checksums",
+    "verify_artifact_files",
     "safetensors_shapes",
     "load_safetensors",
     "load_stat",
@@ -75,6 +77,45 @@ def read_model_index(folder: Path) -> dict[str, Any] | None:
     """``model_index.json`` of ``folder``, or None when the artifact has none (older artifacts)."""
     path = folder / INDEX_NAME
     return read_json(path) if path.is_file() else None
+
+
+def verify_artifact_files(folder: Path, files: Iterable[str]) -> None:
+    """Check ``files`` against the sha256 checksums of ``model_index.json``.
+
+    The checksums cannot be switched off by damage: a missing ``model_index.json``, or a
+    checksum map that leaves out a file, is an error (``verify_checksums=False`` at load is the
+    explicit way to skip the check). An index without any checksum map, as the zoo publishes
+    it, is accepted with a warning.
+
+    Raises:
+        ArtifactFormatError: ``model_index.json`` missing, or a file without a recorded digest.
+        ArtifactNotFoundError / ChecksumMismatchError: a listed file is missing or differs.
+    """
+    files = list(files)
+    index = read_model_index(folder)
+    if index is None:
+        raise ArtifactFormatError(
+            f"{folder} has no {INDEX_NAME}, which records the sha256 of every file: the files "
+            f"cannot be checked. Download or convert the artifact again, or pass "
+            f"verify_checksums=False to load it unverified"
+        )
+    checksums = index.get("checksums")
+    if not checksums:
+        logger.warning(
+            "%s records no checksums (the zoo's published format): %s loaded unverified; "
+            "save_pretrained writes an artifact that records them",
+            folder / INDEX_NAME,
+            folder,
+        )
+        return
+    unlisted = [name for name in files if name not in checksums]
+    if unlisted:
+        raise ArtifactFormatError(
+            f"{folder / INDEX_NAME} records no checksum for {unlisted}: the index was edited or "
+            f"belongs to another artifact. Download or convert the artifact again, or pass "
+            f"verify_checksums=False to load it unverified"
+        )
+    verify_checksums(folder, checksums, files, recorded_in=INDEX_NAME)
 
 
 def load_stat(path: Path, width: int, *, positive: bool | None = None) -> Any:
@@ -143,7 +184,15 @@ def resolve_artifact(
         raise ArtifactNotFoundError(
             f"{text!r} is neither an artifact folder nor a hub repo id ('owner/name')"
         )
-    return _snapshot(text, revision, cache_dir, local_files_only, token, force_download)
+    try:
+        return _snapshot(text, revision, cache_dir, local_files_only, token, force_download)
+    except (ArtifactNotFoundError, HubUnavailableError) as err:
+        # 'art/tinyx' is a valid repo id and a (misspelled) relative path: say first that there is
+        # no such folder, so a typo is not answered with a hub error alone
+        raise type(err)(
+            f"there is no local folder {text!r} (relative to {Path.cwd()}), so it was taken as a "
+            f"hub repo id: {err}"
+        ) from err
 
 
 def _snapshot(

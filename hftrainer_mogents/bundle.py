@@ -30,13 +30,13 @@ from hftrainer_mogents.modeling.text_encoder import CLIPTextEncoder, select_text
 from hftrainer_mogents.utils.io import (
     atomic_save_npy,
     atomic_write_json,
-    check_checksums,
     check_state_dict,
     checksum_map,
     load_safetensors,
     safetensors_shapes,
     save_safetensors,
 )
+from hftrainer_mogents.utils.precision import CPU_BF16_EMULATED_WARNING, cpu_bf16_instructions
 
 __all__ = ["MoGenTSBundle", "COMPONENT_ATTRIBUTES", "resolve_dtype"]
 
@@ -204,8 +204,10 @@ class MoGenTSBundle(nn.Module):
             text_encoder_dtype: ``"float16"`` (the official CLIP numerics) or ``"float32"``;
                 default: the artifact's config.
             load_length_estimator: skip the length estimator when False.
-            verify_checksums: check each file's sha256 against ``model_index.json`` when it
-                records them.
+            verify_checksums: check each file's sha256 against ``model_index.json`` (a missing
+                ``model_index.json`` is an error; ``False`` is the only way to load files
+                unverified). The zoo's own published index records no checksums: such an
+                artifact loads with a warning.
 
         Raises:
             ArtifactNotFoundError: missing folder, repo or file.
@@ -246,14 +248,9 @@ class MoGenTSBundle(nn.Module):
                     else ""
                 )
             )
-        index = artifact.read_model_index(folder)
-        checksums = (index or {}).get("checksums") or {}
-        if verify_checksums and checksums:
-            check_checksums(
-                folder,
-                checksums,
-                [*files.values(), artifact.MEAN_NAME, artifact.STD_NAME],
-                recorded_in=artifact.INDEX_NAME,
+        if verify_checksums:
+            artifact.verify_artifact_files(
+                folder, [*files.values(), artifact.MEAN_NAME, artifact.STD_NAME]
             )
 
         clip_path = folder / files["clip"]
@@ -309,6 +306,9 @@ class MoGenTSBundle(nn.Module):
             for name, module in self.components():
                 if name in _COMPUTE_COMPONENTS:
                     module.to(target)
+            emulated = self.device.type == "cpu" and cpu_bf16_instructions() is None
+            if target == torch.bfloat16 and emulated:
+                logger.warning(CPU_BF16_EMULATED_WARNING)
         return self
 
     # ------------------------------------------------------------------ saving

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
-import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,22 +15,35 @@ import numpy as np
 from hftrainer_mogents.errors import InvalidInputError, MissingDependencyError
 from hftrainer_mogents.utils.io import atomic_save_npy
 
-__all__ = ["FORMATS", "parse_formats", "slugify", "save_motion", "read_prompt_file"]
+__all__ = [
+    "FORMATS",
+    "RUN_FILE",
+    "parse_formats",
+    "slugify",
+    "save_motion",
+    "read_prompt_file",
+    "prepare_output_dir",
+    "finished_items",
+]
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("npy", "joints", "gif", "mp4", "bvh")
+RUN_FILE = "run.json"
+# a BVH holds one skeleton: on real motions its forward kinematics meets the joints to ~1e-3 cm,
+# so centimetres of error mean the joints do not keep their bone lengths
+BVH_FK_WARN_CM = 2.0
 
 
 def parse_formats(spec: str | Iterable[str]) -> list[str]:
     """``"npy,joints,gif"`` -> ``["npy", "joints", "gif"]`` (order kept, duplicates dropped).
 
-    MP4 needs an ``ffmpeg`` executable: without one it is dropped with a warning saying so.
-    GIF/MP4 need matplotlib (the ``render`` extra).
+    GIF/MP4 need matplotlib and MP4 an ``ffmpeg`` (the ``render`` extra has both): a format that
+    cannot be written is refused here, before anything is generated.
 
     Raises:
         InvalidInputError: an unknown format.
-        MissingDependencyError: an animation format without matplotlib.
+        MissingDependencyError: an animation format without matplotlib, MP4 without ffmpeg.
     """
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     out: list[str] = []
@@ -53,9 +67,11 @@ def parse_formats(spec: str | Iterable[str]) -> list[str]:
                 'GIF/MP4 animations need matplotlib: pip install "hftrainer-mogents[render]" '
                 "(or drop gif/mp4 from --format)"
             ) from err
-    if "mp4" in out and shutil.which("ffmpeg") is None:
-        logger.warning("no ffmpeg executable found: skipping MP4 (install ffmpeg, or use gif)")
-        out.remove("mp4")
+    if "mp4" in out:
+        from hftrainer_mogents.motion import render
+
+        if not render._ffmpeg_available():  # refused before any compute, not skipped after
+            raise MissingDependencyError(f"--format mp4: {render.MP4_HOWTO}")
     return out
 
 
@@ -103,7 +119,8 @@ def save_motion(
         title: caption for the animation.
 
     Returns:
-        Format -> file name (and ``bvh_fk_error_cm`` when a BVH was written).
+        Format -> file name (and ``bvh_fk_error_cm`` when a BVH was written, with a
+        ``bvh_fk_warning`` above :data:`BVH_FK_WARN_CM`).
     """
     from hftrainer_mogents.motion.hml263 import recover_from_ric
 
@@ -140,4 +157,101 @@ def save_motion(
             "mean": round(float(error.mean()), 4),
             "max": round(float(error.max()), 4),
         }
+        if error.max() > BVH_FK_WARN_CM:
+            warning = (
+                f"{path.name}: the BVH skeleton misses the joints by up to {error.max():.1f} cm "
+                f"(mean {error.mean():.1f} cm): the motion's bone lengths change over time, as "
+                "an untrained or damaged model's do; check it before use"
+            )
+            logger.warning(warning)
+            files["bvh_fk_warning"] = warning
     return files
+
+
+def prepare_output_dir(
+    out_dir: str | Path, *, overwrite: bool = False, skip_existing: bool = False
+) -> dict[str, Any] | None:
+    """Make ``out_dir`` ready before anything is computed: created, writable, and not holding an
+    earlier run unless asked.
+
+    A folder that holds files is refused, unless ``overwrite`` (the files the earlier
+    ``run.json`` lists are removed first) or ``skip_existing`` (the earlier run is resumed: its
+    ``run.json`` is returned).
+
+    Returns:
+        The earlier ``run.json`` with ``skip_existing``, else None.
+
+    Raises:
+        InvalidInputError: not a folder, not writable, an earlier run without a flag saying what
+            to do with it, both flags, or nothing to resume.
+    """
+    out = Path(out_dir)
+    if overwrite and skip_existing:
+        raise InvalidInputError("give --overwrite or --skip-existing, not both")
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"--out {out} is a file; give a folder")
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    previous = _read_run(out / RUN_FILE) if (out / RUN_FILE).is_file() else None
+    if held and not (overwrite or skip_existing):
+        raise InvalidInputError(
+            f"--out {out} already holds {len(held)} file(s)"
+            + (" of an earlier run" if previous is not None else "")
+            + ": pass --overwrite to replace the files its run.json lists, --skip-existing to keep "
+            "the prompts already done, or choose another --out"
+        )
+    if skip_existing and held and previous is None:
+        raise InvalidInputError(
+            f"--skip-existing: {out} holds files but no {RUN_FILE} to resume from; use --overwrite "
+            "or another --out"
+        )
+    if overwrite and previous is not None:
+        for name in _listed_files(previous) + [RUN_FILE]:
+            (out / name).unlink(missing_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise InvalidInputError(
+            f"cannot write to --out {out}: {err.strerror or err}; choose a writable folder"
+        ) from err
+    return previous if skip_existing else None
+
+
+def finished_items(
+    previous: dict[str, Any] | None, prompts: Sequence[str], out_dir: str | Path
+) -> dict[int, dict[str, Any]]:
+    """The items of an earlier run that need no new generation: same index, same prompt, and
+    every file it lists still there. Index -> its ``run.json`` item."""
+    if previous is None:
+        return {}
+    out = Path(out_dir)
+    done = {}
+    for item in previous.get("items", []):
+        i = item.get("index")
+        if not isinstance(i, int) or not 0 <= i < len(prompts) or item.get("text") != prompts[i]:
+            continue
+        names = [v for v in item.get("files", {}).values() if isinstance(v, str)]
+        if names and all((out / name).is_file() for name in names):
+            done[i] = item
+    return done
+
+
+def _listed_files(run: dict[str, Any]) -> list[str]:
+    names = []
+    for item in run.get("items", []):
+        for value in item.get("files", {}).values():
+            # only plain names inside the folder: a run.json cannot point the removal elsewhere
+            if isinstance(value, str) and Path(value).name == value:
+                names.append(value)
+    return names
+
+
+def _read_run(path: Path) -> dict[str, Any]:
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise InvalidInputError(f"{path} is not a readable run.json ({err})") from err
+    if not isinstance(run, dict):
+        raise InvalidInputError(f"{path} is not a run.json (not a JSON object)")
+    return run

@@ -49,6 +49,7 @@ from hftrainer_mogents.modeling.sampling import (
     residual_decode,
     sample_lengths,
 )
+from hftrainer_mogents.modeling.tokenizer import CLIPTokenizer
 from hftrainer_mogents.utils.cuda_graphs import CUDAGraphCache
 from hftrainer_mogents.utils.device import resolve_device
 from hftrainer_mogents.utils.precision import full_fp32
@@ -663,6 +664,9 @@ def _check_randomness(
         raise InvalidInputError("give seed or generator, not both")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise InvalidInputError(f"seed must be an integer, got {seed!r}")
+    if seed is not None and not 0 <= int(seed) < 2**63:
+        # seeds are used modulo 2**63: outside the range two seeds would give one motion
+        raise InvalidInputError(f"seed must be in [0, 2**63), got {seed}")
     if generator is None:
         return None
     many = isinstance(generator, (list, tuple))
@@ -676,15 +680,12 @@ def _check_randomness(
                 f"a {gen.device.type} generator cannot drive a pipeline on {device}; use a CPU "
                 f"generator or torch.Generator(device={str(device)!r})"
             )
-    if len(gens) == 1:  # one entry counts as a single generator
-        gens_or_one: torch.Generator | list[torch.Generator] = gens[0]
-    elif len(gens) != n_texts:
+    gens_or_one: torch.Generator | list[torch.Generator] = gens if many else gens[0]
+    if many and len(gens) != n_texts:  # a list always means one generator per text
         raise InvalidInputError(
-            f"got {n_texts} texts but {len(gens)} generators; give one generator per text or one "
-            "for the whole call"
+            f"got {n_texts} texts but {len(gens)} generators; give one generator per text, or "
+            "one generator (not in a list) for the whole call"
         )
-    else:
-        gens_or_one = gens
     if mode == "reference":
         if not isinstance(gens_or_one, torch.Generator):
             raise InvalidInputError(
@@ -712,6 +713,11 @@ def _check_texts(texts: Sequence[str] | str) -> list[str]:
             raise InvalidInputError(f"texts[{i}] must be a string, got {type(text).__name__}")
         if not text.strip():
             raise InvalidInputError(f"texts[{i}] is empty; describe the motion in words")
+        if not CLIPTokenizer.default().encode(text):
+            raise InvalidInputError(
+                f"texts[{i}] ({text!r}) has no words once CLIP's text cleaning has run (only "
+                "control characters or marks); describe the motion in words"
+            )
     return out
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from hftrainer_mogents.utils.precision import cpu_bf16_instructions
+
 TEXT = "a person walks forward then turns around"
 
 CONFIGS = {
@@ -131,7 +133,8 @@ def run_worker(
 
 
 def cpu_description() -> str:
-    """CPU model and its bf16 instruction sets (AMX or AVX512-BF16 decide the bf16 speed-up)."""
+    """CPU model and its bf16 instruction sets (AMX or AVX512-BF16 decide the bf16 speed-up;
+    torch's own view of them: :func:`hftrainer_mogents.utils.precision.cpu_bf16_instructions`)."""
     info = Path("/proc/cpuinfo")
     if not info.exists():
         return "unknown"
@@ -387,6 +390,11 @@ def main() -> None:
     )
     if not args.plain_malloc:
         print("workers keep freed memory (utils.memory.keep_freed_memory; --plain-malloc: off)")
+    if cpu_bf16_instructions() is None and any("bf16" in c for c in configs):
+        print(
+            "NOTE: this CPU has no bf16 instructions (no AMX, no AVX512-BF16): bf16 is emulated "
+            "here, so the bf16 rows measure the emulation, not bf16 inference; compare fp32 rows"
+        )
     peak = sgemm_peak(args.device)
     results: dict[str, dict] = {}
     for batch in batches:

@@ -258,14 +258,23 @@ def test_bad_statistics_and_config(copy):
         MoGenTSBundle.from_pretrained(copy, verify_checksums=False)
 
 
-def test_loads_a_zoo_artifact_without_index_or_text_config(copy):
-    """The zoo's published artifacts have no checksums and no text_encoder block."""
-    (copy / "model_index.json").unlink()
+def test_loads_a_zoo_artifact_without_checksums_or_text_config(copy, caplog):
+    """The zoo's published artifacts have no checksums and no text_encoder block: they load, with
+    a warning that the files are unverified."""
+    zoo_index = {  # the fields the zoo's save_pretrained writes (research/hftrainer_seed_system.md)
+        "_class_name": "MoGenTSPipeline",
+        "_library_name": "hftrainer",
+        "model_type": "mogents",
+        "format": "hftrainer-mogents-v1",
+    }
+    (copy / "model_index.json").write_text(json.dumps(zoo_index))
     doc = json.loads((copy / "mogents_config.json").read_text())
     del doc["config"]["text_encoder"]
     del doc["library_version"]
     (copy / "mogents_config.json").write_text(json.dumps(doc))
-    bundle = MoGenTSBundle.from_pretrained(copy)
+    with caplog.at_level("WARNING"):
+        bundle = MoGenTSBundle.from_pretrained(copy)
+    assert "records no checksums" in caplog.text and "unverified" in caplog.text
     assert bundle.config.text_encoder.width == 64  # read from clip.safetensors' shapes
     assert bundle.config.text_encoder.layers == 2 and bundle.config.text_encoder.heads == 1
 
@@ -365,3 +374,46 @@ def test_cli_publish(tiny_artifact, fake_hub_api):
     assert fake_hub_api["create"] == ("me/tiny", True, True)
     assert fake_hub_api["upload"] == ("me/tiny", None, "Upload MoGenTS artifact", True)
     assert "https://hub/me/tiny/commit/1" in result.output
+
+
+def test_checksums_cannot_be_switched_off_by_damage(copy):
+    """A deleted model_index.json, or an index whose map leaves out a file, is refused; only
+    verify_checksums=False loads such files, and then a tampered file loads unverified."""
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(copy / "res_aux.safetensors"))
+    first = next(iter(state))
+    state[first] = state[first] + 1.0
+    save_file(state, str(copy / "res_aux.safetensors"))
+    index = json.loads((copy / "model_index.json").read_text())
+    with pytest.raises(ChecksumMismatchError, match="res_aux.safetensors"):
+        MoGenTSBundle.from_pretrained(copy)
+    del index["checksums"]["res_aux.safetensors"]
+    (copy / "model_index.json").write_text(json.dumps(index))
+    with pytest.raises(ArtifactFormatError, match=r"records no checksum for \['res_aux"):
+        MoGenTSBundle.from_pretrained(copy)
+    (copy / "model_index.json").unlink()
+    with pytest.raises(ArtifactFormatError, match="verify_checksums=False") as err:
+        MoGenTSBundle.from_pretrained(copy)
+    assert "has no model_index.json" in str(err.value)
+    bundle = MoGenTSBundle.from_pretrained(copy, verify_checksums=False)
+    assert torch.equal(bundle.res_transformer_aux.state_dict()[first], state[first])
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_warns(tiny_artifact, monkeypatch, caplog):
+    from hftrainer_mogents import bundle as bundle_module
+    from hftrainer_mogents.utils import precision
+
+    native = precision.cpu_bf16_instructions()
+    assert native in (None, "AMX", "AVX512-BF16")
+    monkeypatch.setattr(bundle_module, "cpu_bf16_instructions", lambda: None)
+    with caplog.at_level("WARNING", logger="hftrainer_mogents.bundle"):
+        MoGenTSBundle.from_pretrained(tiny_artifact, dtype=torch.bfloat16)
+    assert "bf16 is emulated there, about 5x slower than float32" in caplog.text
+    assert "dtype=None" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(bundle_module, "cpu_bf16_instructions", lambda: "AMX")
+    with caplog.at_level("WARNING", logger="hftrainer_mogents.bundle"):
+        MoGenTSBundle.from_pretrained(tiny_artifact, dtype=torch.bfloat16)
+        MoGenTSBundle.from_pretrained(tiny_artifact)  # float32: nothing to say either way
+    assert "emulated" not in caplog.text

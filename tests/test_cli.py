@@ -19,6 +19,7 @@ def test_info_prints_versions_plugins_and_host():
     assert report["hftrainer_mogents"] == hftrainer_mogents.__version__
     assert report["torch"]["installed"] is True
     assert isinstance(report["torch"]["cuda_available"], bool)
+    assert report["torch"]["cpu_bf16"] in ("AMX", "AVX512-BF16", "emulated (no AMX or AVX512-BF16)")
     assert set(report["host"]) == {"installed", "version"}
     plugins = {p["name"]: p for p in report["plugins"]}
     assert plugins["mogents"]["models"] == ["mogents"]

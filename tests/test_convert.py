@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -94,6 +95,7 @@ def test_verify_detects_a_changed_tensor(release, tmp_path):
     from safetensors.torch import load_file, save_file
 
     from hftrainer_mogents.convert.official import load_official_bundle
+    from hftrainer_mogents.utils.io import sha256_file
 
     out = tmp_path / "out"
     convert_official(_layout(release), out, clip=release / "ViT-B-32.pt")
@@ -101,7 +103,10 @@ def test_verify_detects_a_changed_tensor(release, tmp_path):
     state = load_file(str(out / "mask_ts.safetensors"))
     state["cond_emb.bias"][0] += 1e-3
     save_file(state, str(out / "mask_ts.safetensors"))
-    (out / "model_index.json").unlink()  # a consistent-looking but wrong artifact
+    # a consistent-looking but wrong artifact: its index records the changed file's digest
+    index = json.loads((out / "model_index.json").read_text())
+    index["checksums"]["mask_ts.safetensors"] = sha256_file(out / "mask_ts.safetensors")
+    (out / "model_index.json").write_text(json.dumps(index))
     rows = {row.component: row for row in verify_artifact(out, raw)}
     assert not rows["mask_ts"].ok and rows["mask_ts"].max_tensor_diff == pytest.approx(
         1e-3, rel=1e-3
@@ -167,3 +172,26 @@ def test_pickled_code_in_a_checkpoint_is_refused(release, tmp_path):
     assert zipfile.is_zipfile(path)
     with pytest.raises(ArtifactFormatError, match="refused"):
         convert_official(_layout(release), tmp_path / "out", clip=release / "ViT-B-32.pt")
+
+
+def test_artifacts_are_byte_reproducible(release, tmp_path):
+    """Same checkpoints -> same bytes and checksums; save_pretrained after loading rewrites the
+    same bytes (safetensors' metadata order would otherwise vary from run to run)."""
+    from hftrainer_mogents.bundle import MoGenTSBundle
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for out in (first, second):
+        convert_official(_layout(release), out, clip=release / "ViT-B-32.pt")
+    names = sorted(p.name for p in first.iterdir())
+    assert names == sorted(p.name for p in second.iterdir())
+    for name in names:
+        if name.endswith(".safetensors"):
+            assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    checksums = json.loads((first / "model_index.json").read_text())["checksums"]
+    assert checksums == json.loads((second / "model_index.json").read_text())["checksums"]
+    resaved = tmp_path / "resaved"
+    MoGenTSBundle.from_pretrained(first).save_pretrained(resaved)
+    for name in names:
+        if name.endswith((".safetensors", ".npy")):
+            assert (resaved / name).read_bytes() == (first / name).read_bytes(), name
+    assert json.loads((resaved / "model_index.json").read_text())["checksums"] == checksums

@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import DEVICES
+from conftest import DEVICES, require_fixture
 
 from hftrainer_mogents.cli import cli
 from hftrainer_mogents.generation_config import GenerationConfig
@@ -92,35 +92,21 @@ def test_generate_writes_every_format(tiny_artifact, tmp_path, device):
     np.testing.assert_array_equal(np.load(tmp_path / "again" / first["files"]["npy"]), motion)
 
 
-def test_generate_mp4_without_ffmpeg_is_skipped_with_a_message(
-    tiny_artifact, tmp_path, monkeypatch, caplog
-):
-    monkeypatch.setattr("shutil.which", lambda name: None)
-    with caplog.at_level(logging.WARNING):
-        result = CliRunner().invoke(
-            cli,
-            [
-                "generate",
-                "a person walks",
-                "--model",
-                str(tiny_artifact),
-                "--device",
-                "cpu",
-                "--length",
-                "40",
-                "--seed",
-                "1",
-                "--steps",
-                "2",
-                "--out",
-                str(tmp_path),
-                "--format",
-                "mp4,npy",
-            ],
-        )
-    assert result.exit_code == 0, result.output
-    assert "no ffmpeg" in caplog.text
-    assert not list(tmp_path.glob("*.mp4")) and list(tmp_path.glob("*.npy"))
+def test_generate_mp4_without_ffmpeg_is_refused_before_compute(tmp_path, monkeypatch):
+    from hftrainer_mogents.motion import render
+
+    monkeypatch.setattr(render, "ffmpeg_executable", lambda: None)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli,
+        # a model that does not exist: the format is refused before anything is loaded
+        ["generate", "a person walks", "--model", str(tmp_path / "no_model"), "--out", str(out)]
+        + ["--format", "mp4,npy"],
+    )
+    assert result.exit_code != 0
+    assert "--format mp4" in result.output and "hftrainer-mogents[render]" in result.output
+    assert "no_model" not in result.output
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(
@@ -161,3 +147,103 @@ def test_generate_bad_arguments(tiny_artifact, tmp_path, args, message):
 def test_generate_without_prompt(tmp_path):
     result = CliRunner().invoke(cli, ["generate", "--out", str(tmp_path)])
     assert result.exit_code != 0 and "at least one prompt" in result.output
+
+
+def _generate(out, *args, model):
+    return CliRunner().invoke(
+        cli,
+        ["generate", "--model", str(model), "--device", "cpu", "--out", str(out), "--steps", "2"]
+        + ["--seed", "3", "--format", "npy", *args],
+    )
+
+
+def test_generate_checks_the_destination_before_loading_the_model(tmp_path):
+    """No model here: each error below comes from the destination check, before any load."""
+    missing_model = tmp_path / "no_model"
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    result = _generate(a_file / "sub", "a person walks", model=missing_model)
+    assert result.exit_code != 0 and "cannot write to --out" in result.output
+    result = _generate(a_file, "a person walks", model=missing_model)
+    assert result.exit_code != 0 and f"'{a_file}' is a file" in result.output
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    result = _generate(busy, "a person walks", model=missing_model)
+    assert result.exit_code != 0 and "already holds 1 file(s)" in result.output
+    assert "--overwrite" in result.output and "--skip-existing" in result.output
+    assert "no_model" not in result.output
+
+
+def test_generate_overwrite_replaces_only_the_earlier_runs_files(tiny_artifact, tmp_path):
+    out = tmp_path / "out"
+    first = _generate(out, "a person walks", "a person jumps", model=tiny_artifact)
+    assert first.exit_code == 0, first.output
+    old = {p.name for p in out.glob("*.npy")}
+    (out / "notes.txt").write_text("mine")
+    second = _generate(out, "a person waves", "--overwrite", model=tiny_artifact)
+    assert second.exit_code == 0, second.output
+    run = json.loads((out / "run.json").read_text())
+    assert [item["text"] for item in run["items"]] == ["a person waves"]
+    assert not old & {p.name for p in out.glob("*.npy")}
+    assert {p.name for p in out.iterdir()} == {"notes.txt", "run.json", "000_a_person_waves.npy"}
+
+
+def test_generate_skip_existing_resumes_as_the_full_run(tiny_artifact, tmp_path):
+    prompts = ["a person walks", "a person jumps", "a person waves"]
+    out = tmp_path / "out"
+    full = _generate(out, *prompts, "--length", "48", model=tiny_artifact)
+    assert full.exit_code == 0, full.output
+    before = {p.name: np.load(p) for p in out.glob("*.npy")}
+    (out / "001_a_person_jumps.npy").unlink()  # as if the run had been killed there
+    resumed = _generate(out, *prompts, "--length", "48", "--skip-existing", model=tiny_artifact)
+    assert resumed.exit_code == 0, resumed.output
+    assert "kept 2 finished prompt(s)" in resumed.output and "wrote 1 motion(s)" in resumed.output
+    for name, motion in before.items():
+        if name == "001_a_person_jumps.npy":  # regenerated alone: the same tokens, and the
+            # motion equal up to float round-off (the decoder ran in another batch)
+            np.testing.assert_allclose(np.load(out / name), motion, atol=1e-5, rtol=0)
+        else:  # kept as they were
+            np.testing.assert_array_equal(np.load(out / name), motion)
+    run = json.loads((out / "run.json").read_text())
+    assert [item["index"] for item in run["items"]] == [0, 1, 2]
+    changed = _generate(
+        out, *prompts, "--length", "48", "--skip-existing", "--topkr", "0.5", model=tiny_artifact
+    )
+    assert changed.exit_code != 0 and "differs (the generation settings)" in changed.output
+
+
+def test_a_bvh_far_from_its_joints_is_warned_about_and_recorded(fixtures_dir, tmp_path, caplog):
+    """A real clip's BVH meets its joints; joints whose bones stretch (what a broken model
+    gives) are flagged, in the log and in the files record that run.json stores."""
+    from hftrainer_mogents.outputs import save_motion
+
+    path = require_fixture(fixtures_dir / "humanml3d_sample" / "004822_protocol.npz")
+    features = np.load(path)["hml263"].astype(np.float32)
+    real = save_motion(tmp_path, "real", features, ["bvh"])
+    assert real["bvh_fk_error_cm"]["max"] < 0.01 and "bvh_fk_warning" not in real
+    stretched = features.copy()
+    stretched[::2, 4 : 4 + 21 * 3] *= 1.3  # root-relative joints: bones change length
+    with caplog.at_level(logging.WARNING, logger="hftrainer_mogents.outputs"):
+        bad = save_motion(tmp_path, "bad", stretched, ["bvh"])
+    assert bad["bvh_fk_error_cm"]["max"] > 2.0
+    assert bad["bvh_fk_warning"].startswith("bad.bvh: the BVH skeleton misses the joints by up to")
+    assert bad["bvh_fk_warning"] in caplog.text
+
+
+def test_generate_help_says_how_lengths_and_prompt_files_are_read():
+    text = " ".join(CliRunner().invoke(cli, ["generate", "--help"]).output.split())
+    assert "give it once for all prompts, or once per prompt in their order" in text
+    assert "lines starting with # are skipped" in text
+    assert "--overwrite" in text and "--skip-existing" in text
+
+
+def test_messages_name_the_flag_beside_the_keyword(tmp_path):
+    from hftrainer_mogents.utils.io import atomic_dir
+
+    (tmp_path / "taken").mkdir()
+    with (
+        pytest.raises(FileExistsError, match=r"overwrite=True \(--overwrite on the command line\)"),
+        atomic_dir(tmp_path / "taken"),
+    ):
+        pass

@@ -158,3 +158,18 @@ def test_not_a_path_nor_a_repo_id(tmp_path):
         MoGenTSBundle.from_pretrained(str(tmp_path / "missing" / "deeper" / "x"))
     with pytest.raises(ArtifactNotFoundError, match="has no mogents_config.json"):
         MoGenTSBundle.from_pretrained(tmp_path)
+
+
+def test_misspelled_local_path_says_there_is_no_such_folder(hub, tmp_path, monkeypatch):
+    """'art/tinyx' is also a valid repo id: the error says first that no such folder exists."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "art").mkdir()
+    with pytest.raises(ArtifactNotFoundError) as err:
+        MoGenTSBundle.from_pretrained("art/tinyx", cache_dir=tmp_path / "cache")
+    message = str(err.value)
+    assert message.startswith(f"there is no local folder 'art/tinyx' (relative to {tmp_path})")
+    assert "not found or is not accessible" in message  # the hub's answer follows
+    with pytest.raises(HubUnavailableError, match="^there is no local folder 'art/tinyx'"):
+        MoGenTSBundle.from_pretrained(
+            "art/tinyx", local_files_only=True, cache_dir=tmp_path / "cache"
+        )

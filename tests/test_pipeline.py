@@ -198,8 +198,16 @@ def test_generators(tiny_pipeline):
     assert not np.array_equal(first.motions[0], second.motions[0])
     again = tiny_pipeline(texts[:1], lengths[:1], seed=first.seed)
     np.testing.assert_array_equal(again.motions[0], first.motions[0])
-    one = tiny_pipeline(texts[:1], lengths[:1], generator=[torch.Generator().manual_seed(3)])
-    np.testing.assert_array_equal(one.motions[0], first.motions[0])  # a 1-list is one generator
+    # a list always means one generator per text, even of one: seeded with sample_seed(S, 0) it
+    # draws what seed=S draws for text 0
+    one = tiny_pipeline(
+        texts[:1],
+        lengths[:1],
+        generator=[torch.Generator().manual_seed(sample_seed(first.seed, 0))],
+    )
+    np.testing.assert_array_equal(one.motions[0], first.motions[0])
+    with pytest.raises(InvalidInputError, match="2 texts but 1 generators"):
+        tiny_pipeline(texts[:2], lengths[:2], generator=[torch.Generator()])
 
 
 def test_reference_mode_takes_the_official_generator(tiny_pipeline):
@@ -289,6 +297,10 @@ def test_length_rules(frames, expected, caplog):
         (dict(mode="turbo"), "mode must be one of"),
         (dict(seed=1, generator=torch.Generator()), "seed or generator, not both"),
         (dict(seed="7"), "seed must be an integer"),
+        (dict(seed=2**63), r"seed must be in \[0, 2\*\*63\), got 9223372036854775808"),
+        (dict(seed=-1), r"seed must be in \[0, 2\*\*63\), got -1"),
+        (dict(texts=["\x07\x08"]), r"texts\[0\] .* has no words"),
+        (dict(texts=["a person walks", "\ufeff\x00\x1b\x7f"]), r"texts\[1\] .* has no words"),
         (dict(generator=[torch.Generator(), 3]), r"generator\[1\] must be a torch.Generator"),
         (
             dict(texts=["a", "b", "c"], lengths=None, generator=[torch.Generator()] * 2),
@@ -368,3 +380,16 @@ def test_generation_config_and_keyword_settings_are_one(tiny_pipeline):
     default = tiny_pipeline(texts, lengths, seed=5)
     assert default.generation_config == GenerationConfig()
     assert not all(np.array_equal(a, b) for a, b in zip(default.motions, by_config.motions))
+
+
+def test_a_caption_longer_than_clip_is_cut_with_a_warning(tiny_pipeline, caplog):
+    long = "a person walks forward " + "and turns around " * 30
+    with caplog.at_level(logging.WARNING, logger="hftrainer_mogents.modeling.tokenizer"):
+        tiny_pipeline([long], [40], seed=0, time_steps=1)
+    assert "texts[0] is longer than CLIP's 77 tokens and is cut to: 'a person walks forward" in (
+        caplog.text
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hftrainer_mogents.modeling.tokenizer"):
+        tiny_pipeline(["a person walks forward"], [40], seed=0, time_steps=1)
+    assert "cut to" not in caplog.text

@@ -115,11 +115,23 @@ def test_mp4_without_ffmpeg_is_a_typed_error(tmp_path: Path, monkeypatch) -> Non
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="no ffmpeg executable")
+@pytest.mark.skipif(render.ffmpeg_executable() is None, reason="no ffmpeg (system or wheel)")
 def test_mp4_with_ffmpeg(tmp_path: Path) -> None:
     render.render_animation(walker(6), tmp_path / "a.mp4", figsize=(2.0, 2.0), dpi=50)
     assert (tmp_path / "a.mp4").read_bytes()[4:8] == b"ftyp"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]
+
+
+def test_mp4_without_a_system_ffmpeg_uses_the_wheels(tmp_path: Path, monkeypatch) -> None:
+    """The render extra's imageio-ffmpeg makes MP4 work where no ffmpeg is installed."""
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    import matplotlib
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setitem(matplotlib.rcParams, "animation.ffmpeg_path", "ffmpeg")
+    assert render.ffmpeg_executable() == imageio_ffmpeg.get_ffmpeg_exe()
+    render.render_animation(walker(6), tmp_path / "a.mp4", figsize=(2.0, 2.0), dpi=50)
+    assert (tmp_path / "a.mp4").read_bytes()[4:8] == b"ftyp"
 
 
 def test_missing_matplotlib_is_a_typed_error(tmp_path: Path, monkeypatch) -> None:

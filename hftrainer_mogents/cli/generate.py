@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from hftrainer_mogents._version import __version__
@@ -15,14 +17,18 @@ __all__ = ["generate"]
 @click.command()
 @click.argument("texts", nargs=-1)
 @click.option(
-    "--from-file", "from_file", type=click.Path(dir_okay=False), help="Prompts, one per line."
+    "--from-file",
+    "from_file",
+    type=click.Path(dir_okay=False),
+    help="Prompts, one per line (blank lines and lines starting with # are skipped).",
 )
 @click.option(
     "--length",
     "lengths",
     type=float,
     multiple=True,
-    help="Frames at 20 fps (one for all prompts, or one per prompt); default: estimated.",
+    help="Frames at 20 fps: give it once for all prompts, or once per prompt in their order; "
+    "default: estimated by the model.",
 )
 @click.option(
     "--seed", type=int, default=None, help="Random seed (default: drawn and recorded in run.json)."
@@ -56,6 +62,17 @@ __all__ = ["generate"]
     show_default=True,
     help="Any of npy,joints,gif,mp4,bvh.",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Write into a folder holding an earlier run: the files its run.json lists are replaced.",
+)
+@click.option(
+    "--skip-existing",
+    is_flag=True,
+    help="Resume an earlier run in --out: prompts whose files exist are kept, the rest are "
+    "generated as the full run would have (fast mode).",
+)
 @user_errors
 def generate(
     texts: tuple[str, ...],
@@ -72,14 +89,26 @@ def generate(
     mode: str,
     out_dir: str,
     formats: str,
+    overwrite: bool,
+    skip_existing: bool,
 ) -> None:
     """Generate motions from text and write features, joints, animations and BVH files."""
     import secrets
     from datetime import datetime, timezone
     from pathlib import Path
 
-    from hftrainer_mogents.outputs import parse_formats, read_prompt_file, save_motion, slugify
-    from hftrainer_mogents.pipeline import MoGenTSPipeline
+    import torch
+
+    from hftrainer_mogents.outputs import (
+        RUN_FILE,
+        finished_items,
+        parse_formats,
+        prepare_output_dir,
+        read_prompt_file,
+        save_motion,
+        slugify,
+    )
+    from hftrainer_mogents.pipeline import MoGenTSPipeline, sample_seed
     from hftrainer_mogents.utils.io import atomic_write_json
     from hftrainer_mogents.utils.memory import keep_freed_memory
 
@@ -97,43 +126,101 @@ def generate(
         if not lengths
         else (list(lengths) * len(prompts) if len(lengths) == 1 else list(lengths))
     )
-    seed = secrets.randbits(31) if seed is None else seed
-
-    pipe = MoGenTSPipeline.from_pretrained(
-        model, revision=revision, local_files_only=local_files_only, device=device, dtype=dtype
-    )
-    if pipe.device.type == "cpu":
-        keep_freed_memory()  # this process is ours: spare the page faults of every forward
-    result = pipe(
-        prompts,
-        per_prompt,
-        generation_config=generation_config,
-        seed=seed,
-        batch_size=batch_size,
-        mode=mode,
-    )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    items = []
-    for i, (text, motion) in enumerate(zip(prompts, result.motions)):
-        stem = f"{i:03d}_{slugify(text)}"
-        files = save_motion(out, stem, motion, wanted, title=text)
-        items.append({"index": i, "text": text, "frames": int(motion.shape[0]), "files": files})
-        click.echo(
-            f"[{i}] {motion.shape[0]} frames -> {', '.join(v for k, v in files.items() if isinstance(v, str))}"
+    if skip_existing and mode != "fast":
+        raise click.BadParameter(
+            "resuming needs --mode fast (reference mode's draws couple the prompts of a batch)",
+            param_hint="--skip-existing",
         )
+    # the destination is checked before the model is loaded
+    out = Path(out_dir)
+    previous = prepare_output_dir(out, overwrite=overwrite, skip_existing=skip_existing)
+    if previous is not None:
+        seed = _resumed_seed(previous, seed, model, wanted, generation_config, per_prompt)
+    seed = secrets.randbits(31) if seed is None else seed
+    done = finished_items(previous, prompts, out)
+    todo = [i for i in range(len(prompts)) if i not in done]
+
+    items = list(done.values())
+    settings = {**generation_config.to_dict(), "batch_size": batch_size, "mode": mode, "seed": seed}
+    device_name = str(device) if device is not None else None
+    if todo:
+        pipe = MoGenTSPipeline.from_pretrained(
+            model, revision=revision, local_files_only=local_files_only, device=device, dtype=dtype
+        )
+        device_name = str(pipe.device)
+        if pipe.device.type == "cpu":
+            keep_freed_memory()  # this process is ours: spare the page faults of every forward
+        # each prompt draws from its own generator seeded from (seed, its index): a resumed run
+        # generates exactly what the full run would have
+        draws = (
+            {"seed": seed}
+            if len(todo) == len(prompts)
+            else {"generator": [torch.Generator().manual_seed(sample_seed(seed, i)) for i in todo]}
+        )
+        result = pipe(
+            [prompts[i] for i in todo],
+            None if per_prompt is None else [per_prompt[i] for i in todo],
+            generation_config=generation_config,
+            batch_size=batch_size,
+            mode=mode,
+            **draws,
+        )
+        for i, motion in zip(todo, result.motions):
+            text = prompts[i]
+            stem = f"{i:03d}_{slugify(text)}"
+            files = save_motion(out, stem, motion, wanted, title=text)
+            items.append({"index": i, "text": text, "frames": int(motion.shape[0]), "files": files})
+            click.echo(
+                f"[{i}] {motion.shape[0]} frames -> {', '.join(v for k, v in files.items() if isinstance(v, str))}"
+            )
+    if done:
+        click.echo(f"kept {len(done)} finished prompt(s) of the earlier run")
+    items.sort(key=lambda item: item["index"])
     run = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "hftrainer_mogents": __version__,
         "model": model,
         "revision": revision,
-        "device": str(pipe.device),
+        "device": device_name,
         "dtype": dtype,
         "formats": wanted,
         "generation_config": generation_config.to_dict(),
-        "settings": result.settings,
+        "settings": settings,
         "requested_lengths": per_prompt,
         "items": items,
     }
-    atomic_write_json(out / "run.json", run)
-    click.echo(f"wrote {len(items)} motion(s) and run.json to {out}")
+    atomic_write_json(out / RUN_FILE, run)
+    click.echo(f"wrote {len(todo)} motion(s) and run.json to {out}")
+
+
+def _resumed_seed(
+    previous: dict[str, Any],
+    seed: int | None,
+    model: str,
+    formats: list[str],
+    generation_config: GenerationConfig,
+    lengths: list[float] | None,
+) -> int:
+    """The earlier run's seed, after checking that it was made the way this run would make it."""
+    earlier = previous.get("settings", {}).get("seed")
+    theirs = {
+        "--model": previous.get("model"),
+        "--format": previous.get("formats"),
+        "the generation settings": previous.get("generation_config"),
+        "--length": previous.get("requested_lengths"),
+        "--seed": earlier,
+    }
+    ours = {
+        "--model": model,
+        "--format": formats,
+        "the generation settings": generation_config.to_dict(),
+        "--length": lengths,
+        "--seed": earlier if seed is None else seed,
+    }
+    changed = [name for name in ours if ours[name] != theirs[name]]
+    if changed or not isinstance(earlier, int):
+        raise click.UsageError(
+            f"--skip-existing: the earlier run in this folder differs ({', '.join(changed) or 'no seed'}"
+            "); resume with its settings, or use --overwrite or another --out"
+        )
+    return earlier

@@ -18,6 +18,8 @@ __all__ = ["info"]
 def _torch_info() -> dict[str, Any]:
     try:
         import torch
+
+        from hftrainer_mogents.utils.precision import cpu_bf16_instructions
     except ImportError as err:  # pragma: no cover - torch is a core dependency
         return {"installed": False, "error": str(err)}
     info: dict[str, Any] = {
@@ -26,6 +28,9 @@ def _torch_info() -> dict[str, Any]:
         "cuda_available": torch.cuda.is_available(),
         "cuda_version": torch.version.cuda,
         "num_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        # bf16 is fast only with these; elsewhere it is emulated (dtype=None is faster there)
+        "cpu_bf16": cpu_bf16_instructions() or "emulated (no AMX or AVX512-BF16)",
     }
     if info["cuda_available"]:
         info["devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]

@@ -32,6 +32,7 @@ import functools
 import gzip
 import html
 import importlib.resources
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,6 +52,8 @@ __all__ = [
     "clean_text",
     "default_bpe_path",
 ]
+
+logger = logging.getLogger(__name__)
 
 SOT_TOKEN = "<|startoftext|>"
 EOT_TOKEN = "<|endoftext|>"
@@ -198,6 +201,12 @@ class CLIPTokenizer:
                         f"(text: {text[:80]!r})"
                     )
                 ids = [*ids[: context_length - 1], self.eot_token_id]
+                logger.warning(
+                    "texts[%d] is longer than CLIP's %d tokens and is cut to: %r",
+                    i,
+                    context_length,
+                    self.decode(ids[1:-1]).strip(),
+                )
             result[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         return result
 

@@ -22,7 +22,8 @@ axis limits are fixed for the whole clip.
 Frames are drawn by updating the artists' data, not by rebuilding the figure, and handed to a
 matplotlib movie writer: for GIFs a Pillow writer that quantises every frame to one shared
 palette (several times faster than matplotlib's ``PillowWriter``, which builds a palette per
-frame), for MP4s matplotlib's ffmpeg writer (needs an ``ffmpeg`` executable). Both write a
+frame), for MP4s matplotlib's ffmpeg writer (the system's ``ffmpeg``, else the one of
+``imageio-ffmpeg``). Both write a
 temporary file that is renamed into place.
 """
 
@@ -133,11 +134,44 @@ def _gif_writer(matplotlib: Any, fps: float) -> Any:
     return _SharedPaletteGifWriter(fps=fps)
 
 
-def _ffmpeg_available() -> bool:
-    """Whether matplotlib finds an ``ffmpeg`` executable (``rcParams['animation.ffmpeg_path']``)."""
-    import matplotlib.animation
+MP4_HOWTO = (
+    "writing .mp4 needs an ffmpeg executable and none was found (on PATH, in matplotlib's "
+    "rcParams['animation.ffmpeg_path'], or from the imageio-ffmpeg package): "
+    'pip install "hftrainer-mogents[render]" (it ships one), or install ffmpeg, or write a .gif '
+    "instead"
+)
 
-    return bool(matplotlib.animation.writers.is_available("ffmpeg"))
+
+def ffmpeg_executable() -> str | None:
+    """The ``ffmpeg`` that MP4s are written with: the system's (on PATH, or matplotlib's
+    ``rcParams['animation.ffmpeg_path']``), else the one the ``imageio-ffmpeg`` wheel ships (the
+    ``render`` extra installs it); ``None`` when there is neither."""
+    import shutil
+
+    import matplotlib
+
+    configured = shutil.which(str(matplotlib.rcParams["animation.ffmpeg_path"]))
+    if configured is not None:
+        return configured
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return None
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError:  # a wheel without a binary for this platform
+        return None
+
+
+def _ffmpeg_available() -> bool:
+    """Whether an ``ffmpeg`` exists; points matplotlib's writer at it."""
+    import matplotlib
+
+    exe = ffmpeg_executable()
+    if exe is None:
+        return False
+    matplotlib.rcParams["animation.ffmpeg_path"] = exe
+    return True
 
 
 def _check_joints(joints: Any) -> np.ndarray:
@@ -362,11 +396,7 @@ def render_animation(
     _check_render_settings(fps, figsize, dpi, radius, elev)
     joints = _check_joints(joints)
     if suffix == ".mp4" and not _ffmpeg_available():
-        raise MissingDependencyError(
-            "writing .mp4 needs the ffmpeg executable, which matplotlib cannot find (on PATH or "
-            "in rcParams['animation.ffmpeg_path']): install ffmpeg (e.g. `apt-get install ffmpeg` "
-            "or `conda install ffmpeg`) or write a .gif instead"
-        )
+        raise MissingDependencyError(MP4_HOWTO)
     scene = _Scene(
         joints, title=title, fps=fps, radius=radius, figsize=figsize, dpi=dpi, elev=elev, azim=azim
     )

@@ -26,7 +26,7 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         ) from err
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InvalidInputError(
-            f"device {device!r} was requested but CUDA is not available here; use device='cpu'"
+            f"device {device!r} was requested but CUDA is not available here; use device='cpu' (--device cpu)"
         )
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise InvalidInputError(

@@ -147,7 +147,9 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; remove it or pass overwrite=True")
+        raise FileExistsError(
+            f"{path} already exists; remove it or pass overwrite=True (--overwrite on the command line)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent))
     try:
@@ -329,7 +331,29 @@ def save_safetensors(
     cpu = {key: value.detach().to("cpu").contiguous() for key, value in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(cpu, str(tmp), metadata=dict(metadata) if metadata is not None else None)
+        _sort_safetensors_metadata(tmp)
     return Path(path)
+
+
+def _sort_safetensors_metadata(path: Path) -> None:
+    """Rewrite the header's ``__metadata__`` with its keys sorted, in place.
+
+    safetensors serialises the metadata from a hash map, so its key order (and with it the file's
+    bytes and sha256) changes from run to run; sorted keys make the same tensors and metadata give
+    the same bytes on any machine. Only the order changes, so the header keeps its length.
+    """
+    with open(path, "r+b") as fh:
+        size = int.from_bytes(fh.read(8), "little")
+        raw = fh.read(size)
+        header = json.loads(raw)
+        if "__metadata__" not in header:
+            return
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(text) != len(raw.rstrip(b" ")):  # pragma: no cover - a format change upstream
+            raise ArtifactFormatError(f"{path}: unexpected safetensors header layout")
+        fh.seek(8)
+        fh.write(text.ljust(size, b" "))
 
 
 # ---------------------------------------------------------------------- strict state dicts

@@ -7,7 +7,25 @@ from collections.abc import Iterator
 
 import torch
 
-__all__ = ["full_fp32"]
+__all__ = ["full_fp32", "cpu_bf16_instructions", "CPU_BF16_EMULATED_WARNING"]
+
+# measured on this project's CPUs: a bf16 Linear (1024 x 1024, batch 1024) takes 5.5x the float32
+# time when oneDNN is limited to AVX2, and 0.26x with AMX
+CPU_BF16_EMULATED_WARNING = (
+    "dtype=bfloat16 on a CPU without bf16 instructions (no AMX, no AVX512-BF16): bf16 is emulated "
+    "there, about 5x slower than float32 per matrix product; load with dtype=None (float32) "
+    "unless you need bf16's numerics"
+)
+
+
+def cpu_bf16_instructions() -> str | None:
+    """The CPU's native bf16 matrix instructions as torch sees them: ``"AMX"``,
+    ``"AVX512-BF16"``, or None when bf16 is emulated (e.g. AVX2-only CPUs)."""
+    if torch.cpu._is_amx_tile_supported():
+        return "AMX"
+    if torch.cpu._is_avx512_bf16_supported():
+        return "AVX512-BF16"
+    return None
 
 
 @contextlib.contextmanager
