@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from conftest import DEVICES, REPO_ROOT, require_fixture
 
 from hftrainer_mogents.cli import cli
+from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.motion import bridge, hml263, ms272, smpl135
 
 NAMES = ["walk_turn", "sway_arms", "short_spin"]
@@ -83,25 +84,107 @@ def test_run_ik_and_272_record_failures_and_resume(
     assert again["count"] == 3 and again["mean_mpjpe_mm"] == summary["mean_mpjpe_mm"]
     assert (tmp_path / "ik" / "000001.npz").stat().st_mtime_ns == mtime
 
-    # 272 from the IK files (their joints), and from the model: the same features
+    # 272 from the IK files: by default on the zoo's canon272 skeleton, no body model needed
     s272 = bridge.run_272(tmp_path / "ik", tmp_path / "272", progress=False)
-    assert s272["count"] == 3 and s272["failed"] == 0
+    assert s272["count"] == 3 and s272["failed"] == 0 and s272["skeleton"] == "canon272"
     feats = np.load(tmp_path / "272" / "000001.npy")
     assert feats.shape == (len(m135), 272) and feats.dtype == np.float32
-    rest = torch.from_numpy(smpl135.load_smpl_model(model_dir).rest_joints())
-    ref = ms272.motion135_to_272(torch.from_numpy(m135).double(), rest).numpy()
+    m = torch.from_numpy(m135).double()
+    ref = ms272.motion135_to_272(m).numpy()
     np.testing.assert_allclose(feats, ref, atol=1e-5)
+    # on the SMPL skeleton: from the IK files' joints, or from the model: the same features
+    rest = torch.from_numpy(smpl135.load_smpl_model(model_dir).rest_joints())
+    ref_smpl = ms272.motion135_to_272(m, rest, skeleton="smpl").numpy()
+    s_smpl = bridge.run_272(tmp_path / "ik", tmp_path / "272s", skeleton="smpl", progress=False)
+    assert s_smpl["skeleton"] == "smpl" and s_smpl["joints_from"] == "npz fitted_joints"
+    np.testing.assert_allclose(np.load(tmp_path / "272s" / "000001.npy"), ref_smpl, atol=1e-5)
+    assert np.abs(ref_smpl[:, ms272.POSITIONS] - ref[:, ms272.POSITIONS]).max() > 0.01
     np.testing.assert_allclose(
         fitted, smpl135.smpl135_joints(torch.from_numpy(m135).double(), rest), atol=1e-5
     )
-    np.save(tmp_path / "ik" / "bare.npy", m135)  # a bare motion_135 needs the model
+    np.save(tmp_path / "ik" / "bare.npy", m135)  # a bare motion_135: canon272 needs no model
     s272 = bridge.run_272(tmp_path / "ik", tmp_path / "272", skip_existing=True, progress=False)
-    assert s272["failed"] == 1 and "--model-dir" in s272["failures"][0]["error"]
-    s272 = bridge.run_272(
-        tmp_path / "ik", tmp_path / "272", model_dir=model_dir, skip_existing=True, progress=False
-    )
     assert s272["failed"] == 0 and s272["count"] == 4
     np.testing.assert_allclose(np.load(tmp_path / "272" / "bare.npy"), ref, atol=1e-5)
+    s_smpl = bridge.run_272(
+        tmp_path / "ik", tmp_path / "272s", skeleton="smpl", skip_existing=True, progress=False
+    )
+    assert s_smpl["failed"] == 1 and "--model-dir" in s_smpl["failures"][0]["error"]
+    s_smpl = bridge.run_272(
+        tmp_path / "ik", tmp_path / "272s", skeleton="smpl", model_dir=model_dir,
+        skip_existing=True, progress=False,
+    )  # fmt: skip
+    assert s_smpl["failed"] == 0 and s_smpl["count"] == 4 and s_smpl["joints_from"] == "model"
+    np.testing.assert_allclose(np.load(tmp_path / "272s" / "bare.npy"), ref_smpl, atol=1e-5)
+    with pytest.raises(InvalidInputError, match=r"unknown 272 skeleton 'smplh'"):
+        bridge.run_272(tmp_path / "ik", tmp_path / "x", skeleton="smplh", progress=False)
+
+
+def test_run_ik_zoo_flags(fixtures_dir: Path, model_dir: Path, tmp_path: Path) -> None:
+    """auto start, locked root orientation, target lengths, root translation from sidecars."""
+    clips = generated_looking(fixtures_dir)
+    write_inputs(tmp_path / "in", clips, bad=False)
+    anno = tmp_path / "anno.json"
+    anno.write_text(json.dumps({"data_list": [{"motion_id": "000000", "num_frames": 50},
+                                              {"id": "000002", "num_frames": 61},
+                                              {"motion_id": "zzz"}]}))  # fmt: skip
+    assert bridge.load_target_lengths(anno) == {"000000": 50, "000002": 61}
+    meta = tmp_path / "meta"
+    meta.mkdir()
+    source = np.stack([np.linspace(0, 1, 7), np.full(7, 0.9), np.linspace(0, -2, 7)], 1)
+    np.savez(meta / "000001.npz", source_motion135_transl=source.astype(np.float32))
+    cfg = smpl135.IKConfig(iters=10, rotation_init="auto", lock_global_orient=True)
+    summary = bridge.run_ik(
+        tmp_path / "in", tmp_path / "ik", model_dir=model_dir, config=cfg, progress=False,
+        target_lengths=bridge.load_target_lengths(anno), canonical_meta_dir=meta,
+        ms272_dir=tmp_path / "272",
+    )  # fmt: skip
+    assert summary["failed"] == 0 and summary["ms272_skeleton"] == "canon272"
+    assert summary["config"]["lock_global_orient"] is True
+    model = smpl135.load_smpl_model(model_dir)
+    rest = torch.from_numpy(model.rest_joints()[:22]).double()
+    for name, clip in clips.items():
+        with np.load(tmp_path / "ik" / f"{name}.npz") as data:
+            out = {k: data[k] for k in data.files}
+        frames = {"000000": 50, "000002": 61}.get(name, round(len(clip) * 1.5))
+        assert out["motion_135"].shape == (frames, 135)
+        assert str(out["rotation_init"]) == "hml263"  # auto on 263 input
+        # the locked root keeps HumanML3D's start: the same as a fit with no steps
+        start = smpl135.fit_clips(
+            [smpl135.prepare_clip(clip, smpl135.IKConfig(iters=0, rotation_init="hml263"),
+                                  target_length=frames)],
+            model, smpl135.IKConfig(iters=0, rotation_init="hml263"),
+        )[0]  # fmt: skip
+        np.testing.assert_allclose(out["global_orient"], start.global_orient, atol=1e-6)
+        assert np.abs(out["body_pose"] - start.body_pose).max() > 1e-4  # the body did move
+        restored = bool(out["root_translation_restored"])
+        assert restored == (name == "000001")
+        if restored:
+            grid = np.linspace(0, 6, frames)
+            want = np.stack([np.interp(grid, np.arange(7), source[:, k]) for k in range(3)], 1)
+            np.testing.assert_allclose(out["transl"], want, atol=1e-6)
+            np.testing.assert_allclose(out["motion_135"][:, :3], want, atol=1e-6)
+            assert np.abs(out["canonical_transl"] - want).max() > 0.01
+            fk = smpl135.smpl135_joints(torch.from_numpy(out["motion_135"]).double(), rest)
+            np.testing.assert_allclose(out["fitted_joints"], fk, atol=1e-5)
+        else:
+            np.testing.assert_array_equal(out["transl"], out["canonical_transl"])
+        feats = np.load(tmp_path / "272" / f"{name}.npy")
+        m = torch.from_numpy(out["motion_135"]).double()
+        np.testing.assert_allclose(feats, ms272.motion135_to_272(m).numpy(), atol=1e-5)
+    with pytest.raises(InvalidInputError, match=r"unknown restore_root_translation 'x'"):
+        bridge.run_ik(tmp_path / "in", tmp_path / "ik2", model_dir=model_dir,
+                      restore_root_translation="x", progress=False)  # fmt: skip
+
+
+def test_auto_start_on_joint_input_is_the_joints_ik(fixtures_dir: Path, model_dir: Path) -> None:
+    with np.load(fixtures_dir / "ms272_tiny" / "motions" / "short_spin.npz") as data:
+        joints = data["fk_joints22_20fps"]
+    cfg = smpl135.IKConfig(iters=0, rotation_init="auto")
+    res = smpl135.fit_clips(
+        [smpl135.prepare_clip(joints, cfg)], smpl135.load_smpl_model(model_dir), cfg
+    )[0]
+    assert res.rotation_init == "joints"
 
 
 def test_cli_bridge_to_ms272_sharded(fixtures_dir: Path, model_dir: Path, tmp_path: Path) -> None:
@@ -131,6 +214,48 @@ def test_cli_bridge_to_ms272_sharded(fixtures_dir: Path, model_dir: Path, tmp_pa
         ],  # fmt: skip
     )
     assert missing.exit_code == 1 and "SMPL_NEUTRAL.npz" in missing.output
+
+
+def test_cli_bridge_and_scripts_zoo_flags(
+    fixtures_dir: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    from hftrainer_mogents.cli.bridge import convert272_main, ik_main
+
+    write_inputs(tmp_path / "in", generated_looking(fixtures_dir, count=2), bad=False)
+    anno = tmp_path / "anno.json"
+    anno.write_text(json.dumps({"000001": {"num_frames": 40}}))
+    args = ["bridge", "--in-dir", str(tmp_path / "in"), "--out-dir", str(tmp_path / "out"),
+            "--model-dir", str(model_dir), "--iters", "3", "--no-progress",
+            "--rotation-init", "auto", "--lock-global-orient", "--skeleton", "smpl",
+            "--target-length-anno", str(anno)]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert shown["ms272_skeleton"] == "smpl" and shown["target_lengths"] == 1
+    assert np.load(tmp_path / "out" / "000001.npy").shape == (40, 272)
+    with np.load(tmp_path / "out" / "smpl135" / "000001.npz") as data:
+        m135, fitted = data["motion_135"], data["fitted_joints"]
+        assert str(data["rotation_init"]) == "hml263"
+    rot = smpl135.motion135_to_smpl_params(torch.from_numpy(m135).double())[1]
+    np.testing.assert_allclose(
+        np.load(tmp_path / "out" / "000001.npy"),
+        ms272.encode_272(torch.from_numpy(fitted).double(), rot).numpy(),
+        atol=1e-5,
+    )
+    # the zoo's scripts: auto is their default, the 272 skeleton canon272
+    argv = ["--in-dir", str(tmp_path / "in"), "--out-dir", str(tmp_path / "ik"),
+            "--model-dir", str(model_dir), "--refine-iters", "2", "--no-progress",
+            "--target-length-anno", str(anno), "--lock-global-orient"]  # fmt: skip
+    assert ik_main(argv) == 0
+    summary = json.loads((tmp_path / "ik" / "_retarget_summary.json").read_text())
+    assert summary["config"]["rotation_init"] == "auto"
+    assert summary["config"]["lock_global_orient"] is True
+    assert {it["rotation_init"] for it in summary["items"]} == {"hml263"}
+    assert convert272_main(["--in-dir", str(tmp_path / "ik"), "--out-dir", str(tmp_path / "b"),
+                            "--no-progress"]) == 0  # fmt: skip
+    s272 = json.loads((tmp_path / "b" / "_convert272_summary.json").read_text())
+    assert s272["skeleton"] == "canon272" and s272["count"] == 2
+    assert np.load(tmp_path / "b" / "000001.npy").shape == (40, 272)
 
 
 def _env() -> dict[str, str]:
@@ -191,6 +316,9 @@ def test_chain_script_three_stages(
     config = json.loads((tmp_path / "pred272" / "run_config.json").read_text())
     assert config["bridge"] == "hml263_to_smpl135_ik_refine5_to_ms272"
     assert config["num_shards"] == 2
+    assert config["ms272_skeleton"] == "canon272" and config["rotation_init"] == "auto"
+    s272 = json.loads((tmp_path / "pred272" / "_convert272_summary.json").read_text())
+    assert s272["skeleton"] == "canon272"
     summary = json.loads((tmp_path / "pred272" / "metrics" / "run_summary.json").read_text())
     assert (summary["n_pred263"], summary["n_smpl135"], summary["n_pred272"]) == (3, 3, 3)
     assert summary["metric_json_ms272"] == ""
@@ -223,3 +351,81 @@ def test_chain_script_three_stages(
     summary = json.loads((tmp_path / "pred272" / "metrics" / "run_summary.json").read_text())
     metrics = json.loads(Path(summary["metric_json_ms272"]).read_text())
     assert metrics["n_samples_used"] == 2 and metrics["fid"] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_chain_script_bridged_reference(
+    fixtures_dir: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    """REFERENCE=bridged: the ground truth goes through the same bridge (stage G) and stage C
+    scores against it; predictions equal to the ground truth then score FID 0, while the raw
+    reference (other 272 files) does not."""
+    from hftrainer_mogents.convert.evaluator_ms272 import convert_ms272_evaluator
+
+    clips = generated_looking(fixtures_dir)
+    write_inputs(tmp_path / "pred263", clips, bad=False)
+    write_inputs(tmp_path / "gt263", clips, bad=False)  # a generator that reproduces the data
+    ids = sorted(clips)
+    (tmp_path / "ids.txt").write_text("\n".join(ids[:2]) + "\n")
+    data = tmp_path / "humanml3d_272"
+    for sub in ("motion_data", "texts", "split"):
+        (data / sub).mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for k, sid in enumerate(ids):  # the raw reference: other motions of the right length
+        frames = round(len(clips[sid]) * 1.5)
+        raw = rng.normal(0, 1, size=(frames, 272)).astype(np.float32)
+        np.save(data / "motion_data" / f"{sid}.npy", raw)
+        (data / "texts" / f"{sid}.txt").write_text(f"a person walks {k}#x#0.0#0.0\n")
+    (data / "split" / "test.txt").write_text("\n".join(ids[:2]) + "\n")
+    shutil.copytree(fixtures_dir / "ms272_tiny" / "mean_std", data / "mean_std")
+    evaluator = convert_ms272_evaluator(
+        fixtures_dir / "ms272_tiny" / "evaluator" / "epoch=99.ckpt",
+        tmp_path / "evaluator",
+        text_model=fixtures_dir / "ms272_tiny" / "evaluator" / "distilbert_tiny",
+    )
+    env = _env() | {
+        "PYTHON": sys.executable,
+        "PRED263": str(tmp_path / "pred263"),
+        "SMPL135": str(tmp_path / "smpl135"),
+        "PRED272": str(tmp_path / "pred272"),
+        "GT263": str(tmp_path / "gt263"),
+        "GT_IDS": str(tmp_path / "ids.txt"),
+        "GT_DATA_ROOT": str(data),
+        "GT_SMPL135": str(tmp_path / "gt_smpl135"),
+        "GT272": str(tmp_path / "gt272"),
+        "MODEL_DIR": str(model_dir),
+        "NUM_GPUS": "0",
+        "NUM_SHARDS": "2",
+        "IK_ITERS": "5",
+        "DEVICE": "cpu",
+        "N_REPEATS": "2",
+        "REFERENCE": "bridged",
+        "EVAL_ARGS": f"--ms272-data-root {data} --ms272-evaluator {evaluator} "
+        "--ms272-batch-size 2 --ms272-diversity-times 2 --device cpu",
+    }
+    script = REPO_ROOT / "scripts" / "run_mogents_hml263_to_ms272_chain.sh"
+    run = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert sorted(p.stem for p in (tmp_path / "gt272").glob("0*.npy")) == ids[:2]  # GT_IDS
+    for sid in ids[:2]:  # the same bridge on the same clips: the same 272 files
+        np.testing.assert_array_equal(
+            np.load(tmp_path / "gt272" / f"{sid}.npy"), np.load(tmp_path / "pred272" / f"{sid}.npy")
+        )
+    ref_root = tmp_path / "gt272" / "_humanml3d_272_bridged"
+    assert (ref_root / "motion_data").resolve() == (tmp_path / "gt272").resolve()
+    assert json.loads((ref_root / "reference.json").read_text())["bridge_summary"]["skeleton"] == (
+        "canon272"
+    )
+    config = json.loads((tmp_path / "pred272" / "run_config.json").read_text())
+    summary = json.loads((tmp_path / "pred272" / "metrics" / "run_summary.json").read_text())
+    assert config["reference"] == summary["reference"] == "bridged"
+    assert str(ref_root) in summary["reference_desc"]
+    bridged = json.loads(Path(summary["metric_json_ms272"]).read_text())
+    assert bridged["n_samples_used"] == 2 and bridged["fid"] == pytest.approx(0.0, abs=1e-3)
+    # the raw reference: the same predictions against the dataset's own (other) 272 files
+    env |= {"REFERENCE": "raw", "STAGES": "C"}
+    run = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    summary = json.loads((tmp_path / "pred272" / "metrics" / "run_summary.json").read_text())
+    assert summary["reference"] == "raw"
+    raw = json.loads(Path(summary["metric_json_ms272"]).read_text())
+    assert raw["fid"] > 1e-2

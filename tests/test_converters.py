@@ -156,8 +156,15 @@ def test_convert_ms272_to_joints22_and_motion_135(fixtures_dir: Path) -> None:
     assert joints.shape == (len(x), 22, 3)  # same frame rate
     np.testing.assert_allclose(joints, recovered, atol=1e-6)
 
-    m135 = converters.convert(x, "ms272", "motion_135", edges=edges, model_dir=folder / "smpl")
+    # the fixture's 272 was made on the SMPL-neutral skeleton (MotionStreamer's own)
+    m135 = converters.convert(
+        x, "ms272", "motion_135", edges=edges, skeleton="smpl", model_dir=folder / "smpl"
+    )
     assert m135.shape == (len(x), 135) and m135.dtype == np.float32
+    # on the zoo's canon272 skeleton (the default both ways) 272 -> 135 -> 272 is the identity
+    canon = ms272.smpl135_to_ms272(m135)
+    again = ms272.smpl135_to_ms272(converters.convert(canon, "ms272", "motion_135", edges=edges))
+    np.testing.assert_allclose(again, canon, atol=1e-5)
     # forward kinematics of the motion_135 puts the joints where the 272 vector has them
     rest = torch.from_numpy(smpl135.load_smpl_model(folder / "smpl").rest_joints()[:22])
     fk = smpl135.smpl135_joints(torch.from_numpy(m135).double(), rest.double()).numpy()

@@ -84,7 +84,7 @@ def test_joints_to_hml263_round_trip(fixtures_dir: Path, name: str) -> None:
     path = require_fixture(fixtures_dir / "ms272_tiny" / "motions" / f"{name}.npz")
     with np.load(path) as data:
         joints = data["fk_joints22_20fps"]
-    features = hml263.joints_to_hml263(joints)
+    features = hml263.joints_to_hml263(joints, skeleton="keep")
     assert features.shape == (len(joints) - 1, 263) and features.dtype == np.float32
     rec = hml263.recover_from_ric(features.astype(np.float64))
     # expected: floor at 0, frame-0 root at the xz origin, then the frame-0 yaw that faces +z
@@ -102,6 +102,53 @@ def test_joints_to_hml263_round_trip(fixtures_dir: Path, name: str) -> None:
         bone = rec[:, k] - rec[:, hml263.PARENTS[k]]
         bone /= np.linalg.norm(bone, axis=-1, keepdims=True)
         np.testing.assert_allclose(glob[:, k] @ raw[k], bone, atol=1e-5)
-    torch_features = hml263.joints_to_hml263(torch.from_numpy(joints))
+    torch_features = hml263.joints_to_hml263(torch.from_numpy(joints), skeleton="keep")
     assert isinstance(torch_features, torch.Tensor)
     np.testing.assert_allclose(torch_features.numpy(), features, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def official_sample(fixtures_dir: Path) -> dict[str, np.ndarray]:
+    path = require_fixture(fixtures_dir / "humanml3d_sample" / "004822_protocol.npz")
+    with np.load(path) as data:
+        return {k: data[k] for k in ("joints", "hml263")}
+
+
+def test_joints_to_hml263_reproduces_official_humanml3d_file(official_sample) -> None:
+    """The default (the dataset's processing) gives clip 004822's official 263 features."""
+    features = hml263.joints_to_hml263(official_sample["joints"])
+    ref = official_sample["hml263"]
+    assert features.shape == ref.shape == (199, 263) and features.dtype == np.float32
+    np.testing.assert_allclose(features, ref, atol=1e-4, rtol=0)
+    np.testing.assert_array_equal(features[:, hml263.FOOT_CONTACT], ref[:, hml263.FOOT_CONTACT])
+    # today's other mode keeps the subject's skeleton, so it is not the dataset's file
+    kept = hml263.joints_to_hml263(official_sample["joints"], skeleton="keep")
+    assert np.abs(kept - ref).max() > 1e-2
+    # torch input: the same numbers, as a tensor of the input's dtype
+    as_torch = hml263.joints_to_hml263(torch.from_numpy(official_sample["joints"]))
+    assert isinstance(as_torch, torch.Tensor) and as_torch.dtype == torch.float32
+    np.testing.assert_array_equal(as_torch.numpy(), features)
+
+
+def test_joints_to_hml263_default_is_on_the_target_skeleton(official_sample) -> None:
+    """Recovered joints have clip 000021's bone lengths whatever the input's bones were."""
+    joints = official_sample["joints"].astype(np.float64)
+    bones = [np.linalg.norm(joints[0, k] - joints[0, hml263.PARENTS[k]]) for k in range(1, 22)]
+    target = np.asarray(hml263.HML263_TARGET_BONE_LENGTHS[1:])
+    assert np.abs(np.asarray(bones) - target).max() > 0.01  # the subject is not on it already
+    stretched = joints * 1.3  # a taller subject: the dataset's retarget removes the scale
+    for source in (joints, stretched):
+        rec = hml263.recover_from_ric(hml263.joints_to_hml263(source).astype(np.float64))
+        for k in range(1, 22):
+            length = np.linalg.norm(rec[:, k] - rec[:, hml263.PARENTS[k]], axis=-1)
+            np.testing.assert_allclose(length, target[k - 1], atol=2e-5)
+    np.testing.assert_allclose(
+        hml263.joints_to_hml263(stretched), hml263.joints_to_hml263(joints), atol=1e-4
+    )
+
+
+def test_joints_to_hml263_rejects_unknown_skeleton(official_sample) -> None:
+    with pytest.raises(InvalidInputError, match=r"unknown skeleton 'smpl'.*'humanml3d', 'keep'"):
+        hml263.joints_to_hml263(official_sample["joints"], skeleton="smpl")
+    with pytest.raises(InvalidInputError, match=r"\(T >= 2, 22, 3\)"):
+        hml263.joints_to_hml263(np.zeros((1, 22, 3), np.float32))

@@ -4,7 +4,8 @@
 ``scripts/run_mogents_hml263_to_ms272_chain.sh``) and ``scripts/convert_motion135_to_h3d272.py``
 (:func:`convert272_main`, stage B; stage C is ``scripts/verify_evaluators.py``).
 
-The scripts' defaults are the zoo's (``--refine-iters 0``, no floor alignment); the chain script
+The scripts' defaults are the zoo's (``--refine-iters 0``, no floor alignment, ``--rotation-init
+auto``, the 272 positions on the ``canon272`` skeleton); the chain script
 passes ``--floor-align --refine-iters 80 --refine-lr 0.02`` as the zoo's chain does. Flags of the
 zoo that tune options this implementation does not have (pose priors, the parent-frame orientation
 mode) are accepted at their neutral values and refused otherwise, with a message.
@@ -100,10 +101,48 @@ def _load_mean_std(mean_path: str, std_path: str) -> tuple[np.ndarray, np.ndarra
 @click.option("--floor-align/--no-floor-align", default=True, show_default=True)
 @click.option(
     "--rotation-init",
-    type=click.Choice(["joints", "hml263"]),
+    type=click.Choice(["joints", "hml263", "auto"]),
     default="joints",
     show_default=True,
-    help="Start of the fit: analytic IK on the joints, or HumanML3D's stored rotations (the zoo's).",
+    help="Start of the fit: analytic IK on the joints, HumanML3D's stored rotations, or auto (the "
+    "zoo's default: hml263 for 263 input, joints for (T, 22, 3) input).",
+)
+@click.option(
+    "--skeleton",
+    type=click.Choice(["canon272", "smpl"]),
+    default="canon272",
+    show_default=True,
+    help="With --to ms272: the skeleton of the 272 joint positions. canon272 is the zoo's fixed "
+    "skeleton (its published MotionStreamer-272 numbers use it); smpl the fitted SMPL neutral "
+    "joints.",
+)
+@click.option(
+    "--lock-global-orient",
+    is_flag=True,
+    help="Keep the root orientation at its start, optimise only body pose and translation "
+    "(the zoo recommends it for 263 input with the HumanML3D start).",
+)
+@click.option(
+    "--target-length-anno",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Annotation JSON (data_list entries with num_frames): after the frame-rate change each "
+    "listed clip is refit to that length.",
+)
+@click.option(
+    "--canonical-meta-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder of <id>.npz sidecars with source_motion135_transl: the output transl is "
+    "restored from it (see --restore-root-translation).",
+)
+@click.option(
+    "--restore-root-translation",
+    type=click.Choice(["auto", "source_transl", "none"]),
+    default="auto",
+    show_default=True,
+    help="With --canonical-meta-dir: restore transl where the sidecar has it (auto, "
+    "source_transl) or never (none).",
 )
 @click.option(
     "--resample-mode", type=click.Choice(["zoo", "exact"]), default="zoo", show_default=True
@@ -152,7 +191,12 @@ def bridge(
     source_fps: float,
     target_fps: float,
     floor_align: bool,
-    rotation_init: Literal["joints", "hml263"],
+    rotation_init: Literal["joints", "hml263", "auto"],
+    skeleton: str,
+    lock_global_orient: bool,
+    target_length_anno: str | None,
+    canonical_meta_dir: str | None,
+    restore_root_translation: str,
     resample_mode: Literal["zoo", "exact"],
     batch_frames: int,
     mean_path: str | None,
@@ -162,7 +206,7 @@ def bridge(
     progress: bool,
 ) -> None:
     """Convert HumanML3D-263 clips to SMPL motion_135 or MotionStreamer-272 (batched IK)."""
-    from hftrainer_mogents.motion.bridge import run_bridge
+    from hftrainer_mogents.motion.bridge import load_target_lengths, run_bridge
     from hftrainer_mogents.motion.smpl135 import IKConfig
 
     _set_threads(threads)
@@ -178,11 +222,14 @@ def bridge(
         target_fps=target_fps,
         floor_align=floor_align,
         rotation_init=rotation_init,
+        lock_global_orient=lock_global_orient,
         iters=iters,
         lr=lr,
         resample_mode=resample_mode,
         batch_frames=batch_frames,
     )
+    lengths = load_target_lengths(target_length_anno) if target_length_anno else None
+    extra = {"ms272_skeleton": skeleton} if to == "ms272" else {}
     summary = run_bridge(
         in_dir,
         out_dir,
@@ -198,7 +245,11 @@ def bridge(
         limit=limit,
         mean=mean,
         std=std,
+        target_lengths=lengths,
+        canonical_meta_dir=canonical_meta_dir,
+        restore_root_translation=restore_root_translation,
         progress=progress,
+        **extra,
     )
     shown = {k: v for k, v in summary.items() if k not in ("items", "config")}
     click.echo(json.dumps(shown, indent=2))
@@ -214,7 +265,7 @@ _ROTATION_INIT = {
     "position_ik": "joints",
     "hml263": "hml263",
     "hml263_init": "hml263",
-    "auto": "joints",
+    "auto": "auto",  # the zoo's: hml263 for 263 input, the joints' IK for (T, 22, 3) input
 }
 
 
@@ -250,9 +301,37 @@ def build_ik_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--rotation-init",
         choices=sorted(_ROTATION_INIT),
-        default="joints",
-        help="start of the fit: analytic IK on the joints (joints/position/position_ik/auto) or "
-        "HumanML3D's stored rotations (hml263/hml263_init, the zoo's)",
+        default="auto",
+        help="start of the fit: analytic IK on the joints (joints/position/position_ik), "
+        "HumanML3D's stored rotations (hml263/hml263_init), or auto (the zoo's default: "
+        "hml263 for (T,263) input, the joints' IK for (T,22,3) input)",
+    )
+    ap.add_argument(
+        "--lock-global-orient",
+        action="store_true",
+        help="keep global_orient at its start (with auto on 263 input: HumanML3D's root) and "
+        "optimise only body_pose and transl; recommended for HML263 input",
+    )
+    ap.add_argument(
+        "--target-length-anno",
+        default=None,
+        help="annotation JSON whose data_list entries (dict id -> entry, or a list keyed by "
+        "motion_id/id/index) have num_frames: after the fps change each listed clip is refit "
+        "to that length (joints linearly, rotations by slerp), before the floor alignment",
+    )
+    ap.add_argument(
+        "--canonical-meta-dir",
+        default=None,
+        help="folder of <id>.npz sidecars (motion135_dir_to_hml263.py --metadata-dir) holding "
+        "source_motion135_transl: see --restore-root-translation",
+    )
+    ap.add_argument(
+        "--restore-root-translation",
+        choices=["auto", "none", "source_transl"],
+        default="auto",
+        help="with --canonical-meta-dir: the output transl becomes the sidecar's "
+        "source_motion135_transl refit to the output length, where it has one (auto, "
+        "source_transl), or never (none); the fit's own transl is kept as canonical_transl",
     )
     ap.add_argument("--resample-mode", choices=["zoo", "exact"], default="zoo")
     ap.add_argument(
@@ -277,7 +356,7 @@ def build_ik_parser() -> argparse.ArgumentParser:
 def ik_main(argv: Sequence[str] | None = None) -> int:
     """Run ``hml263_to_smpl_ik.py``; prints the summary (without its items). Returns the exit
     status (2 on one of our errors)."""
-    from hftrainer_mogents.motion.bridge import run_ik
+    from hftrainer_mogents.motion.bridge import load_target_lengths, run_ik
     from hftrainer_mogents.motion.smpl135 import IKConfig
 
     args = build_ik_parser().parse_args(argv)
@@ -305,6 +384,7 @@ def ik_main(argv: Sequence[str] | None = None) -> int:
             target_fps=args.target_fps,
             floor_align=args.floor_align,
             rotation_init=_ROTATION_INIT[args.rotation_init],  # type: ignore[arg-type]
+            lock_global_orient=args.lock_global_orient,
             iters=args.refine_iters,
             lr=args.refine_lr,
             pose_keep_weight=args.pose_keep_weight,
@@ -325,6 +405,11 @@ def ik_main(argv: Sequence[str] | None = None) -> int:
             limit=args.limit,
             mean=mean,
             std=std,
+            target_lengths=(
+                load_target_lengths(args.target_length_anno) if args.target_length_anno else None
+            ),
+            canonical_meta_dir=args.canonical_meta_dir,
+            restore_root_translation=args.restore_root_translation,
             chunk_clips=args.batch_size,
             progress=not args.no_progress,
         )
@@ -344,10 +429,17 @@ def build_convert272_parser() -> argparse.ArgumentParser:
     ap.add_argument("--in-dir", required=True)
     ap.add_argument("--out-dir", required=True)
     ap.add_argument(
+        "--skeleton",
+        choices=["canon272", "smpl"],
+        default="canon272",
+        help="skeleton of the 272 joint positions: canon272 (the zoo's fixed skeleton, its "
+        "converter's default; no body model) or smpl (SMPL neutral joints)",
+    )
+    ap.add_argument(
         "--model-dir",
         default=None,
-        help="SMPL neutral model (needed for bare (T,135) .npy inputs; the IK's .npz carry "
-        "their joints)",
+        help="SMPL neutral model, for --skeleton smpl (needed for bare (T,135) .npy inputs; "
+        "the IK's .npz carry their joints)",
     )
     ap.add_argument("--workers", type=int, default=1, help="(accepted; the work is vectorised)")
     ap.add_argument("--skip-existing", action="store_true")
@@ -372,6 +464,7 @@ def convert272_main(argv: Sequence[str] | None = None) -> int:
         summary = run_272(
             args.in_dir,
             args.out_dir,
+            skeleton=args.skeleton,
             model_dir=args.model_dir,
             num_shards=args.num_shards,
             shard_index=args.shard_index,

@@ -28,6 +28,7 @@ import torch
 
 from hftrainer_mogents.errors import ArtifactNotFoundError, InvalidInputError, MoGenTSError
 from hftrainer_mogents.motion import ms272, smpl135
+from hftrainer_mogents.motion.skeletons import MS272_SKELETONS
 from hftrainer_mogents.utils.device import resolve_device
 from hftrainer_mogents.utils.io import (
     atomic_save_npy,
@@ -40,15 +41,19 @@ from hftrainer_mogents.utils.sharding import resolve_shard, select_shard, shard_
 __all__ = [
     "IK_SUMMARY",
     "CONVERT272_SUMMARY",
+    "RESTORE_ROOT_MODES",
     "list_motion_files",
+    "load_target_lengths",
     "run_ik",
     "run_272",
     "run_bridge",
+    "make_bridged_reference",
 ]
 
 logger = logging.getLogger(__name__)
 
 IK_SUMMARY = "_retarget_summary"
+RESTORE_ROOT_MODES = ("auto", "source_transl", "none")
 CONVERT272_SUMMARY = "_convert272_summary"
 
 
@@ -154,6 +159,107 @@ def _ik_summary(
     return summary
 
 
+def load_target_lengths(path: str | os.PathLike[str]) -> dict[str, int]:
+    """Clip lengths from an annotation JSON (the zoo's ``--target-length-anno``).
+
+    The entries are the top level or its ``data_list``: a dict id -> entry, or a list of
+    entries keyed by their ``motion_id`` (else ``id``, else their index). Entries with a
+    ``num_frames`` give that clip's length; others are left out.
+
+    Raises:
+        ArtifactNotFoundError: no such file.
+        InvalidInputError: not JSON, or not of that shape.
+    """
+    import json
+
+    file = Path(path)
+    if not file.is_file():
+        raise ArtifactNotFoundError(f"target-length annotation not found: {file}")
+    try:
+        raw = json.loads(file.read_text())
+    except (ValueError, OSError) as err:
+        raise InvalidInputError(f"{file}: not a readable JSON file ({err})") from err
+    data = raw.get("data_list", raw) if isinstance(raw, dict) else raw
+    if isinstance(data, dict):
+        pairs = list(data.items())
+    elif isinstance(data, list):
+        pairs = [
+            (
+                (item.get("motion_id") or item.get("id") or idx) if isinstance(item, dict) else idx,
+                item,
+            )
+            for idx, item in enumerate(data)
+        ]
+    else:
+        raise InvalidInputError(
+            f"{file}: expected a dict or list of entries (optionally under 'data_list')"
+        )
+    lengths = {}
+    for key, entry in pairs:
+        if isinstance(entry, dict) and entry.get("num_frames") is not None:
+            try:
+                lengths[str(key)] = int(entry["num_frames"])
+            except (TypeError, ValueError) as err:
+                raise InvalidInputError(f"{file}: entry {key!r} has a bad num_frames") from err
+    return lengths
+
+
+def _restore_root(
+    arrays: dict[str, np.ndarray], name: str, meta_dir: Path, mode: str, rest: torch.Tensor
+) -> dict[str, np.ndarray]:
+    """The zoo's root restore: ``transl`` from the clip's sidecar, refit to the output length."""
+    from hftrainer_mogents.motion.resample import resample_linear
+
+    out = dict(arrays)
+    transl = arrays["transl"]
+    out["canonical_transl"] = transl
+    out["canonical_fitted_joints"] = arrays["fitted_joints"]
+    out["root_translation_restore_mode"] = np.array(mode)
+    out["root_translation_restored"] = np.array(False)
+    sidecar = meta_dir / f"{name}.npz"
+    if mode == "none" or not sidecar.is_file():
+        return out
+    try:
+        with np.load(sidecar, allow_pickle=False) as meta:
+            if "source_motion135_transl" not in meta.files:
+                return out
+            source = np.asarray(meta["source_motion135_transl"], dtype=np.float32)
+    except (ValueError, OSError, EOFError) as err:
+        raise InvalidInputError(f"{sidecar.name}: unreadable sidecar ({err})") from err
+    if source.ndim != 2 or source.shape[1] != 3 or len(source) < 1:
+        raise InvalidInputError(
+            f"{sidecar.name}: source_motion135_transl must be (T, 3), got {source.shape}"
+        )
+    frames = len(transl)
+    if len(source) == 1:
+        restored = np.repeat(source, frames, axis=0)
+    else:
+        restored = resample_linear(source, len(source), frames, mode="zoo")
+    restored = restored.astype(np.float32)
+    m135 = torch.from_numpy(arrays["motion_135"]).double()
+    rot = smpl135.motion135_to_smpl_params(m135)[1]
+    joints = smpl135.forward_kinematics(
+        rot, rest.double(), transl=torch.from_numpy(restored).double()
+    )
+    out["transl"] = restored
+    out["motion_135"] = np.concatenate((restored, arrays["motion_135"][:, 3:]), axis=1)
+    out["fitted_joints"] = joints.joints.float().numpy()
+    out["root_translation_restored"] = np.array(True)
+    return out
+
+
+def _motion135_272(m135: np.ndarray, fitted_joints: np.ndarray | None, skeleton: str) -> np.ndarray:
+    """272 features of one fitted clip: canon272 FK of ``motion_135``, or the SMPL joints."""
+    m = torch.from_numpy(np.asarray(m135, dtype=np.float64))
+    if skeleton == "canon272":
+        return ms272.motion135_to_272(m).float().numpy()
+    if fitted_joints is None:
+        raise InvalidInputError("skeleton='smpl' needs the fitted SMPL joints or the body model")
+    rot = smpl135.motion135_to_smpl_params(m)[1]
+    joints = torch.from_numpy(np.asarray(fitted_joints, dtype=np.float64))
+    return ms272.encode_272(joints, rot).float().numpy()
+
+
 def run_ik(
     in_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -169,6 +275,10 @@ def run_ik(
     mean: np.ndarray | None = None,
     std: np.ndarray | None = None,
     ms272_dir: str | os.PathLike[str] | None = None,
+    ms272_skeleton: str = "canon272",
+    target_lengths: dict[str, int] | None = None,
+    canonical_meta_dir: str | os.PathLike[str] | None = None,
+    restore_root_translation: str = "auto",
     chunk_clips: int = 64,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -188,6 +298,18 @@ def run_ik(
         mean: (263,) de-normalise inputs as ``x * std + mean`` (with ``std``).
         std: (263,).
         ms272_dir: also write the 272 features of each clip there (``<id>.npy``).
+        ms272_skeleton: the skeleton of those 272 positions: ``"canon272"`` (the zoo's, default)
+            or ``"smpl"`` (the fitted SMPL joints); see :func:`run_272`.
+        target_lengths: id -> frames: after the frame-rate change, the clip's joints (and
+            HumanML3D rotations) are refit to that length (the zoo's ``--target-length-anno``;
+            see :func:`load_target_lengths`); ids not in it keep their length.
+        canonical_meta_dir: folder of ``<id>.npz`` sidecars with ``source_motion135_transl``
+            (the zoo's ``--canonical-meta-dir``): see ``restore_root_translation``.
+        restore_root_translation: ``"auto"`` (default) or ``"source_transl"``: where a clip's
+            sidecar has ``source_motion135_transl``, the output ``transl`` becomes it, linearly
+            refit to the output length, and ``fitted_joints`` are recomputed (the fit's own
+            translation stays in ``canonical_transl`` and its error in ``fit_mpjpe_mm``);
+            ``"none"`` never restores.
         chunk_clips: clips loaded and optimised together.
         progress: show a tqdm bar.
 
@@ -209,6 +331,18 @@ def run_ik(
         return finished
 
     todo = [f for f in files if not (skip_existing and done(f))]
+    if restore_root_translation not in RESTORE_ROOT_MODES:
+        raise InvalidInputError(
+            f"unknown restore_root_translation {restore_root_translation!r}; use one of "
+            f"{list(RESTORE_ROOT_MODES)}"
+        )
+    if ms272_skeleton not in MS272_SKELETONS:
+        raise InvalidInputError(
+            f"unknown 272 skeleton {ms272_skeleton!r}; use one of {list(MS272_SKELETONS)}"
+        )
+    meta_dir = Path(canonical_meta_dir) if canonical_meta_dir is not None else None
+    if meta_dir is not None and not meta_dir.is_dir():
+        raise ArtifactNotFoundError(f"canonical meta folder not found: {meta_dir}")
     model = smpl135.load_smpl_model(model_dir)
     dev = resolve_device(device)
     rest = torch.from_numpy(model.rest_joints()[: smpl135.NUM_JOINTS])
@@ -222,7 +356,8 @@ def run_ik(
                 motion = _load(path)
                 if mean is not None and std is not None and motion.ndim == 2:
                     motion = motion * std + mean
-                prepared.append(smpl135.prepare_clip(motion, cfg, path.stem))
+                length = (target_lengths or {}).get(path.stem)
+                prepared.append(smpl135.prepare_clip(motion, cfg, path.stem, target_length=length))
             except MoGenTSError as err:
                 failures.append({"sid": path.stem, "error": str(err)})
                 bar.update(1)
@@ -232,13 +367,15 @@ def run_ik(
                 failures.append({"sid": res.name, "error": "the fit diverged (non-finite values)"})
                 bar.update(1)
                 continue
-            atomic_save_npz(out / f"{res.name}.npz", **res.to_npz_dict())
+            arrays = res.to_npz_dict()
+            if meta_dir is not None:
+                arrays = _restore_root(arrays, res.name, meta_dir, restore_root_translation, rest)
+            atomic_save_npz(out / f"{res.name}.npz", **arrays)
             if out272 is not None:
-                feats = ms272.encode_272(
-                    torch.from_numpy(res.fitted_joints).double(),
-                    smpl135.motion135_to_smpl_params(torch.from_numpy(res.motion_135).double())[1],
+                feats = _motion135_272(
+                    arrays["motion_135"], arrays["fitted_joints"], ms272_skeleton
                 )
-                atomic_save_npy(out272 / f"{res.name}.npy", feats.float().numpy())
+                atomic_save_npy(out272 / f"{res.name}.npy", feats)
             bar.update(1)
     bar.close()
     elapsed = time.perf_counter() - start
@@ -257,6 +394,10 @@ def run_ik(
             "model": model.path,
             "rest_pelvis": [float(v) for v in rest[0]],
             "config": dict(cfg.__dict__),
+            "target_lengths": len(target_lengths) if target_lengths else 0,
+            "canonical_meta_dir": str(meta_dir) if meta_dir is not None else None,
+            "restore_root_translation": restore_root_translation,
+            **({"ms272_skeleton": ms272_skeleton} if out272 is not None else {}),
         },
     )
     atomic_write_json(
@@ -269,6 +410,7 @@ def run_272(
     in_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
     *,
+    skeleton: str = "canon272",
     model_dir: str | os.PathLike[str] | None = None,
     num_shards: int | None = None,
     shard_index: int | None = None,
@@ -279,21 +421,29 @@ def run_272(
 ) -> dict[str, Any]:
     """SMPL ``motion_135`` files -> MotionStreamer-272 ``.npy`` files.
 
-    Inputs are the IK's ``<id>.npz`` (their ``fitted_joints`` are the body model's joints of
-    ``motion_135``, so no model is needed) or ``<id>.npy`` (T, 135) arrays (then ``model_dir`` is
-    needed for the forward kinematics; with it, ``.npz`` inputs are recomputed from the model too).
+    Inputs are the IK's ``<id>.npz`` or ``<id>.npy`` (T, 135) arrays. The 272 position blocks
+    need joint positions, and ``skeleton`` says where they come from:
+
+    - ``"canon272"`` (default): forward kinematics of ``motion_135`` on the zoo's fixed skeleton,
+      as the zoo's converter behind its MotionStreamer-272 numbers does; no body model.
+    - ``"smpl"``: the SMPL joints, from ``model_dir`` (SMPL neutral, betas 0) or, without it, from
+      the IK ``.npz``'s ``fitted_joints``.
 
     Returns:
         The summary written to ``<out_dir>/_convert272_summary*.json`` (``count``, ``failed``,
-        ``failures``, ...).
+        ``failures``, ``skeleton``, ...).
     """
+    if skeleton not in MS272_SKELETONS:
+        raise InvalidInputError(
+            f"unknown 272 skeleton {skeleton!r}; use one of {list(MS272_SKELETONS)}"
+        )
     n_shards, index = resolve_shard(num_shards, shard_index)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = list_motion_files(in_dir, suffixes=(".npz", ".npy"), ids_file=ids_file, limit=limit)
     files = select_shard(files, n_shards, index)
     rest = None
-    if model_dir is not None:
+    if skeleton == "smpl" and model_dir is not None:
         rest = torch.from_numpy(smpl135.load_smpl_model(model_dir).rest_joints()[:22])
     todo = [f for f in files if not (skip_existing and (out / f"{f.stem}.npy").is_file())]
     failures: list[dict[str, str]] = []
@@ -301,7 +451,7 @@ def run_272(
     bar = _progress(len(todo), "272", progress)
     for path in todo:
         try:
-            feats = _clip_272(path, rest)
+            feats = _clip_272(path, skeleton, rest)
             atomic_save_npy(out / f"{path.stem}.npy", feats)
         except MoGenTSError as err:
             failures.append({"sid": path.stem, "error": str(err)})
@@ -309,6 +459,10 @@ def run_272(
         bar.update(1)
     bar.close()
     elapsed = time.perf_counter() - start
+    if skeleton == "canon272":
+        joints_from = "canon272 forward kinematics"
+    else:
+        joints_from = "model" if rest is not None else "npz fitted_joints"
     summary = {
         "count": sum((out / f"{f.stem}.npy").is_file() for f in files),
         "failed": len(failures),
@@ -317,7 +471,8 @@ def run_272(
         "failures": failures,
         "elapsed_s": round(elapsed, 3),
         "shard": {"num_shards": n_shards, "shard_index": index},
-        "joints_from": "model" if rest is not None else "npz fitted_joints",
+        "skeleton": skeleton,
+        "joints_from": joints_from,
     }
     atomic_write_json(
         out / shard_summary_name(CONVERT272_SUMMARY, n_shards, index), summary, sort_keys=False
@@ -325,7 +480,7 @@ def run_272(
     return summary
 
 
-def _clip_272(path: Path, rest: torch.Tensor | None) -> np.ndarray:
+def _clip_272(path: Path, skeleton: str, rest: torch.Tensor | None) -> np.ndarray:
     joints = None
     if path.suffix == ".npz":
         try:
@@ -342,12 +497,14 @@ def _clip_272(path: Path, rest: torch.Tensor | None) -> np.ndarray:
     if not np.isfinite(m135).all():
         raise InvalidInputError(f"{path.name}: contains NaN or inf values")
     m = torch.from_numpy(m135)
+    if skeleton == "canon272":
+        return ms272.motion135_to_272(m).float().numpy()
     if rest is not None:
-        return ms272.motion135_to_272(m, rest).float().numpy()
+        return ms272.motion135_to_272(m, rest, skeleton="smpl").float().numpy()
     if joints is None:
         raise InvalidInputError(
-            f"{path.name}: a bare motion_135 array needs the body model for its joints: pass "
-            "--model-dir (SMPL neutral)"
+            f"{path.name}: skeleton 'smpl' on a bare motion_135 array needs the body model for "
+            "its joints: pass --model-dir (SMPL neutral), or use the default skeleton canon272"
         )
     rot = smpl135.motion135_to_smpl_params(m)[1]
     return ms272.encode_272(torch.from_numpy(joints), rot).float().numpy()
@@ -390,3 +547,75 @@ def run_bridge(
         Path(out_dir) / shard_summary_name(IK_SUMMARY, n_shards, index), summary, sort_keys=False
     )
     return summary
+
+
+def make_bridged_reference(
+    gt272_dir: str | os.PathLike[str],
+    data_root: str | os.PathLike[str],
+    out_root: str | os.PathLike[str],
+) -> Path:
+    """A ``humanml3d_272`` folder whose real motions are the ground truth sent through the bridge.
+
+    The fair MotionStreamer-272 protocol of the zoo's later MoGenTS table: the ground-truth 263
+    test clips go through the same 263 -> SMPL -> 272 bridge as the predictions, and the
+    evaluator compares the predictions with those, so the bridge's own loss (IK fit, skeleton)
+    is on both sides. ``out_root`` gets ``motion_data`` linked to ``gt272_dir`` and ``texts``,
+    ``split`` and ``mean_std`` linked to ``data_root``'s (the evaluator keeps the dataset's
+    statistics and captions), plus ``reference.json`` saying so. Pass it as the evaluation's
+    data root.
+
+    Args:
+        gt272_dir: the bridged ground truth, ``<id>.npy`` (T, 272).
+        data_root: the dataset's ``humanml3d_272`` folder (``texts/``, ``split/``, ``mean_std/``).
+        out_root: the folder to make (links already there are replaced).
+
+    Returns:
+        ``out_root``.
+
+    Raises:
+        ArtifactNotFoundError: a folder is missing.
+    """
+    gt = Path(gt272_dir).resolve()
+    data = Path(data_root).resolve()
+    if not gt.is_dir():
+        raise ArtifactNotFoundError(f"bridged ground-truth folder not found: {gt}")
+    for sub in ("texts", "split"):
+        if not (data / sub).is_dir():
+            raise ArtifactNotFoundError(
+                f"{data} has no {sub}/: expected the dataset's humanml3d_272 folder"
+            )
+    out = Path(out_root)
+    out.mkdir(parents=True, exist_ok=True)
+    links = {"motion_data": gt, "texts": data / "texts", "split": data / "split"}
+    if (data / "mean_std").is_dir():
+        links["mean_std"] = data / "mean_std"
+    for name, target in links.items():
+        link = out / name
+        if link.is_symlink() or link.is_file():
+            link.unlink()
+        elif link.exists():
+            raise InvalidInputError(f"{link} exists and is not a link; remove it or pick another")
+        link.symlink_to(target, target_is_directory=True)
+    atomic_write_json(
+        out / "reference.json",
+        {
+            "reference": "bridged ground truth",
+            "motion_data": str(gt),
+            "data_root": str(data),
+            "bridge_summary": _first_summary(gt),
+        },
+        sort_keys=False,
+    )
+    return out
+
+
+def _first_summary(folder: Path) -> dict[str, Any] | None:
+    import json
+
+    for path in sorted(folder.glob(f"{CONVERT272_SUMMARY}*.json")):
+        try:
+            loaded = json.loads(path.read_text())
+        except (ValueError, OSError):
+            continue
+        return {k: loaded.get(k) for k in ("count", "failed", "skeleton", "joints_from")}
+    return None

@@ -39,6 +39,11 @@ from hftrainer_mogents.motion.rotations import (
     rot6d_rows_to_matrix,
     rot_y,
 )
+from hftrainer_mogents.motion.skeletons import (
+    CANON272_BONE_OFFSETS,
+    MS272_SKELETONS,
+    offsets_to_rest_joints,
+)
 from hftrainer_mogents.motion.smpl135 import (
     NUM_JOINTS,
     SMPL_PARENTS,
@@ -171,18 +176,58 @@ def smpl_to_272(
     return encode_272(joints.joints, local_rotmats)
 
 
-def motion135_to_272(m135: torch.Tensor, rest_joints: torch.Tensor) -> torch.Tensor:
-    """Converter core ``smpl135 -> ms272``.
+def _skeleton_rest(
+    skeleton: str, rest_joints: torch.Tensor | None, what: str = "motion135_to_272"
+) -> torch.Tensor:
+    """The (22, 3) rest joints FK runs on for ``skeleton`` (see :data:`MS272_SKELETONS`)."""
+    if skeleton == "canon272":
+        if rest_joints is not None:
+            raise InvalidInputError(
+                f"{what}: rest_joints are only used with skeleton='smpl'; the default "
+                "skeleton='canon272' is the zoo's fixed skeleton (drop rest_joints, or pass "
+                "skeleton='smpl')"
+            )
+        return torch.from_numpy(
+            offsets_to_rest_joints(CANON272_BONE_OFFSETS, SMPL_PARENTS[:NUM_JOINTS])
+        )
+    if skeleton == "smpl":
+        if rest_joints is None:
+            raise InvalidInputError(
+                f"{what}: skeleton='smpl' needs the body model's rest joints (or the model); "
+                "the default skeleton='canon272' needs none"
+            )
+        return rest_joints[:NUM_JOINTS]
+    raise InvalidInputError(
+        f"{what}: unknown skeleton {skeleton!r}; use one of {list(MS272_SKELETONS)}"
+    )
+
+
+def motion135_to_272(
+    m135: torch.Tensor,
+    rest_joints: torch.Tensor | None = None,
+    *,
+    skeleton: str = "canon272",
+) -> torch.Tensor:
+    """Converter core ``smpl135 -> ms272``: forward kinematics of ``motion_135``, then the encoding.
+
+    ``skeleton="canon272"`` (default) places the joints on the zoo's fixed skeleton
+    (:data:`~hftrainer_mogents.motion.skeletons.CANON272_BONE_OFFSETS`) with the root at
+    ``motion_135[:, :3]``, as the zoo's converter that produced its MotionStreamer-272 numbers
+    does; no body model is needed. ``skeleton="smpl"`` uses the body model's rest joints
+    (``rest_joints``, e.g. SMPL neutral with betas 0), the joints SMPL itself would give. The
+    rotation blocks are the same either way; the position blocks differ by centimetres.
 
     Args:
         m135: (..., T, 135) ``motion_135``.
-        rest_joints: (22, 3) shaped rest joints of the body model (SMPL neutral, betas 0).
+        rest_joints: (22, 3) shaped rest joints, only with ``skeleton="smpl"``.
+        skeleton: ``"canon272"`` or ``"smpl"``.
 
     Returns:
         (..., T, 272).
     """
+    rest = _skeleton_rest(skeleton, rest_joints)
     transl, rot = motion135_to_smpl_params(m135)
-    return smpl_to_272(rot, transl, rest_joints)
+    return smpl_to_272(rot, transl, rest.to(transl))
 
 
 def _heading(x: torch.Tensor) -> torch.Tensor:
@@ -302,6 +347,7 @@ def ms272_to_motion135(x: torch.Tensor, rest_joints: torch.Tensor) -> torch.Tens
 def smpl135_to_ms272(
     motion: np.ndarray | torch.Tensor,
     *,
+    skeleton: str = "canon272",
     model: SMPLModel | None = None,
     model_dir: str | os.PathLike[str] | None = None,
 ) -> np.ndarray:
@@ -309,16 +355,20 @@ def smpl135_to_ms272(
 
     Args:
         motion: (T, 135) ``motion_135`` (30 fps).
-        model: a loaded SMPL model (betas 0 are used), or ``model_dir`` to load one.
-        model_dir: folder or file of the SMPL neutral model.
+        skeleton: ``"canon272"`` (default, the zoo's skeleton, no body model) or ``"smpl"``
+            (the body model's rest joints, betas 0: give ``model`` or ``model_dir``).
+        model: a loaded SMPL model, for ``skeleton="smpl"``.
+        model_dir: folder or file of the SMPL neutral model, for ``skeleton="smpl"``.
 
     Returns:
         (T, 272) float32.
     """
-    rest = torch.from_numpy(resolve_model(model, model_dir).rest_joints()[:NUM_JOINTS])
     m135 = motion if isinstance(motion, torch.Tensor) else torch.from_numpy(np.asarray(motion))
     _check(m135, 135, "motion_135")
-    return motion135_to_272(m135.double(), rest).float().cpu().numpy()
+    rest = None
+    if skeleton == "smpl":
+        rest = torch.from_numpy(resolve_model(model, model_dir).rest_joints()[:NUM_JOINTS])
+    return motion135_to_272(m135.double(), rest, skeleton=skeleton).float().cpu().numpy()
 
 
 # --------------------------------------------------------------------------------------------
@@ -355,24 +405,30 @@ def ms272_to_joints22(motion: np.ndarray | torch.Tensor) -> np.ndarray:
 def ms272_to_smpl135(
     motion: np.ndarray | torch.Tensor,
     *,
+    skeleton: str = "canon272",
     model: SMPLModel | None = None,
     model_dir: str | os.PathLike[str] | None = None,
 ) -> np.ndarray:
     """Converter edge ``ms272 -> smpl135`` (``motion_135``): the stored rotations, no fit.
 
-    The inverse of :func:`smpl135_to_ms272` with the same body model (up to the global yaw and
+    The inverse of :func:`smpl135_to_ms272` on the same skeleton (up to the global yaw and
     translation 272 drops): ``transl = pelvis - rest pelvis`` (:func:`ms272_to_motion135`).
     Both are 30 fps, so the frame count is kept.
 
     Args:
         motion: (T, 272) features in physical units.
-        model: a loaded SMPL model (betas 0 are used), or ``model_dir`` to load one.
+        skeleton: the skeleton the 272 positions were made on: ``"canon272"`` (the zoo's, the
+            default of :func:`smpl135_to_ms272`; no body model needed) or ``"smpl"``.
+        model: with ``skeleton="smpl"``, a loaded SMPL model (betas 0), or ``model_dir``.
         model_dir: folder or file of the SMPL neutral model.
 
     Returns:
         (T, 135) float32 ``motion_135``.
     """
-    rest = torch.from_numpy(resolve_model(model, model_dir).rest_joints()[:NUM_JOINTS])
+    given = None
+    if skeleton == "smpl":
+        given = torch.from_numpy(resolve_model(model, model_dir).rest_joints()[:NUM_JOINTS])
+    rest = _skeleton_rest(skeleton, given, what="ms272_to_smpl135")
     return ms272_to_motion135(_clip_272(motion), rest.double()).float().cpu().numpy()
 
 

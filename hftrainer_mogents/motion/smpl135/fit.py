@@ -77,7 +77,12 @@ class IKConfig:
             input only). On the fixture motions turned into 263 features, ``"joints"`` fits to
             0.6-1.8 mm with 8-15 degrees of rotation error, ``"hml263"`` to 5.6-9.4 mm with 32-57
             degrees (HumanML3D's rotations are each bone's smallest turn from a fixed world axis,
-            so their twist about the bone is arbitrary, and the fit cannot see twist).
+            so their twist about the bone is arbitrary, and the fit cannot see twist). ``"auto"``
+            is the zoo's meaning of its default: ``"hml263"`` for 263 input, ``"joints"`` for
+            (T, 22, 3) joint input.
+        lock_global_orient: keep the root orientation at its start (the zoo's
+            ``--lock-global-orient``, recommended there for 263 input with the HumanML3D start):
+            only ``body_pose`` and ``transl`` are optimised.
         iters: Adam iterations.
         lr: Adam learning rate.
         pose_keep_weight: weight of ``mean (body_pose - init)^2``.
@@ -91,7 +96,8 @@ class IKConfig:
     source_fps: float = 20.0
     target_fps: float = 30.0
     floor_align: bool = True
-    rotation_init: Literal["joints", "hml263"] = "joints"
+    rotation_init: Literal["joints", "hml263", "auto"] = "joints"
+    lock_global_orient: bool = False
     iters: int = 80
     lr: float = 0.02
     pose_keep_weight: float = 1e-4
@@ -136,6 +142,7 @@ def fit_smpl_to_joints(
     pose_keep_weight: float = 1e-4,
     smooth_weight: float = 1e-3,
     pose_smooth_ratio: float = 1e-2,
+    lock_global_orient: bool = False,
     step_callback: Callable[[int], None] | None = None,
 ) -> IKFit:
     """Adam refinement of SMPL pose and translation against target joints, many clips at once.
@@ -154,6 +161,7 @@ def fit_smpl_to_joints(
         pose_keep_weight: weight of ``mean (body_pose - body_pose_init)^2``.
         smooth_weight: weight of ``mean transl_acc^2 + pose_smooth_ratio * mean pose_acc^2``.
         pose_smooth_ratio: see ``smooth_weight``.
+        lock_global_orient: keep joint 0's rotation at ``init_rotmats`` (not optimised).
         step_callback: called with the iteration index after each step (progress bars).
 
     Returns:
@@ -205,6 +213,10 @@ def fit_smpl_to_joints(
                 )
                 loss_b = loss_b + smooth_weight * smooth * has_acc
             loss_b.sum().backward()
+            if lock_global_orient and pose.grad is not None:
+                # a coordinate whose gradient is always 0 keeps Adam's moments at 0 and never
+                # moves: the same as leaving global_orient out of the optimiser
+                pose.grad[:, :, 0] = 0
             opt.step()
             if step_callback is not None:
                 step_callback(it)
@@ -267,7 +279,11 @@ def _validate(motion: np.ndarray | torch.Tensor, name: str, min_frames: int) -> 
 
 
 def prepare_clip(
-    motion: np.ndarray | torch.Tensor, config: IKConfig | None = None, name: str = "clip"
+    motion: np.ndarray | torch.Tensor,
+    config: IKConfig | None = None,
+    name: str = "clip",
+    *,
+    target_length: int | None = None,
 ) -> PreparedClip:
     """Validate one clip, recover its joints (263 input), resample and floor-align them.
 
@@ -275,6 +291,9 @@ def prepare_clip(
         motion: (T, 263) HumanML3D features in physical units, or (T, 22, 3) joints.
         config: the fit settings.
         name: for messages.
+        target_length: after the frame-rate change, refit the clip to this many frames (joints
+            linearly, HumanML3D rotations by slerp, evenly over the clip; before the floor
+            alignment), as the zoo's ``--target-length-anno`` does.
 
     Returns:
         :class:`PreparedClip`.
@@ -283,15 +302,17 @@ def prepare_clip(
         InvalidInputError: wrong shape, too short, NaN/inf.
     """
     cfg = config or IKConfig()
-    if cfg.rotation_init not in ("joints", "hml263"):
+    if cfg.rotation_init not in ("joints", "hml263", "auto"):
         raise InvalidInputError(
-            f"rotation_init must be 'joints' or 'hml263', got {cfg.rotation_init!r}"
+            f"rotation_init must be 'joints', 'hml263' or 'auto', got {cfg.rotation_init!r}"
         )
+    if target_length is not None and target_length < 2:
+        raise InvalidInputError(f"{name}: target length {target_length} < 2 frames")
     x = _validate(motion, name, cfg.min_frames)
     hml_global = None
     if x.dim() == 2:
         joints = hml263.recover_from_ric(x)
-        if cfg.rotation_init == "hml263":
+        if cfg.rotation_init in ("hml263", "auto"):
             hml_global = hml263.recover_global_bone_rotations(x)
     else:
         if cfg.rotation_init == "hml263":
@@ -302,6 +323,11 @@ def prepare_clip(
         hml_global = resample_rotmats_slerp(
             hml_global, cfg.source_fps, cfg.target_fps, mode=cfg.resample_mode
         )
+    if target_length is not None and target_length != len(joints):
+        # the "zoo" grid from len(joints) to target_length frames: evenly over [0, T - 1]
+        joints = resample_linear(joints, len(joints), target_length, mode="zoo")
+        if hml_global is not None:
+            hml_global = resample_rotmats_slerp(hml_global, len(hml_global), target_length)
     if cfg.floor_align:
         joints = joints.clone()
         joints[..., 1] -= joints[..., 1].min()
@@ -406,7 +432,7 @@ def fit_clips(
             clip = clips[i]
             t = len(clip.target)
             target[k, :t] = clip.target.to(device=device, dtype=dtype)
-            if clip.hml_global is not None and cfg.rotation_init == "hml263":
+            if clip.hml_global is not None and cfg.rotation_init in ("hml263", "auto"):
                 hml_glob = clip.hml_global.to(device=device, dtype=torch.float64)
                 rot = init_rotations_from_hml263(hml_glob, rest.double())
                 used.append("hml263")
@@ -424,6 +450,7 @@ def fit_clips(
             pose_keep_weight=cfg.pose_keep_weight,
             smooth_weight=cfg.smooth_weight,
             pose_smooth_ratio=cfg.pose_smooth_ratio,
+            lock_global_orient=cfg.lock_global_orient,
         )
         m135 = smpl_params_to_motion135(fit.transl, fit.local_rotmats)
         for k, i in enumerate(batch):
