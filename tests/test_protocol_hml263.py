@@ -21,7 +21,7 @@ from hftrainer_mogents.cli import cli
 from hftrainer_mogents.config import clamp_length
 from hftrainer_mogents.convert.evaluator_hml263 import convert_hml263_evaluator
 from hftrainer_mogents.errors import ArtifactFormatError, InvalidInputError
-from hftrainer_mogents.evaluation.hml263.benchmark import run_benchmark
+from hftrainer_mogents.evaluation.hml263.benchmark import run_benchmark, run_from_spec
 from hftrainer_mogents.evaluation.hml263.dataset import read_test_split
 from hftrainer_mogents.evaluation.hml263.evaluator import PUBLISHED, HumanML263Evaluator
 from hftrainer_mogents.evaluation.hml263.split_generation import (
@@ -427,7 +427,7 @@ def test_run_benchmark_generates_then_evaluates(dataset, evaluator_dir, tmp_path
     assert (tmp_path / "bench" / "metrics" / "verify_hml263.json").is_file()
 
 
-def test_zoo_declares_the_evaluator_and_the_benchmark():
+def test_zoo_declares_the_evaluator_and_the_benchmark(dataset):
     from hftrainer_mogents.zoo import loader, plugin
     from hftrainer_mogents.zoo.specs import resolve
 
@@ -436,7 +436,26 @@ def test_zoo_declares_the_evaluator_and_the_benchmark():
     assert "hml263" in {m.name: m for m in loader.list_models()}["mogents"].evaluators
     bench = {b.name: b for b in loader.list_benchmarks()}["mogents-humanml3d-test"]
     assert (bench.dataset, bench.split, bench.evaluator) == ("humanml3d", "test", "hml263")
-    assert resolve(bench.entry) is run_benchmark
+    assert resolve(bench.entry) is run_from_spec
+    assert (bench.seed, bench.batch_size) == (0, 32)
+    assert dict(bench.generation_kwargs) == GenerationConfig().to_dict()
+    # the run's seed and batch size are not sampling settings: refused where they would clash
+    from hftrainer_mogents.errors import PluginError
+    from hftrainer_mogents.zoo.specs import BenchmarkSpec
+
+    with pytest.raises(PluginError, match=r"\['seed', 'batch_size'\].*BenchmarkSpec\(seed="):
+        BenchmarkSpec("x", "mogents", "humanml3d", "test", "hml263", {"seed": 0, "batch_size": 8})
+    with pytest.raises(InvalidInputError, match="pass seed= and batch_size= instead"):
+        plan_test_split(read_test_split(dataset), generation_kwargs={"seed": 0})
+    with pytest.raises(PluginError, match="unknown argument"):
+        bench.run(dataset_root="d", evaluator_dir="e", out_dir="o", device="cpu")
+    with pytest.raises(InvalidInputError, match="HumanML3D-263 test benchmark"):
+        run_from_spec(
+            BenchmarkSpec("x", "mogents", "humanml3d", "val", "hml263"),
+            dataset_root="d",
+            evaluator_dir="e",
+            out_dir="o",
+        )
     assert GenerationConfig().to_dict() == plugin.HML263_GENERATION_KWARGS
     as_tuples = {k: tuple(v) if isinstance(v, list) else v for k, v in PUBLISHED.items()}
     assert dict(bench.reference) == as_tuples

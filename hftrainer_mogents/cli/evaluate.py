@@ -123,9 +123,9 @@ def evaluate() -> None:
 @click.option(
     "--mm-samples",
     type=int,
-    default=96,
-    show_default=True,
-    help="Items generated repeatedly for MultiModality (--model-path; 0: none).",
+    default=None,
+    help="Items generated repeatedly for MultiModality (--model-path; 0: none) "
+    "[default: 96, fewer on a small split].",
 )
 @click.option("--mm-repeats", type=int, default=30, show_default=True, help="Generations each.")
 @click.option("--skip-existing", is_flag=True, help="Resume the generation (with --model-path).")
@@ -149,7 +149,7 @@ def evaluate_hml263(
     diversity_times: int | None,
     gt_cache: str | None,
     no_gt_cache: bool,
-    mm_samples: int,
+    mm_samples: int | None,
     mm_repeats: int,
     skip_existing: bool,
     num_shards: int | None,

@@ -47,8 +47,9 @@ def build_generation_parser() -> argparse.ArgumentParser:
         "--mm_samples",
         "--mm-samples",
         type=int,
-        default=MM_SAMPLES,
-        help="items generated repeatedly for multimodality (0: none)",
+        default=None,
+        help=f"items generated repeatedly for multimodality (0: none; default: {MM_SAMPLES}, "
+        "fewer on a small split)",
     )
     p.add_argument("--mm_repeats", "--mm-repeats", type=int, default=MM_REPEATS)
     p.add_argument("--num_shards", "--num-shards", type=int, default=None)

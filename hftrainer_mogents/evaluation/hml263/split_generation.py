@@ -55,6 +55,7 @@ __all__ = [
     "plan_test_split",
     "generate_test_split",
     "load_generator",
+    "default_mm_samples",
 ]
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,14 @@ PREDICTIONS_FORMAT = "hftrainer-mogents-hml263-predictions-v1"
 SUMMARY_STEM = "_generation_summary"  # + _sII_of_NN for one shard of several
 MM_SAMPLES = 96  # the reference: 3 batches of 32 texts ...
 MM_REPEATS = 30  # ... generated 30 times each
+MM_ITEMS_PER_TEXT = 32  # a small split: one multimodality text per evaluation batch of items
+
+
+def default_mm_samples(n_items: int) -> int:
+    """Multimodality texts of a split of ``n_items``: the reference's 96 (the whole test set has
+    ~4400 items), fewer on a small split (one per 32 items, at least one), so a quick run on a
+    few ids does not spend most of its time on repeats."""
+    return min(MM_SAMPLES, max(1, n_items // MM_ITEMS_PER_TEXT)) if n_items else 0
 
 
 class TextToMotionGenerator(Protocol):
@@ -158,7 +167,7 @@ def plan_test_split(
     batch_size: int = 32,
     caption_selection: str = "first",
     generation_kwargs: GenerationConfig | Mapping[str, Any] | None = None,
-    mm_samples: int = MM_SAMPLES,
+    mm_samples: int | None = None,
     mm_repeats: int = MM_REPEATS,
     mm_gumbel_sample: bool = True,
 ) -> GenerationPlan:
@@ -173,13 +182,24 @@ def plan_test_split(
         generation_kwargs: sampling settings: a :class:`GenerationConfig`, or keyword arguments
             of the generator's ``infer_t2m`` (settings not given: the ``GenerationConfig``
             defaults); stored whole in ``generation.json``.
-        mm_samples: entries generated ``mm_repeats`` times for multimodality (0: none).
+        mm_samples: entries generated ``mm_repeats`` times for multimodality (0: none; None:
+            :func:`default_mm_samples`, the reference's 96 or fewer on a small split); capped by
+            the number of entries.
         mm_repeats: generations per multimodality entry.
         mm_gumbel_sample: sample the multimodality calls with Gumbel noise (the reference does).
 
     Returns:
         The plan.
     """
+    if mm_samples is None:
+        mm_samples = default_mm_samples(len(split.entries))
+        if mm_samples < MM_SAMPLES:
+            logger.warning(
+                "a split of %d items: %d multimodality texts instead of %d",
+                len(split.entries),
+                mm_samples,
+                MM_SAMPLES,
+            )
     if batch_size < 1:
         raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
     if caption_selection not in ("first", "random"):
@@ -272,7 +292,7 @@ def generate_test_split(
     generation_kwargs: GenerationConfig | Mapping[str, Any] | None = None,
     batch_size: int = 32,
     caption_selection: str = "first",
-    mm_samples: int = MM_SAMPLES,
+    mm_samples: int | None = None,
     mm_repeats: int = MM_REPEATS,
     mm_gumbel_sample: bool = True,
     num_shards: int | None = None,
@@ -294,7 +314,8 @@ def generate_test_split(
             :func:`plan_test_split`).
         batch_size: texts per ``infer_t2m`` call.
         caption_selection: ``"first"`` or ``"random"`` caption per item.
-        mm_samples: items generated ``mm_repeats`` times for multimodality (0: none).
+        mm_samples: items generated ``mm_repeats`` times for multimodality (0: none; None: the
+            reference's 96, fewer on a small split, see :func:`default_mm_samples`).
         mm_repeats: generations per multimodality item.
         mm_gumbel_sample: Gumbel sampling for the multimodality calls (as the reference).
         num_shards: processes sharing the work (default: torchrun's ``WORLD_SIZE`` or 1).
@@ -425,5 +446,11 @@ def _generation_kwargs(given: GenerationConfig | Mapping[str, Any] | None) -> di
     if isinstance(given, GenerationConfig):
         return given.to_dict()
     given = dict(given or {})
+    misplaced = [k for k in ("seed", "batch_size") if k in given]
+    if misplaced:
+        raise InvalidInputError(
+            f"generation_kwargs holds {misplaced}: those are not sampling settings (each batch "
+            "gets its own seed from the run's); pass seed= and batch_size= instead"
+        )
     ours = {k: v for k, v in given.items() if k in GenerationConfig.__dataclass_fields__}
     return {**GenerationConfig.from_dict(ours).to_dict(), **given}
