@@ -153,3 +153,57 @@ def test_benchmark_entry_runs_from_its_spec(tiny_artifact, evaluator_dir, tmp_pa
     again = spec.run(**runner_args)
     assert again["generation"]["written"] == 0
     assert again["metrics"]["repeats"] == out["metrics"]["repeats"]
+
+
+def test_split_script_raw_weights_root_and_anno_fallback(
+    tiny_root, evaluator_dir, tmp_path, monkeypatch
+):
+    """The zoo's script flags: --model_path a raw official weights root with --length_root,
+    --anno_file / --anno_output_fps for ids the dataset lacks."""
+    import shutil
+
+    from hftrainer_mogents.cli.split_generation import generation_main
+
+    # the raw mode takes CLIP from its usual cache location, ~/.cache/clip/ViT-B-32.pt
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / ".cache" / "clip").mkdir(parents=True)
+    shutil.copy(
+        tiny_root / "clip" / "ViT-B-32-tiny.pt",
+        tmp_path / "home" / ".cache" / "clip" / "ViT-B-32.pt",
+    )
+    ev = HumanML263Evaluator.from_pretrained(evaluator_dir, device="cpu")
+    data = make_humanml3d(tmp_path / "HumanML3D", ev.mean, ev.std, n_clips=4)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("000000\n000001\nanno_a\nanno_b\nanno_c\n")
+    (tmp_path / "captions").mkdir()
+    (tmp_path / "captions" / "a.json").write_text(
+        json.dumps({"macro": [], "meso": ["  ", "a person waves"], "micro": ["x"]})
+    )
+    anno = {
+        "data_list": {
+            "anno_a": {
+                "hierarchical_caption_path": "captions/a.json",
+                "fps": 30,
+                "num_frames": 150,
+            },
+            "anno_b": {"hierarchical_caption_path": "captions/none.json", "num_frames": 90},
+        }
+    }
+    (tmp_path / "anno.json").write_text(json.dumps(anno))
+    out = tmp_path / "pred"
+    argv = [
+        "--model_path",
+        str(tiny_root / "logs"),
+        "--length_root",
+        str(tiny_root / "checkpoints"),
+    ]
+    argv += ["--data_root", str(data), "--id_file", str(ids), "--out_dir", str(out)]
+    argv += ["--anno_file", str(tmp_path / "anno.json"), "--anno_output_fps", "20"]
+    argv += ["--mm_samples", "0", "--time_steps", "2", "--device", "cpu", "--no_progress"]
+    assert generation_main(argv) == 0
+    plan = json.loads((out / "generation.json").read_text())
+    # anno_a: 150 frames at 30 fps -> 100 at 20 fps; anno_b has no caption file, anno_c no record
+    assert plan["items"]["anno_a"] == {"caption_index": 0, "text": "a person waves", "length": 100}
+    assert "anno_b" not in plan["items"] and "anno_c" not in plan["items"]
+    assert np.load(out / "anno_a.npy").shape == (100, 263)
+    assert {"000000", "000001"} <= set(plan["items"])

@@ -242,6 +242,8 @@ def test_script_restarts_after_a_kill(dataset, reference_run, tmp_path):
 def test_verify_script_writes_json_and_markdown(dataset, reference_run, evaluator_dir, tmp_path):
     pred = reference_run[0]
     metrics = tmp_path / "metrics"
+    texts = tmp_path / "texts"  # the zoo's --hml263-texts-dir: captions from another folder
+    shutil.copytree(dataset / "texts", texts)
     args = [
         "--which",
         "hml263",
@@ -251,6 +253,8 @@ def test_verify_script_writes_json_and_markdown(dataset, reference_run, evaluato
         str(dataset),
         "--hml263-evaluator",
         str(evaluator_dir),
+        "--hml263-texts-dir",
+        str(texts),
         "--hml263-diversity-times",
         "20",
         "--n-repeats",
@@ -276,6 +280,9 @@ def test_verify_script_writes_json_and_markdown(dataset, reference_run, evaluato
     assert result["multimodality"]["mean"] > 0
     assert result["reference"]["fid"] == 0.0806
     assert result["config"]["captions_from"].endswith("generation.json")
+    assert result["config"]["texts_dir"] == str(texts)
+    assert result["n_samples"] == len(read_test_split(dataset))  # the zoo's key
+    assert len(result["fid"]) == 3 and result["fid"]["std"] >= 0  # {mean, std, conf}
     assert len(list((tmp_path / "cache").rglob("hml263_real_*.npz"))) == 1
     r_prec = result["r_precision"]["mean"] + result["r_precision_real"]["mean"]
     assert all(0 <= v <= 1 for v in r_prec) and result["fid"]["mean"] > 0

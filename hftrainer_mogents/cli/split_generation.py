@@ -35,9 +35,34 @@ def build_generation_parser() -> argparse.ArgumentParser:
         prog="mogents_t2m_h3d263.py",
         description="Generate one (T, 263) .npy per HumanML3D test item with MoGenTS.",
     )
-    p.add_argument("--model_path", "--model-path", default=None, help="artifact folder or hub id")
+    p.add_argument(
+        "--model_path",
+        "--model-path",
+        default=None,
+        help="artifact folder or hub id, or a raw official weights root (built from the files)",
+    )
+    p.add_argument(
+        "--length_root",
+        "--length-root",
+        default=None,
+        help="raw weights root only: folder holding <dataset>/length_estimator/ (optional)",
+    )
     p.add_argument("--data_root", "--data-root", default="dataset/HumanML3D")
     p.add_argument("--id_file", "--id-file", default=None, help="ids instead of the test split")
+    p.add_argument(
+        "--anno_file",
+        "--anno-file",
+        default=None,
+        help="annotation JSON for ids missing from data_root: caption = first macro/meso/micro "
+        "caption, length = round(num_frames * anno_output_fps / fps)",
+    )
+    p.add_argument(
+        "--anno_output_fps",
+        "--anno-output-fps",
+        type=float,
+        default=20.0,
+        help="frame rate the annotation lengths are converted to",
+    )
     p.add_argument("--out_dir", "--out-dir", required=True)
     p.add_argument("--batch_size", "--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
@@ -80,7 +105,10 @@ def generation_main(
     def run() -> int:
         generation_config = generation_config_from_args(args)  # refused before the model loads
         if generator_factory is None:  # looked up on the module, where tests put a stand-in
-            generator = split_generation.load_generator(args.model_path, device=args.device)
+            extra = {} if args.length_root is None else {"length_root": args.length_root}
+            generator = split_generation.load_generator(
+                args.model_path, device=args.device, **extra
+            )
             if str(getattr(generator, "device", "cpu")).startswith("cpu"):
                 keep_freed_memory()  # this process is ours: spare the page faults of each forward
         else:
@@ -101,6 +129,8 @@ def generation_main(
             skip_existing=args.skip_existing,
             max_samples=args.max_samples,
             progress=not args.no_progress,
+            anno_file=args.anno_file,
+            anno_output_fps=args.anno_output_fps,
         )
         print(json.dumps({k: v for k, v in summary.items() if k != "settings"}, indent=2))
         return 1 if summary["failed"] else 0

@@ -50,6 +50,7 @@ def run_benchmark(
     gt_only: bool = False,
     split_file: str | os.PathLike[str] | None = None,
     max_samples: int | None = None,
+    texts_dir: str | os.PathLike[str] | None = None,
     seed: int = 0,
     n_repeats: int = 20,
     generation_kwargs: GenerationConfig | Mapping[str, Any] | None = None,
@@ -84,6 +85,8 @@ def run_benchmark(
         gt_only: score the real data only.
         split_file: an id list instead of the folder's ``test.txt``.
         max_samples: first ids of the split only (quick runs).
+        texts_dir: the captions (``<id>.txt``) instead of ``<dataset_root>/texts``, for the
+            generation and the evaluation (the zoo's ``--hml263-texts-dir``).
         seed: seeds generation and evaluation.
         n_repeats: evaluation passes.
         generation_kwargs: sampling settings, a
@@ -124,7 +127,9 @@ def run_benchmark(
         )
     if pred_dir is None and (generate or not gt_only):
         raise InvalidInputError("give a prediction folder (or score the real data only)")
-    split = read_test_split(dataset_root, split_file=split_file, max_samples=max_samples)
+    split = read_test_split(
+        dataset_root, split_file=split_file, max_samples=max_samples, texts_dir=texts_dir
+    )
     summary = None
     if generate:
         num_shards, shard_index = resolve_shard(num_shards, shard_index)

@@ -41,7 +41,12 @@ import numpy as np
 
 from hftrainer_mogents.config import DIM_POSE, clamp_length
 from hftrainer_mogents.errors import InvalidInputError
-from hftrainer_mogents.evaluation.hml263.dataset import HumanML3DTestSplit, read_test_split
+from hftrainer_mogents.evaluation.hml263.dataset import (
+    Caption,
+    HumanML3DTestSplit,
+    TestEntry,
+    read_test_split,
+)
 from hftrainer_mogents.generation_config import GenerationConfig
 from hftrainer_mogents.utils.sharding import shard_summary_name
 
@@ -56,6 +61,7 @@ __all__ = [
     "generate_test_split",
     "load_generator",
     "default_mm_samples",
+    "read_anno_fallback",
 ]
 
 logger = logging.getLogger(__name__)
@@ -300,6 +306,8 @@ def generate_test_split(
     skip_existing: bool = False,
     max_samples: int | None = None,
     progress: bool = True,
+    anno_file: str | os.PathLike[str] | None = None,
+    anno_output_fps: float = 20.0,
 ) -> dict[str, Any]:
     """Generate one ``.npy`` per HumanML3D test item (and the multimodality repeats).
 
@@ -324,6 +332,10 @@ def generate_test_split(
             with other settings.
         max_samples: only the first ids of the split (quick runs).
         progress: show a progress bar.
+        anno_file: the zoo's fallback for split ids whose motion or text file is missing: an
+            annotation JSON read by :func:`read_anno_fallback`; those ids are generated as
+            whole clips (the evaluator has no ground truth for them and leaves them out).
+        anno_output_fps: frame rate the annotation's lengths are converted to (20: HumanML3D).
 
     Returns:
         The run summary (also written to ``_generation_summary*.json``): ``written``,
@@ -339,6 +351,18 @@ def generate_test_split(
         if dataset_root is None:
             raise InvalidInputError("pass dataset_root (a HumanML3D folder) or split")
         split = read_test_split(dataset_root, split_file=split_file, max_samples=max_samples)
+    if anno_file is not None:
+        missing = [k for k, why in split.skipped.items() if why.startswith("missing")]
+        extra = read_anno_fallback(anno_file, missing, output_fps=anno_output_fps)
+        if extra:
+            logger.info("%d ids without dataset files generated from %s", len(extra), anno_file)
+            split = HumanML3DTestSplit(
+                split.root,
+                split.split_file,
+                sorted([*split.entries, *extra], key=lambda e: e.length),
+                {k: v for k, v in split.skipped.items() if k not in {e.key for e in extra}},
+                split.texts_dir,
+            )
     plan = plan_test_split(
         split,
         seed=seed,
@@ -429,8 +453,90 @@ def generate_test_split(
     return summary
 
 
-def load_generator(model_path: str | None, *, device: str | None = None) -> Any:
-    """The MoGenTS pipeline through the zoo loader (``load("mogents", model_path, device=...)``)."""
+def read_anno_fallback(
+    anno_file: str | os.PathLike[str], ids: list[str], *, output_fps: float = 20.0
+) -> list[TestEntry]:
+    """Whole-clip entries for ``ids`` from an annotation file, the zoo's ``--anno_file``.
+
+    The file is JSON ``{"data_list": {id: {"hierarchical_caption_path", "fps", "num_frames"}}}``
+    (or the mapping itself); the caption is the first non-empty one of the ``macro``, ``meso``,
+    ``micro`` lists of the caption JSON (a relative path is taken from the annotation file's
+    folder), the length ``round(num_frames * output_fps / fps)`` frames (``fps`` default 30).
+    Ids without a usable record are left out.
+
+    Raises:
+        ArtifactNotFoundError: the annotation file is missing.
+        ArtifactFormatError: it is not such JSON.
+    """
+    from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError
+
+    path = Path(anno_file)
+    if not path.is_file():
+        raise ArtifactNotFoundError(f"annotation file {path} (--anno_file) not found")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        records = payload.get("data_list", payload)
+        if not isinstance(records, dict):
+            raise TypeError("data_list is not a mapping")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError) as err:
+        raise ArtifactFormatError(
+            f"{path}: expected JSON {{'data_list': {{id: {{'hierarchical_caption_path', 'fps', "
+            f"'num_frames'}}}}}} ({err})"
+        ) from err
+    out = []
+    for clip_id in ids:
+        record = records.get(clip_id)
+        if not isinstance(record, dict):
+            continue
+        caption_path = Path(str(record.get("hierarchical_caption_path", "")))
+        if not caption_path.is_absolute():
+            caption_path = path.parent / caption_path
+        text = _first_hierarchical_caption(caption_path)
+        fps, frames = float(record.get("fps") or 30.0), int(record.get("num_frames") or 0)
+        if text is None or fps <= 0 or frames <= 0:
+            continue
+        length = max(1, round(frames * output_fps / fps))
+        out.append(TestEntry(clip_id, clip_id, None, length, (Caption(text, (), 0),)))
+    return out
+
+
+def _first_hierarchical_caption(path: Path) -> str | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    for level in ("macro", "meso", "micro"):
+        values = data.get(level) or []
+        for value in values if isinstance(values, list) else [values]:
+            if str(value).strip():
+                return str(value).strip()
+    return None
+
+
+def load_generator(
+    model_path: str | None,
+    *,
+    device: str | None = None,
+    length_root: str | os.PathLike[str] | None = None,
+) -> Any:
+    """The MoGenTS pipeline: an artifact through the zoo loader (``load("mogents", model_path,
+    device=...)``), or, as the zoo's script does, a raw official weights root (a folder without
+    ``mogents_config.json``), built from the official files with the length estimator of
+    ``length_root`` when it holds one (CLIP from its usual cache location)."""
+    from hftrainer_mogents.artifact import CONFIG_NAME
+
+    raw = model_path is not None and Path(model_path).is_dir()
+    if raw and not (Path(model_path) / CONFIG_NAME).is_file():  # type: ignore[arg-type]
+        from hftrainer_mogents.convert.official import OfficialLayout, load_official_bundle
+        from hftrainer_mogents.pipeline import MoGenTSPipeline
+
+        layout = OfficialLayout(weights_root=Path(model_path))  # type: ignore[arg-type]
+        if length_root is not None:
+            layout.length_root = Path(length_root)
+        bundle, _ = load_official_bundle(layout, load_length_estimator=layout.length_ckpt.is_file())
+        return MoGenTSPipeline(bundle, device=device)
     from hftrainer_mogents.zoo.loader import load
 
     kwargs = {} if device is None else {"device": device}
