@@ -245,6 +245,12 @@ class MoGenTSBundle(nn.Module):
                     if artifact.COMPONENT_FILES["length_estimator"] in missing
                     else ""
                 )
+                + (
+                    "; it was converted without CLIP (--no_clip), and generation needs the "
+                    "artifact's own CLIP text encoder: convert again without --no_clip"
+                    if artifact.COMPONENT_FILES["clip"] in missing
+                    else ""
+                )
             )
         index = artifact.read_model_index(folder)
         checksums = (index or {}).get("checksums") or {}
