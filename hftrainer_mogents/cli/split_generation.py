@@ -86,6 +86,35 @@ def build_generation_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _is_raw_weights_root(model_path: str | None) -> bool:
+    """A folder that is no artifact (no ``mogents_config.json``): the official weights root."""
+    from pathlib import Path
+
+    from hftrainer_mogents.artifact import CONFIG_NAME
+
+    return (
+        model_path is not None
+        and Path(model_path).is_dir()
+        and not (Path(model_path) / CONFIG_NAME).is_file()
+    )
+
+
+def _raw_generator(weights_root: str, length_root: str | None, device: str | None) -> Any:
+    """As the zoo's script: the pipeline built from the official files of ``weights_root``
+    (``<dataset>/pretrain_*``), with the length estimator of ``length_root`` when it holds one
+    and CLIP from its usual cache location (``~/.cache/clip/ViT-B-32.pt``)."""
+    from pathlib import Path
+
+    from hftrainer_mogents.convert.official import OfficialLayout, load_official_bundle
+    from hftrainer_mogents.pipeline import MoGenTSPipeline
+
+    layout = OfficialLayout(weights_root=Path(weights_root))
+    if length_root is not None:
+        layout.length_root = Path(length_root)
+    bundle, _ = load_official_bundle(layout, load_length_estimator=layout.length_ckpt.is_file())
+    return MoGenTSPipeline(bundle, device=device)
+
+
 def generation_main(
     argv: Sequence[str] | None = None,
     *,
@@ -105,10 +134,10 @@ def generation_main(
     def run() -> int:
         generation_config = generation_config_from_args(args)  # refused before the model loads
         if generator_factory is None:  # looked up on the module, where tests put a stand-in
-            extra = {} if args.length_root is None else {"length_root": args.length_root}
-            generator = split_generation.load_generator(
-                args.model_path, device=args.device, **extra
-            )
+            if _is_raw_weights_root(args.model_path):
+                generator = _raw_generator(args.model_path, args.length_root, args.device)
+            else:
+                generator = split_generation.load_generator(args.model_path, device=args.device)
             if str(getattr(generator, "device", "cpu")).startswith("cpu"):
                 keep_freed_memory()  # this process is ours: spare the page faults of each forward
         else:

@@ -515,28 +515,8 @@ def _first_hierarchical_caption(path: Path) -> str | None:
     return None
 
 
-def load_generator(
-    model_path: str | None,
-    *,
-    device: str | None = None,
-    length_root: str | os.PathLike[str] | None = None,
-) -> Any:
-    """The MoGenTS pipeline: an artifact through the zoo loader (``load("mogents", model_path,
-    device=...)``), or, as the zoo's script does, a raw official weights root (a folder without
-    ``mogents_config.json``), built from the official files with the length estimator of
-    ``length_root`` when it holds one (CLIP from its usual cache location)."""
-    from hftrainer_mogents.artifact import CONFIG_NAME
-
-    raw = model_path is not None and Path(model_path).is_dir()
-    if raw and not (Path(model_path) / CONFIG_NAME).is_file():  # type: ignore[arg-type]
-        from hftrainer_mogents.convert.official import OfficialLayout, load_official_bundle
-        from hftrainer_mogents.pipeline import MoGenTSPipeline
-
-        layout = OfficialLayout(weights_root=Path(model_path))  # type: ignore[arg-type]
-        if length_root is not None:
-            layout.length_root = Path(length_root)
-        bundle, _ = load_official_bundle(layout, load_length_estimator=layout.length_ckpt.is_file())
-        return MoGenTSPipeline(bundle, device=device)
+def load_generator(model_path: str | None, *, device: str | None = None) -> Any:
+    """The MoGenTS pipeline through the zoo loader (``load("mogents", model_path, device=...)``)."""
     from hftrainer_mogents.zoo.loader import load
 
     kwargs = {} if device is None else {"device": device}
