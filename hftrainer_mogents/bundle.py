@@ -247,6 +247,12 @@ class MoGenTSBundle(nn.Module):
                     if artifact.COMPONENT_FILES["length_estimator"] in missing
                     else ""
                 )
+                + (
+                    "; it was converted without CLIP (--no_clip), and generation needs the "
+                    "artifact's own CLIP text encoder: convert again without --no_clip"
+                    if artifact.COMPONENT_FILES["clip"] in missing
+                    else ""
+                )
             )
         if verify_checksums:
             artifact.verify_artifact_files(

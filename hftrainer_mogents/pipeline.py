@@ -228,33 +228,38 @@ class MoGenTSPipeline:
         self,
         texts: Sequence[str] | str,
         lengths: Sequence[float] | None = None,
-        *,
-        generation_config: GenerationConfig | None = None,
-        time_steps: int | None = None,
         cond_scale: float | None = None,
-        res_cond_scale: float | None = None,
+        time_steps: int | None = None,
         topkr: float | None = None,
         temperature: float | None = None,
+        res_cond_scale: float | None = None,
         res_temperature: float | None = None,
         gumbel_sample: bool | None = None,
+        clamp: bool = True,
+        *,
+        generation_config: GenerationConfig | None = None,
         seed: int | None = None,
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
         batch_size: int = 32,
         mode: str = "fast",
     ) -> list[np.ndarray]:
         """Generate one motion per text; returns a list of ``(T_i, 263)`` float32 arrays in
-        physical units (see :meth:`__call__` for the arguments)."""
+        physical units. The zoo's signature: ``infer_t2m(captions, lengths, cond_scale,
+        time_steps, topkr, temperature, res_cond_scale, res_temperature, gumbel_sample, clamp)``
+        positionally, the rest by keyword (see :meth:`__call__`; settings left ``None`` come from
+        ``generation_config``)."""
         return self(
             texts,
             lengths,
+            cond_scale,
+            time_steps,
+            topkr,
+            temperature,
+            res_cond_scale,
+            res_temperature,
+            gumbel_sample,
+            clamp,
             generation_config=generation_config,
-            time_steps=time_steps,
-            cond_scale=cond_scale,
-            res_cond_scale=res_cond_scale,
-            topkr=topkr,
-            temperature=temperature,
-            res_temperature=res_temperature,
-            gumbel_sample=gumbel_sample,
             seed=seed,
             generator=generator,
             batch_size=batch_size,
@@ -266,15 +271,16 @@ class MoGenTSPipeline:
         self,
         texts: Sequence[str] | str,
         lengths: Sequence[float] | None = None,
-        *,
-        generation_config: GenerationConfig | None = None,
-        time_steps: int | None = None,
         cond_scale: float | None = None,
-        res_cond_scale: float | None = None,
+        time_steps: int | None = None,
         topkr: float | None = None,
         temperature: float | None = None,
+        res_cond_scale: float | None = None,
         res_temperature: float | None = None,
         gumbel_sample: bool | None = None,
+        clamp: bool = True,
+        *,
+        generation_config: GenerationConfig | None = None,
         seed: int | None = None,
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
         batch_size: int = 32,
@@ -287,20 +293,27 @@ class MoGenTSPipeline:
 
         Args:
             texts: captions (a single string counts as one).
-            lengths: frames at 20 fps per text (floored to a multiple of 4, kept within
-                [40, 196], with a warning when changed); None samples them from the length
-                estimator.
-            generation_config: the sampling settings (default :attr:`generation_config`, the
-                paper's evaluation settings); see
-                :class:`~hftrainer_mogents.generation_config.GenerationConfig`.
-            time_steps, cond_scale, res_cond_scale, topkr, temperature, res_temperature,
-                gumbel_sample: override single settings of ``generation_config`` for this call
+            lengths: frames at 20 fps per text (with ``clamp``: floored to a multiple of 4, kept
+                within [40, 196], with a warning when changed); None samples them from the
+                length estimator.
+            cond_scale, time_steps, topkr, temperature, res_cond_scale, res_temperature,
+                gumbel_sample: in the zoo's positional order (``infer_t2m(captions, lengths,
+                cond_scale, time_steps, topkr, temperature, res_cond_scale, res_temperature,
+                gumbel_sample, clamp)``), override single settings of ``generation_config`` for
+                this call
                 (None keeps its value): masked-decoding iterations (the paper's evaluation uses
                 10; the official demo 18), guidance of the mask and of the residual transformers,
                 top-k filter threshold (0.9 keeps the top 10 % of the logits), mask-transformer
                 temperature (only acts with ``gumbel_sample=True``: upstream's categorical
                 sampling ignores it), residual temperature, Gumbel-max instead of categorical
                 sampling for the base layer.
+            clamp: the zoo's switch. True (default): bring each length into the model's range
+                (floor to a multiple of 4, then into [40, 196], with a warning); False: use the
+                lengths as given, refusing any that is not already a multiple of 4 within
+                [40, 196] (the model cannot generate other lengths).
+            generation_config: the sampling settings (default :attr:`generation_config`, the
+                paper's evaluation settings); see
+                :class:`~hftrainer_mogents.generation_config.GenerationConfig`.
             seed: makes the call reproducible; None draws one (returned in the output).
             generator: instead of ``seed``, a ``torch.Generator`` or one per text. A list gives
                 each text its own draws (fast mode), whatever its index or batch; one generator
@@ -323,7 +336,7 @@ class MoGenTSPipeline:
         """
         # 1. Check inputs
         texts = _check_texts(texts)
-        frames = None if lengths is None else _check_lengths(lengths, len(texts))
+        frames = None if lengths is None else _check_lengths(lengths, len(texts), clamp=clamp)
         config = (generation_config or self.generation_config).replace(
             time_steps=time_steps,
             cond_scale=cond_scale,
@@ -721,7 +734,7 @@ def _check_texts(texts: Sequence[str] | str) -> list[str]:
     return out
 
 
-def _check_lengths(lengths: Sequence[float], n_texts: int) -> list[int]:
+def _check_lengths(lengths: Sequence[float], n_texts: int, *, clamp: bool = True) -> list[int]:
     if isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__len__"):
         raise InvalidInputError(
             f"lengths must be a list of frame counts, got {type(lengths).__name__}"
@@ -735,7 +748,24 @@ def _check_lengths(lengths: Sequence[float], n_texts: int) -> list[int]:
         raise InvalidInputError(
             f"got {n_texts} texts but {len(values)} lengths; give one length per text or lengths=None"
         )
-    return [normalize_length(v, index=i) for i, v in enumerate(values)]
+    if not isinstance(clamp, (bool, np.bool_)):
+        raise InvalidInputError(f"clamp must be True or False, got {clamp!r}")
+    if clamp:
+        return [normalize_length(v, index=i) for i, v in enumerate(values)]
+    out = []
+    for i, value in enumerate(values):
+        try:
+            ok = float(value) == clamp_length(int(float(value)))
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
+            raise InvalidInputError(
+                f"lengths[{i}] = {value!r}: with clamp=False a length must already be a multiple "
+                f"of {UNIT_LENGTH} within [{MIN_MOTION_LENGTH}, {MAX_MOTION_LENGTH}] frames; pass "
+                "clamp=True to bring it into that range"
+            )
+        out.append(int(float(value)))
+    return out
 
 
 def _check_execution(batch_size: int, mode: str) -> None:

@@ -195,3 +195,23 @@ def test_artifacts_are_byte_reproducible(release, tmp_path):
         if name.endswith((".safetensors", ".npy")):
             assert (resaved / name).read_bytes() == (first / name).read_bytes(), name
     assert json.loads((resaved / "model_index.json").read_text())["checksums"] == checksums
+
+
+def test_no_clip_writes_an_artifact_without_clip_that_refuses_to_load(release, tmp_path):
+    """The zoo's --no_clip: no clip.safetensors (nor its checksum); loading names the cause."""
+    import json
+
+    from hftrainer_mogents.bundle import MoGenTSBundle
+
+    out = tmp_path / "no_clip"
+    args = ["convert", "--weights_root", str(release / "logs"), "--length_root"]
+    args += [str(release / "checkpoints"), "--out_dir", str(out), "--clip"]
+    args += [str(release / "ViT-B-32.pt"), "--no_clip", "--verify"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "verified" in result.output  # checked with CLIP before it was dropped
+    assert not (out / "clip.safetensors").exists() and (out / "vq.safetensors").is_file()
+    index = json.loads((out / "model_index.json").read_text())
+    assert "clip.safetensors" not in index["checksums"] and "--no_clip" in index["clip_omitted"]
+    with pytest.raises(ArtifactNotFoundError, match="without CLIP \\(--no_clip\\).*again without"):
+        MoGenTSBundle.from_pretrained(out)

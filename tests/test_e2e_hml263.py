@@ -107,3 +107,103 @@ def test_generate_split_with_the_pipeline_then_evaluate(
         assert key in report
     assert np.isfinite(report["fid"]["mean"])
     assert (pred / "metrics" / "verify_hml263.md").is_file()
+
+
+def test_benchmark_entry_runs_from_its_spec(tiny_artifact, evaluator_dir, tmp_path, caplog):
+    """What a zoo runner does, knowing only the spec, a dataset root, an evaluator folder, the
+    model artifact, an output folder and a seed: no other argument."""
+    import logging
+
+    from hftrainer_mogents.evaluation.hml263.report import ZOO_KEYS
+    from hftrainer_mogents.zoo import list_benchmarks
+    from hftrainer_mogents.zoo.specs import BENCHMARK_ENTRY_ARGS, resolve
+
+    ev = HumanML263Evaluator.from_pretrained(evaluator_dir, device="cpu")
+    data = make_humanml3d(tmp_path / "HumanML3D", ev.mean, ev.std, n_clips=36)
+    spec = {b.name: b for b in list_benchmarks()}["mogents-humanml3d-test"]
+    assert "seed" not in spec.generation_kwargs and "batch_size" not in spec.generation_kwargs
+    entry = resolve(spec.entry)
+    runner_args = {
+        "dataset_root": data,
+        "evaluator_dir": evaluator_dir,
+        "out_dir": tmp_path / "run",
+        "model_path": tiny_artifact,
+        "seed": 0,
+    }
+    assert tuple(runner_args) == BENCHMARK_ENTRY_ARGS
+    with caplog.at_level(logging.WARNING):
+        out = entry(spec, **runner_args)
+    # the protocol's sizes adapted to the small split, each with a warning
+    assert "multimodality texts instead of 96" in caplog.text
+    assert "diversity uses 32 pairs instead of 100" in caplog.text
+    summary = out["generation"]
+    assert summary["failed"] == [] and summary["written"] > 0
+    plan = json.loads((tmp_path / "run" / "generation.json").read_text())
+    assert plan["generation_kwargs"] == dict(spec.generation_kwargs)
+    assert (plan["seed"], plan["batch_size"], plan["mm_samples"]) == (0, spec.batch_size, 1)
+    report = json.loads((tmp_path / "run" / "metrics" / "verify_hml263.json").read_text())
+    assert set(report) >= set(ZOO_KEYS)
+    assert report["n_repeats"] == 20 and report["skipped_no_pred"] == 0
+    assert np.isfinite(report["fid"]["mean"]) and report["multimodality"]["mean"] > 0
+    assert report["config"]["diversity_times"] == 32
+
+    # spec.run checks what a runner passes, and resumes the finished run without generating
+    with pytest.raises(Exception, match="missing \\['evaluator_dir'\\]"):
+        spec.run(dataset_root=data, out_dir=tmp_path / "run")
+    again = spec.run(**runner_args)
+    assert again["generation"]["written"] == 0
+    assert again["metrics"]["repeats"] == out["metrics"]["repeats"]
+
+
+def test_split_script_raw_weights_root_and_anno_fallback(
+    tiny_root, evaluator_dir, tmp_path, monkeypatch
+):
+    """The zoo's script flags: --model_path a raw official weights root with --length_root,
+    --anno_file / --anno_output_fps for ids the dataset lacks."""
+    import shutil
+
+    from hftrainer_mogents.cli.split_generation import generation_main
+
+    # the raw mode takes CLIP from its usual cache location, ~/.cache/clip/ViT-B-32.pt
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / ".cache" / "clip").mkdir(parents=True)
+    shutil.copy(
+        tiny_root / "clip" / "ViT-B-32-tiny.pt",
+        tmp_path / "home" / ".cache" / "clip" / "ViT-B-32.pt",
+    )
+    ev = HumanML263Evaluator.from_pretrained(evaluator_dir, device="cpu")
+    data = make_humanml3d(tmp_path / "HumanML3D", ev.mean, ev.std, n_clips=4)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("000000\n000001\nanno_a\nanno_b\nanno_c\n")
+    (tmp_path / "captions").mkdir()
+    (tmp_path / "captions" / "a.json").write_text(
+        json.dumps({"macro": [], "meso": ["  ", "a person waves"], "micro": ["x"]})
+    )
+    anno = {
+        "data_list": {
+            "anno_a": {
+                "hierarchical_caption_path": "captions/a.json",
+                "fps": 30,
+                "num_frames": 150,
+            },
+            "anno_b": {"hierarchical_caption_path": "captions/none.json", "num_frames": 90},
+        }
+    }
+    (tmp_path / "anno.json").write_text(json.dumps(anno))
+    out = tmp_path / "pred"
+    argv = [
+        "--model_path",
+        str(tiny_root / "logs"),
+        "--length_root",
+        str(tiny_root / "checkpoints"),
+    ]
+    argv += ["--data_root", str(data), "--id_file", str(ids), "--out_dir", str(out)]
+    argv += ["--anno_file", str(tmp_path / "anno.json"), "--anno_output_fps", "20"]
+    argv += ["--mm_samples", "0", "--time_steps", "2", "--device", "cpu", "--no_progress"]
+    assert generation_main(argv) == 0
+    plan = json.loads((out / "generation.json").read_text())
+    # anno_a: 150 frames at 30 fps -> 100 at 20 fps; anno_b has no caption file, anno_c no record
+    assert plan["items"]["anno_a"] == {"caption_index": 0, "text": "a person waves", "length": 100}
+    assert "anno_b" not in plan["items"] and "anno_c" not in plan["items"]
+    assert np.load(out / "anno_a.npy").shape == (100, 263)
+    assert {"000000", "000001"} <= set(plan["items"])

@@ -22,7 +22,7 @@ from hftrainer_mogents.errors import (
     ChecksumMismatchError,
     InvalidInputError,
 )
-from hftrainer_mogents.evaluation.hml263.dataset import read_test_split
+from hftrainer_mogents.evaluation.hml263.dataset import legacy_subclip_aliases, read_test_split
 from hftrainer_mogents.evaluation.hml263.draws import RepeatDraws, draw_repeat
 from hftrainer_mogents.evaluation.hml263.evaluator import (
     CONFIG_FILE,
@@ -63,6 +63,13 @@ def evaluator(evaluator_dir):
 @pytest.fixture(scope="module")
 def split(fx):
     return read_test_split(fx / "dataset" / "HumanML3D")
+
+
+def _new_key(split):
+    """The fixture names sub-clips ``<id>__L<line>`` (this package's old naming): its key -> ours
+    (the zoo's ``<id>__sub<k>``)."""
+    aliases = legacy_subclip_aliases(split.entries)
+    return lambda key: aliases.get(key, key)
 
 
 def _max_diff(a, b):
@@ -235,7 +242,8 @@ def test_motion_embeddings_match_reference(evaluator, split, ref, fx):
     preds = np.load(fx / "pred_motions.npz")
     m_len = arrays["simple_m_length"]
     gt = evaluator.encode_motion([split.load_motion(e) for e in split.entries], m_len)
-    pred = evaluator.encode_motion([preds[e.key] for e in split.entries], m_len)
+    old_key = {new: old for old, new in legacy_subclip_aliases(split.entries).items()}
+    pred = evaluator.encode_motion([preds[old_key.get(e.key, e.key)] for e in split.entries], m_len)
     for ours, name in ((gt, "simple_motion_emb_gt"), (pred, "simple_motion_emb_pred")):
         err = _max_diff(ours, arrays[name])
         assert err < EMB_ATOL, f"{name}: max diff {err:.3g}"
@@ -250,10 +258,11 @@ def test_movement_encoder_matches_reference(evaluator, split, ref):
     arrays, meta = ref
     batch = meta["protocol"]["repeats"][0]["batches"][0]
     by_key = {e.key: e for e in split.entries}
+    new_key = _new_key(split)
     samples = [batch["samples"][j] for j in batch["align_idx"]]
     motions = np.zeros((32, 196, 263), np.float32)
     for row, s in enumerate(samples):
-        crop = split.load_motion(by_key[s["key"]])[s["start"] : s["start"] + s["m_length"]]
+        crop = split.load_motion(by_key[new_key(s["key"])])[s["start"] : s["start"] + s["m_length"]]
         motions[row, : s["m_length"]] = evaluator.normalize(crop)
     with torch.inference_mode():
         movements = evaluator.networks.movement_encoder(torch.from_numpy(motions[..., :-4]))
@@ -285,11 +294,24 @@ def test_split_index_matches_reference(split, ref):
         (e.key, e.length, list(e.frames) if e.frames else None, [c.line for c in e.captions])
         for e in split.entries
     ]
+    new_key = _new_key(split)
     theirs = [
-        (e["key"], e["length"], e["frames"], e["caption_line_indices"])
+        (new_key(e["key"]), e["length"], e["frames"], e["caption_line_indices"])
         for e in meta["dataset_index"]["entries"]
     ]
     assert ours == theirs
+    # the zoo's numbering: k counts the tagged lines of the clip in file order
+    subs = [e for e in split.entries if e.frames is not None]
+    assert subs and all("__sub" in e.key for e in subs)
+    for e in subs:
+        tagged = [
+            i
+            for i, line in enumerate(
+                (split.root / "texts" / f"{e.source_id}.txt").read_text().splitlines()
+            )
+            if {float(x) if x != "nan" else 0.0 for x in line.split("#")[2:4]} != {0.0}
+        ]
+        assert e.key == f"{e.source_id}__sub{tagged.index(e.captions[0].line)}"
     assert set(meta["dataset_index"]["dropped_clip_kinds"]) <= set(split.skipped)
     assert split.skipped[meta["dataset_index"]["missing_id_in_split"]] == "missing motion file"
 
@@ -314,6 +336,7 @@ def test_split_reader_errors_show_the_layout(fx, tmp_path):
 
 def _recorded_draws(split, meta):
     index = {e.key: i for i, e in enumerate(split.entries)}
+    index.update({old: index[new] for old, new in legacy_subclip_aliases(split.entries).items()})
     n = len(split.entries)
     draws, div = [], []
     for rec in meta["protocol"]["repeats"]:
@@ -409,7 +432,7 @@ def test_missing_predictions_are_counted_or_fail_strict(evaluator, split, fx):
     assert len(out["skipped"]["no_prediction"]) == 3
     assert out["n_evaluated"] == 65 and out["n_entries"] == 68
     assert out["unmatched_predictions"] == 0
-    preds["002043__sub0"] = preds["002043"]  # another naming scheme: counted, not used
+    preds["002043__x0"] = preds["002043"]  # another naming scheme: counted, not used
     out = evaluator.evaluate(preds, split=split, n_repeats=1, diversity_times=20, progress=False)
     assert out["unmatched_predictions"] == 1
     with pytest.raises(ArtifactNotFoundError, match="3 of 68 test items have no prediction"):
@@ -453,3 +476,70 @@ def test_bf16_evaluator_stays_close_to_fp32(evaluator_dir, evaluator, split, ref
         assert ours.dtype == np.float32
         rel = _max_diff(ours, theirs) / float(np.abs(theirs).max())
         assert 0 < rel < 0.05, rel
+
+
+def test_zoo_named_and_old_named_folders_score_identically(evaluator, split, fx, tmp_path):
+    """A folder in the zoo's naming (<id>__sub<k>) and one in this package's old naming
+    (<id>__L<line>) hold the same predictions: same scores; the report has the zoo's keys."""
+    from hftrainer_mogents.evaluation.hml263.report import ZOO_KEYS, write_hml263_report
+
+    preds = dict(np.load(fx / "pred_motions.npz"))  # the fixture uses the old names
+    aliases = legacy_subclip_aliases(split.entries)
+    assert aliases and set(aliases) <= set(preds)
+    zoo, old = tmp_path / "zoo", tmp_path / "old"
+    for folder in (zoo, old):
+        folder.mkdir()
+    for key, motion in preds.items():
+        np.save(old / f"{key}.npy", motion)
+        np.save(zoo / f"{aliases.get(key, key)}.npy", motion)
+    assert {p.stem for p in zoo.glob("*__sub*.npy")} == set(aliases.values())
+    kw = {"dataset_root": split.root, "n_repeats": 3, "diversity_times": 20, "progress": False}
+    a, b = evaluator.evaluate_dir(zoo, **kw), evaluator.evaluate_dir(old, **kw)
+    assert a["repeats"] == b["repeats"] and a["skipped_no_pred"] == 0
+    assert a["n_samples"] == 68 and a["n_samples_used"] == 64
+
+    json_path, _ = write_hml263_report(a, tmp_path / "metrics")
+    report = json.loads(json_path.read_text())
+    assert set(report) >= set(ZOO_KEYS) | {"repeats", "skipped", "reference"}
+    assert report["mode"] == "pred" and report["n_repeats"] == 3
+    for name in ("fid", "matching_score", "diversity", "matching_score_real", "diversity_real"):
+        stat = report[name]
+        values = [rep[name] for rep in a["repeats"]]
+        assert stat["mean"] == pytest.approx(np.mean(values))
+        assert stat["std"] == pytest.approx(np.std(values))  # the zoo's: population std
+        assert stat["conf"] == pytest.approx(1.96 * np.std(values) / np.sqrt(3))
+    for name in ("r_precision", "r_precision_real"):
+        assert len(report[name]["mean"]) == 3 and len(report[name]["std"]) == 3
+    config = report["config"]
+    assert config["evaluator"] == "humanml3d_263" and config["pred_dir"] == str(zoo)
+    assert config["ckpt_dir"] == evaluator.source and config["gt_root"] == str(split.root)
+    assert config["texts_dir"] == str(split.root / "texts")
+    for key in ("split_file", "caption_selection", "caption_protocol_note"):
+        assert config[key]
+
+    gt = evaluator.evaluate_dir(None, **kw)
+    json_path, _ = write_hml263_report(gt, tmp_path / "gt")
+    report = json.loads(json_path.read_text())
+    assert report["mode"] == "gt-only" and report["fid"]["mean"] == 0.0
+    assert report["r_precision"] == report["r_precision_real"]
+
+
+def test_texts_dir_replaces_the_captions(evaluator, fx, tmp_path):
+    root = fx / "dataset" / "HumanML3D"
+    texts = tmp_path / "texts"
+    shutil.copytree(root / "texts", texts)
+    whole = next(e for e in read_test_split(root).entries if e.frames is None)
+    first = texts / f"{whole.source_id}.txt"
+    lines = first.read_text().splitlines()
+    line = whole.captions[0].line
+    lines[line] = "a brand new caption#a/DET brand/ADJ new/ADJ caption/NOUN#0.0#0.0"
+    first.write_text("\n".join(lines) + "\n")
+    split = read_test_split(root, texts_dir=texts)
+    entry = next(e for e in split.entries if e.key == whole.key)
+    assert entry.captions[0].text == "a brand new caption" and split.texts_dir == texts
+    result = evaluator.evaluate(
+        None, dataset_root=root, texts_dir=texts, n_repeats=1, diversity_times=20, progress=False
+    )
+    assert result["config"]["texts_dir"] == str(texts)
+    with pytest.raises(ArtifactNotFoundError, match="texts_dir"):
+        read_test_split(root, texts_dir=tmp_path / "nowhere")

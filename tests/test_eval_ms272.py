@@ -24,6 +24,7 @@ from hftrainer_mogents.errors import (
 from hftrainer_mogents.evaluation import metrics
 from hftrainer_mogents.evaluation.ms272.dataset import read_ms272_split
 from hftrainer_mogents.evaluation.ms272.evaluator import MotionStreamer272Evaluator
+from hftrainer_mogents.evaluation.ms272.report import ZOO_KEYS
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +174,7 @@ def test_evaluate_dir_protocol(
     clips = make_data_root(fixture, tmp_path / "data")
     split = read_ms272_split(tmp_path / "data")
     keys = [e.key for e in split.entries]
-    assert "000001__L2" in keys and "000001__L3" not in keys and "toolong" not in keys
+    assert "000001__sub0" in keys and "000001__sub1" not in keys and "toolong" not in keys
     assert split.skipped.keys() == {"toolong", "missing_id"}
     assert len(keys) == 10
     pred = tmp_path / "pred"
@@ -204,6 +205,21 @@ def test_evaluate_dir_protocol(
     assert verify_main(args) == 0
     report = json.loads((tmp_path / "metrics" / "verify_ms272.json").read_text())
     assert report["fid"] == pytest.approx(result["fid"])
+    # the zoo's keys, with ours beside them
+    assert set(report) >= set(ZOO_KEYS) | {"summary", "repeats", "reference"}
+    assert report["config"]["evaluator"] == "motionstreamer_272"
+    assert report["config"]["evaluator_ckpt"].endswith("evaluator.safetensors")
+    assert {"data_root", "pred_dir", "gt_only", "batch_size"} <= set(report["config"])
+    assert len(report["r_precision_pred_std"]) == 3 and report["skipped_no_pred"] == 1
+    gt_args = ["--which", "ms272", "--gt-only", "--out-dir", str(tmp_path / "gt"), "--n-repeats",
+               "2", "--ms272-data-root", str(tmp_path / "data"), "--ms272-evaluator",
+               str(evaluator.source), "--ms272-batch-size", "4", "--ms272-diversity-times", "4",
+               "--device", "cpu"]  # fmt: skip
+    assert verify_main(gt_args) == 0
+    gt_report = json.loads((tmp_path / "gt" / "verify_ms272.json").read_text())
+    assert set(gt_report) >= set(ZOO_KEYS) and gt_report["fid"] == 0.0
+    assert gt_report["r_precision_pred"] == gt_report["r_precision_real"]
+    assert gt_report["config"]["gt_only"] is True
     assert "| FID (lower) |" in (tmp_path / "metrics" / "verify_ms272.md").read_text()
     cli_args = ["evaluate", "ms272", "--pred-dir", str(pred), "--data-root", str(tmp_path / "data"),
                 "--evaluator", str(evaluator.source), "--batch-size", "4", "--diversity-times",

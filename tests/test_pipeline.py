@@ -393,3 +393,39 @@ def test_a_caption_longer_than_clip_is_cut_with_a_warning(tiny_pipeline, caplog)
     with caplog.at_level(logging.WARNING, logger="hftrainer_mogents.modeling.tokenizer"):
         tiny_pipeline(["a person walks forward"], [40], seed=0, time_steps=1)
     assert "cut to" not in caplog.text
+
+
+def test_infer_t2m_takes_the_zoo_positional_order_and_clamp(tiny_pipeline, caplog):
+    """The zoo's call: infer_t2m(captions, lengths, cond_scale, time_steps, topkr, temperature,
+    res_cond_scale, res_temperature, gumbel_sample, clamp)."""
+    texts, lengths = PROMPTS[:2], [64, 80]
+    settings = GenerationConfig(
+        cond_scale=2.5,
+        time_steps=3,
+        topkr=0.8,
+        temperature=1.2,
+        res_cond_scale=3.0,
+        res_temperature=0.9,
+        gumbel_sample=True,
+    )
+    positional = tiny_pipeline.infer_t2m(
+        texts, lengths, 2.5, 3, 0.8, 1.2, 3.0, 0.9, True, True, seed=7
+    )
+    by_config = tiny_pipeline.infer_t2m(texts, lengths, generation_config=settings, seed=7)
+    out = tiny_pipeline(texts, lengths, 2.5, 3, 0.8, 1.2, 3.0, 0.9, True, seed=7)
+    assert out.generation_config == settings
+    for a, b, c in zip(positional, by_config, out.motions):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    # clamp=True (default) brings lengths into the model's range, with a warning
+    with caplog.at_level(logging.WARNING):
+        clamped = tiny_pipeline.infer_t2m(["a person walks"], [30], time_steps=2, seed=0)
+    assert clamped[0].shape[0] == 40 and "-> 40" in caplog.text
+    # clamp=False uses valid lengths as given and refuses the others, naming the fix
+    exact = tiny_pipeline.infer_t2m(["a person walks"], [44], time_steps=2, clamp=False, seed=0)
+    assert exact[0].shape[0] == 44
+    for bad in (30, 41, 200):
+        with pytest.raises(InvalidInputError, match=r"lengths\[0\] = .*clamp=True"):
+            tiny_pipeline.infer_t2m(["a person walks"], [bad], clamp=False, seed=0)
+    with pytest.raises(InvalidInputError, match="clamp must be True or False"):
+        tiny_pipeline.infer_t2m(["a person walks"], [44], clamp="no", seed=0)

@@ -21,7 +21,7 @@ from hftrainer_mogents.cli import cli
 from hftrainer_mogents.config import clamp_length
 from hftrainer_mogents.convert.evaluator_hml263 import convert_hml263_evaluator
 from hftrainer_mogents.errors import ArtifactFormatError, InvalidInputError
-from hftrainer_mogents.evaluation.hml263.benchmark import run_benchmark
+from hftrainer_mogents.evaluation.hml263.benchmark import run_benchmark, run_from_spec
 from hftrainer_mogents.evaluation.hml263.dataset import read_test_split
 from hftrainer_mogents.evaluation.hml263.evaluator import PUBLISHED, HumanML263Evaluator
 from hftrainer_mogents.evaluation.hml263.split_generation import (
@@ -102,7 +102,7 @@ def test_plan_follows_the_length_and_caption_rules(dataset):
         assert it.length == clamp_length(e.length) and it.length % 4 == 0
         assert 40 <= it.length <= 196
         assert it.text == e.captions[0].text
-    assert any("__L" in it.key for it in items)
+    assert any(it.key.endswith("__sub0") for it in items)
     assert [clamp_length(n) for n in (30, 41, 199, 250)] == [40, 40, 196, 196]
     assert len({b.seed for b in plan.batches}) == len(plan.batches)
     mm = [b for b in plan.batches if b.mm]
@@ -242,6 +242,8 @@ def test_script_restarts_after_a_kill(dataset, reference_run, tmp_path):
 def test_verify_script_writes_json_and_markdown(dataset, reference_run, evaluator_dir, tmp_path):
     pred = reference_run[0]
     metrics = tmp_path / "metrics"
+    texts = tmp_path / "texts"  # the zoo's --hml263-texts-dir: captions from another folder
+    shutil.copytree(dataset / "texts", texts)
     args = [
         "--which",
         "hml263",
@@ -251,6 +253,8 @@ def test_verify_script_writes_json_and_markdown(dataset, reference_run, evaluato
         str(dataset),
         "--hml263-evaluator",
         str(evaluator_dir),
+        "--hml263-texts-dir",
+        str(texts),
         "--hml263-diversity-times",
         "20",
         "--n-repeats",
@@ -276,6 +280,9 @@ def test_verify_script_writes_json_and_markdown(dataset, reference_run, evaluato
     assert result["multimodality"]["mean"] > 0
     assert result["reference"]["fid"] == 0.0806
     assert result["config"]["captions_from"].endswith("generation.json")
+    assert result["config"]["texts_dir"] == str(texts)
+    assert result["n_samples"] == len(read_test_split(dataset))  # the zoo's key
+    assert len(result["fid"]) == 3 and result["fid"]["std"] >= 0  # {mean, std, conf}
     assert len(list((tmp_path / "cache").rglob("hml263_real_*.npz"))) == 1
     r_prec = result["r_precision"]["mean"] + result["r_precision_real"]["mean"]
     assert all(0 <= v <= 1 for v in r_prec) and result["fid"]["mean"] > 0
@@ -427,7 +434,7 @@ def test_run_benchmark_generates_then_evaluates(dataset, evaluator_dir, tmp_path
     assert (tmp_path / "bench" / "metrics" / "verify_hml263.json").is_file()
 
 
-def test_zoo_declares_the_evaluator_and_the_benchmark():
+def test_zoo_declares_the_evaluator_and_the_benchmark(dataset):
     from hftrainer_mogents.zoo import loader, plugin
     from hftrainer_mogents.zoo.specs import resolve
 
@@ -436,7 +443,26 @@ def test_zoo_declares_the_evaluator_and_the_benchmark():
     assert "hml263" in {m.name: m for m in loader.list_models()}["mogents"].evaluators
     bench = {b.name: b for b in loader.list_benchmarks()}["mogents-humanml3d-test"]
     assert (bench.dataset, bench.split, bench.evaluator) == ("humanml3d", "test", "hml263")
-    assert resolve(bench.entry) is run_benchmark
+    assert resolve(bench.entry) is run_from_spec
+    assert (bench.seed, bench.batch_size) == (0, 32)
+    assert dict(bench.generation_kwargs) == GenerationConfig().to_dict()
+    # the run's seed and batch size are not sampling settings: refused where they would clash
+    from hftrainer_mogents.errors import PluginError
+    from hftrainer_mogents.zoo.specs import BenchmarkSpec
+
+    with pytest.raises(PluginError, match=r"\['seed', 'batch_size'\].*BenchmarkSpec\(seed="):
+        BenchmarkSpec("x", "mogents", "humanml3d", "test", "hml263", {"seed": 0, "batch_size": 8})
+    with pytest.raises(InvalidInputError, match="pass seed= and batch_size= instead"):
+        plan_test_split(read_test_split(dataset), generation_kwargs={"seed": 0})
+    with pytest.raises(PluginError, match="unknown argument"):
+        bench.run(dataset_root="d", evaluator_dir="e", out_dir="o", device="cpu")
+    with pytest.raises(InvalidInputError, match="HumanML3D-263 test benchmark"):
+        run_from_spec(
+            BenchmarkSpec("x", "mogents", "humanml3d", "val", "hml263"),
+            dataset_root="d",
+            evaluator_dir="e",
+            out_dir="o",
+        )
     assert GenerationConfig().to_dict() == plugin.HML263_GENERATION_KWARGS
     as_tuples = {k: tuple(v) if isinstance(v, list) else v for k, v in PUBLISHED.items()}
     assert dict(bench.reference) == as_tuples

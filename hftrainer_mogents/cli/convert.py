@@ -104,6 +104,14 @@ __all__ = [
     is_flag=True,
     help="Convert without the length estimator.",
 )
+@click.option(
+    "--no_clip",
+    "--no-clip",
+    "no_clip",
+    is_flag=True,
+    help="The zoo's legacy export: write the artifact without clip.safetensors. This package "
+    "generates with the artifact's own CLIP, so such an artifact does not load for generation.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out_dir.")
 @click.option(
     "--verify", is_flag=True, help="Reload the artifact and prove it equal to the raw checkpoints."
@@ -124,6 +132,7 @@ def convert(
     len_ckpt_name: str,
     clip_path: str | None,
     no_length_estimator: bool,
+    no_clip: bool,
     overwrite: bool,
     verify: bool,
 ) -> None:
@@ -157,6 +166,7 @@ def convert(
             load_length_estimator=not no_length_estimator,
             overwrite=overwrite,
             verify=verify,
+            include_clip=not no_clip,
         )
     except FileExistsError as err:
         raise click.ClickException(f"{err} (pass --overwrite)") from err

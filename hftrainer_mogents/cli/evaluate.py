@@ -105,6 +105,12 @@ def evaluate() -> None:
     default=None,
     help="Folder of verify_hml263.json/.md [default: <pred-dir>/metrics].",
 )
+@click.option(
+    "--texts-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Captions (<id>.txt) instead of <dataset-root>/texts; must be the generation's.",
+)
 @click.option("--model-path", default=None, help="Generate the test split with this model first.")
 @click.option(
     "--dtype",
@@ -123,9 +129,9 @@ def evaluate() -> None:
 @click.option(
     "--mm-samples",
     type=int,
-    default=96,
-    show_default=True,
-    help="Items generated repeatedly for MultiModality (--model-path; 0: none).",
+    default=None,
+    help="Items generated repeatedly for MultiModality (--model-path; 0: none) "
+    "[default: 96, fewer on a small split].",
 )
 @click.option("--mm-repeats", type=int, default=30, show_default=True, help="Generations each.")
 @click.option("--skip-existing", is_flag=True, help="Resume the generation (with --model-path).")
@@ -138,6 +144,7 @@ def evaluate_hml263(
     dataset_root: str,
     evaluator_dir: str,
     out_dir: str | None,
+    texts_dir: str | None,
     model_path: str | None,
     gt_only: bool,
     n_repeats: int,
@@ -149,7 +156,7 @@ def evaluate_hml263(
     diversity_times: int | None,
     gt_cache: str | None,
     no_gt_cache: bool,
-    mm_samples: int,
+    mm_samples: int | None,
     mm_repeats: int,
     skip_existing: bool,
     num_shards: int | None,
@@ -177,6 +184,7 @@ def evaluate_hml263(
         dtype=dtype,
         gt_only=gt_only,
         max_samples=max_samples,
+        texts_dir=texts_dir,
         seed=seed,
         n_repeats=n_repeats,
         mm_samples=mm_samples,
@@ -309,6 +317,12 @@ def _hml263_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--hml263-split-file", default=None, help="id list instead of test.txt")
     group.add_argument(
+        "--hml263-texts-dir",
+        default=None,
+        help="caption texts (<id>.txt) the evaluator reads; must match the captions used for "
+        "generation (default: <gt-root>/texts)",
+    )
+    group.add_argument(
         "--hml263-evaluator",
         default="checkpoints/evaluators/hml263",
         help="converted evaluator (mogents convert-evaluator)",
@@ -360,6 +374,7 @@ def _run_hml263(args: argparse.Namespace, out_dir: Path) -> list[Path]:
         dtype=args.hml263_dtype,
         gt_only=args.gt_only,
         split_file=args.hml263_split_file,
+        texts_dir=args.hml263_texts_dir,
         max_samples=args.hml263_max_samples,
         seed=args.seed,
         n_repeats=args.n_repeats,

@@ -35,9 +35,34 @@ def build_generation_parser() -> argparse.ArgumentParser:
         prog="mogents_t2m_h3d263.py",
         description="Generate one (T, 263) .npy per HumanML3D test item with MoGenTS.",
     )
-    p.add_argument("--model_path", "--model-path", default=None, help="artifact folder or hub id")
+    p.add_argument(
+        "--model_path",
+        "--model-path",
+        default=None,
+        help="artifact folder or hub id, or a raw official weights root (built from the files)",
+    )
+    p.add_argument(
+        "--length_root",
+        "--length-root",
+        default=None,
+        help="raw weights root only: folder holding <dataset>/length_estimator/ (optional)",
+    )
     p.add_argument("--data_root", "--data-root", default="dataset/HumanML3D")
     p.add_argument("--id_file", "--id-file", default=None, help="ids instead of the test split")
+    p.add_argument(
+        "--anno_file",
+        "--anno-file",
+        default=None,
+        help="annotation JSON for ids missing from data_root: caption = first macro/meso/micro "
+        "caption, length = round(num_frames * anno_output_fps / fps)",
+    )
+    p.add_argument(
+        "--anno_output_fps",
+        "--anno-output-fps",
+        type=float,
+        default=20.0,
+        help="frame rate the annotation lengths are converted to",
+    )
     p.add_argument("--out_dir", "--out-dir", required=True)
     p.add_argument("--batch_size", "--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
@@ -47,8 +72,9 @@ def build_generation_parser() -> argparse.ArgumentParser:
         "--mm_samples",
         "--mm-samples",
         type=int,
-        default=MM_SAMPLES,
-        help="items generated repeatedly for multimodality (0: none)",
+        default=None,
+        help=f"items generated repeatedly for multimodality (0: none; default: {MM_SAMPLES}, "
+        "fewer on a small split)",
     )
     p.add_argument("--mm_repeats", "--mm-repeats", type=int, default=MM_REPEATS)
     p.add_argument("--num_shards", "--num-shards", type=int, default=None)
@@ -58,6 +84,35 @@ def build_generation_parser() -> argparse.ArgumentParser:
     p.add_argument("--no_progress", "--no-progress", action="store_true")
     add_generation_arguments(p)
     return p
+
+
+def _is_raw_weights_root(model_path: str | None) -> bool:
+    """A folder that is no artifact (no ``mogents_config.json``): the official weights root."""
+    from pathlib import Path
+
+    from hftrainer_mogents.artifact import CONFIG_NAME
+
+    return (
+        model_path is not None
+        and Path(model_path).is_dir()
+        and not (Path(model_path) / CONFIG_NAME).is_file()
+    )
+
+
+def _raw_generator(weights_root: str, length_root: str | None, device: str | None) -> Any:
+    """As the zoo's script: the pipeline built from the official files of ``weights_root``
+    (``<dataset>/pretrain_*``), with the length estimator of ``length_root`` when it holds one
+    and CLIP from its usual cache location (``~/.cache/clip/ViT-B-32.pt``)."""
+    from pathlib import Path
+
+    from hftrainer_mogents.convert.official import OfficialLayout, load_official_bundle
+    from hftrainer_mogents.pipeline import MoGenTSPipeline
+
+    layout = OfficialLayout(weights_root=Path(weights_root))
+    if length_root is not None:
+        layout.length_root = Path(length_root)
+    bundle, _ = load_official_bundle(layout, load_length_estimator=layout.length_ckpt.is_file())
+    return MoGenTSPipeline(bundle, device=device)
 
 
 def generation_main(
@@ -79,7 +134,10 @@ def generation_main(
     def run() -> int:
         generation_config = generation_config_from_args(args)  # refused before the model loads
         if generator_factory is None:  # looked up on the module, where tests put a stand-in
-            generator = split_generation.load_generator(args.model_path, device=args.device)
+            if _is_raw_weights_root(args.model_path):
+                generator = _raw_generator(args.model_path, args.length_root, args.device)
+            else:
+                generator = split_generation.load_generator(args.model_path, device=args.device)
             if str(getattr(generator, "device", "cpu")).startswith("cpu"):
                 keep_freed_memory()  # this process is ours: spare the page faults of each forward
         else:
@@ -100,6 +158,8 @@ def generation_main(
             skip_existing=args.skip_existing,
             max_samples=args.max_samples,
             progress=not args.no_progress,
+            anno_file=args.anno_file,
+            anno_output_fps=args.anno_output_fps,
         )
         print(json.dumps({k: v for k, v in summary.items() if k != "settings"}, indent=2))
         return 1 if summary["failed"] else 0

@@ -301,6 +301,7 @@ def convert_official(
     load_length_estimator: bool = True,
     overwrite: bool = False,
     verify: bool = False,
+    include_clip: bool = True,
 ) -> ConversionResult:
     """Convert the official release into an artifact folder (written whole, then renamed).
 
@@ -313,6 +314,11 @@ def convert_official(
         overwrite: replace an existing ``out_dir``.
         verify: reload the artifact and compare every tensor and every module's outputs with the
             raw checkpoints (:func:`verify_artifact`).
+        include_clip: False writes the artifact without ``clip.safetensors`` (the zoo's
+            ``--no_clip``, a "legacy export"). This package's pipeline encodes text with the
+            artifact's own CLIP, so such an artifact does not load for generation: loading it
+            fails with a message saying so (re-convert without ``--no_clip``). The CLIP weights are
+            still read here, to check the text encoder the artifact was converted with.
 
     Raises:
         ArtifactNotFoundError / ArtifactFormatError: a missing or inconsistent official file.
@@ -322,13 +328,35 @@ def convert_official(
         layout, clip=clip, load_length_estimator=load_length_estimator
     )
     out_dir = Path(out_dir)
+    rows = None
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
         bundle.save_pretrained(tmp)
+        if verify:  # before CLIP is dropped: the check reloads the whole artifact
+            rows = verify_artifact(tmp, raw)
+        if not include_clip:
+            _drop_clip(tmp)
         files = sorted(p.name for p in tmp.iterdir())
     result = ConversionResult(out_dir=out_dir, config=bundle.config, files=files)
-    if verify:
-        result.verify = verify_artifact(out_dir, raw)
+    result.verify = rows or []
     return result
+
+
+def _drop_clip(folder: Path) -> None:
+    """Remove ``clip.safetensors`` from an artifact being written and record why in
+    ``model_index.json`` (its checksum goes too)."""
+    from hftrainer_mogents.utils.io import atomic_write_json
+
+    name = artifact.COMPONENT_FILES["clip"]
+    (folder / name).unlink()
+    index = artifact.read_model_index(folder) or {}
+    checksums = dict(index.get("checksums") or {})
+    checksums.pop(name, None)
+    index["checksums"] = checksums
+    index["clip_omitted"] = (
+        "converted with --no_clip: the artifact lacks the CLIP text encoder; convert again "
+        "without --no_clip to generate with it"
+    )
+    atomic_write_json(folder / artifact.INDEX_NAME, index)
 
 
 @torch.no_grad()

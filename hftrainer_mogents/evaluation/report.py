@@ -18,7 +18,7 @@ class ReportRow:
 
     Attributes:
         label: metric name shown, e.g. ``"R@1"``.
-        key: key of the result (a ``{"mean", "conf"}`` dict or a number).
+        key: key of the result (a ``{"mean", "std", "conf"}`` dict or a number).
         index: element of a vector metric (``r_precision``), or ``None``.
         real_key: key of the real-data counterpart, or ``None``.
         better: ``"lower"``, ``"higher"`` or ``"closer to real"``.
@@ -102,9 +102,14 @@ def write_report(
     reference: Mapping[str, Any],
     title: str,
     notes: Sequence[str] = (),
+    json_result: Mapping[str, Any] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``<out_dir>/<name>.json`` (the result, with the reference beside it) and
     ``<out_dir>/<name>.md`` (see :func:`render_markdown`), atomically.
+
+    Args:
+        json_result: what the JSON holds when it differs from ``result`` (e.g. with the zoo's
+            conventions filled in); default ``result``.
 
     Returns:
         The two paths.
@@ -112,8 +117,9 @@ def write_report(
     from hftrainer_mogents.utils.io import atomic_write_json, atomic_write_text
 
     out = Path(out_dir)
+    body = result if json_result is None else json_result
     json_path = atomic_write_json(
-        out / f"{name}.json", {**result, "reference": dict(reference)}, sort_keys=False
+        out / f"{name}.json", {**body, "reference": dict(reference)}, sort_keys=False
     )
     md_path = atomic_write_text(
         out / f"{name}.md",

@@ -132,9 +132,11 @@ BENCHMARKS: tuple[BenchmarkSpec, ...] = (
         dataset="humanml3d",
         split="test",
         evaluator="hml263",
-        generation_kwargs={**HML263_GENERATION_KWARGS, "seed": 0, "batch_size": 32},
+        generation_kwargs=HML263_GENERATION_KWARGS,
+        seed=0,
+        batch_size=32,
         reference=PUBLISHED_HML263,
-        entry="hftrainer_mogents.evaluation.hml263.benchmark:run_benchmark",
+        entry="hftrainer_mogents.evaluation.hml263.benchmark:run_from_spec",
     ),
 )
 

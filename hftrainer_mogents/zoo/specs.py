@@ -15,7 +15,27 @@ from typing import Any
 
 from hftrainer_mogents.errors import PluginError
 
-__all__ = ["ModelSpec", "EvaluatorSpec", "ConverterSpec", "BenchmarkSpec", "resolve"]
+__all__ = [
+    "ModelSpec",
+    "EvaluatorSpec",
+    "ConverterSpec",
+    "BenchmarkSpec",
+    "BENCHMARK_ENTRY_ARGS",
+    "BENCHMARK_REQUIRED_ARGS",
+    "resolve",
+]
+
+# What a zoo runner passes to a benchmark entry, by keyword, after the spec itself:
+#   entry(spec, *, dataset_root, evaluator_dir, out_dir, model_path=None, seed=None) -> dict
+BENCHMARK_ENTRY_ARGS: tuple[str, ...] = (
+    "dataset_root",  # the dataset folder (e.g. HumanML3D with new_joint_vecs/, texts/, test.txt)
+    "evaluator_dir",  # the evaluator's weights folder (e.g. `mogents convert-evaluator` output)
+    "out_dir",  # where predictions and the metric JSON go
+    "model_path",  # the model artifact (local folder or hub id); None: the model's default
+    "seed",  # the run's seed; None: the spec's
+)
+BENCHMARK_REQUIRED_ARGS: tuple[str, ...] = ("dataset_root", "evaluator_dir", "out_dir")
+_NOT_SAMPLING = ("seed", "batch_size")
 
 
 def _freeze(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -123,16 +143,36 @@ class ConverterSpec:
 class BenchmarkSpec:
     """What the zoo-wide benchmark runner runs for a model.
 
+    The calling convention: a runner knows the spec and supplies only what the spec cannot know,
+    the :data:`BENCHMARK_ENTRY_ARGS`, by keyword::
+
+        entry = resolve(spec.entry)
+        entry(spec, dataset_root=..., evaluator_dir=..., out_dir=..., model_path=None, seed=None)
+
+    (or ``spec.run(...)``, which does the same and checks the arguments first).
+    ``dataset_root``, ``evaluator_dir`` and ``out_dir`` are required; ``model_path=None`` means
+    the model's default artifact, ``seed=None`` the spec's :attr:`seed`. The entry takes every
+    other setting from the spec (:attr:`generation_kwargs`, :attr:`seed`, :attr:`batch_size`) and
+    adapts the protocol's sizes to a small split by itself; it returns a dict naming what it
+    wrote (for MoGenTS: ``<out_dir>/<key>.npy`` predictions and
+    ``<out_dir>/metrics/verify_<evaluator>.json``).
+
     Attributes:
         name: e.g. ``"mogents-humanml3d-test"``.
         model: the :class:`ModelSpec` name it generates with.
         dataset: dataset name, e.g. ``"humanml3d"``.
         split: e.g. ``"test"``.
         evaluator: the :class:`EvaluatorSpec` name that scores it.
-        generation_kwargs: keyword arguments of the generation call.
+        generation_kwargs: the sampling settings of the generation call only (for MoGenTS the
+            ``GenerationConfig`` fields); the run's seed and batch size are fields of their own.
         reference: published numbers to print beside ours.
-        entry: import string of a callable that runs the benchmark, or ``None``.
+        entry: import string of the callable that runs the benchmark (see above), or ``None``.
+        seed: the run's default seed.
+        batch_size: generation batch size.
         plugin: filled in by the loader.
+
+    Raises:
+        PluginError: ``generation_kwargs`` holds ``seed`` or ``batch_size`` (use the fields).
     """
 
     name: str
@@ -143,15 +183,44 @@ class BenchmarkSpec:
     generation_kwargs: Mapping[str, Any] = field(default_factory=dict)
     reference: Mapping[str, Any] = field(default_factory=dict)
     entry: str | None = None
+    seed: int = 0
+    batch_size: int = 32
     plugin: str | None = None
 
     def __post_init__(self) -> None:
+        misplaced = [k for k in _NOT_SAMPLING if k in (self.generation_kwargs or {})]
+        if misplaced:
+            raise PluginError(
+                f"benchmark {self.name!r}: generation_kwargs holds {misplaced}, which are not "
+                "sampling settings; give them as BenchmarkSpec(seed=..., batch_size=...)"
+            )
         object.__setattr__(self, "generation_kwargs", _freeze(self.generation_kwargs))
         object.__setattr__(self, "reference", _freeze(self.reference))
 
     def import_strings(self) -> dict[str, str]:
         """The import strings this spec holds, by role."""
         return {"entry": self.entry} if self.entry else {}
+
+    def run(self, **kwargs: Any) -> Any:
+        """Run the benchmark: ``resolve(entry)(self, **kwargs)``, ``kwargs`` being the
+        :data:`BENCHMARK_ENTRY_ARGS` (``dataset_root``, ``evaluator_dir``, ``out_dir`` required).
+
+        Raises:
+            PluginError: no entry, an unknown argument or a missing required one.
+        """
+        if not self.entry:
+            raise PluginError(f"benchmark {self.name!r} has no entry to run")
+        unknown = sorted(set(kwargs) - set(BENCHMARK_ENTRY_ARGS))
+        missing = [k for k in BENCHMARK_REQUIRED_ARGS if kwargs.get(k) is None]
+        if unknown or missing:
+            raise PluginError(
+                f"benchmark {self.name!r}: "
+                + (f"unknown argument(s) {unknown}; " if unknown else "")
+                + (f"missing {missing}; " if missing else "")
+                + f"a runner passes {list(BENCHMARK_ENTRY_ARGS)} "
+                f"({list(BENCHMARK_REQUIRED_ARGS)} required)"
+            )
+        return resolve(self.entry)(self, **kwargs)
 
 
 def resolve(import_string: str) -> Any:

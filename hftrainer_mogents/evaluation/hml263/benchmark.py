@@ -2,7 +2,10 @@
 prediction folder, write ``verify_hml263.json`` and ``.md``.
 
 Every front-end runs it: ``mogents evaluate hml263``, ``scripts/verify_evaluators.py --which
-hml263`` and the zoo's benchmark entry (``mogents-humanml3d-test``).
+hml263`` and, through :func:`run_from_spec`, the zoo's benchmark entry
+(``mogents-humanml3d-test``), which a zoo runner calls knowing only the spec::
+
+    run_from_spec(spec, dataset_root=..., evaluator_dir=..., out_dir=..., model_path=None, seed=None)
 """
 
 from __future__ import annotations
@@ -18,13 +21,12 @@ from hftrainer_mogents.evaluation.hml263 import split_generation
 from hftrainer_mogents.evaluation.hml263.dataset import read_test_split
 from hftrainer_mogents.evaluation.hml263.split_generation import (
     MM_REPEATS,
-    MM_SAMPLES,
     TextToMotionGenerator,
     generate_test_split,
 )
 from hftrainer_mogents.generation_config import GenerationConfig
 
-__all__ = ["CAPTION_SELECTIONS", "EVALUATOR_DTYPES", "run_benchmark"]
+__all__ = ["CAPTION_SELECTIONS", "EVALUATOR_DTYPES", "run_benchmark", "run_from_spec"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +50,12 @@ def run_benchmark(
     gt_only: bool = False,
     split_file: str | os.PathLike[str] | None = None,
     max_samples: int | None = None,
+    texts_dir: str | os.PathLike[str] | None = None,
     seed: int = 0,
     n_repeats: int = 20,
     generation_kwargs: GenerationConfig | Mapping[str, Any] | None = None,
     batch_size: int = 32,
-    mm_samples: int = MM_SAMPLES,
+    mm_samples: int | None = None,
     mm_repeats: int = MM_REPEATS,
     num_shards: int | None = None,
     shard_index: int | None = None,
@@ -82,13 +85,15 @@ def run_benchmark(
         gt_only: score the real data only.
         split_file: an id list instead of the folder's ``test.txt``.
         max_samples: first ids of the split only (quick runs).
+        texts_dir: the captions (``<id>.txt``) instead of ``<dataset_root>/texts``, for the
+            generation and the evaluation (the zoo's ``--hml263-texts-dir``).
         seed: seeds generation and evaluation.
         n_repeats: evaluation passes.
         generation_kwargs: sampling settings, a
             :class:`~hftrainer_mogents.generation_config.GenerationConfig` or keyword arguments
             of ``infer_t2m`` (missing settings: the ``GenerationConfig`` defaults).
         batch_size: generation batch size.
-        mm_samples: multimodality items (0: none).
+        mm_samples: multimodality items (0: none; None: 96, fewer on a small split).
         mm_repeats: generations per multimodality item.
         num_shards: generation shards; with more than one, only this shard generates and the
             evaluation is left for a final unsharded call (``skip_existing`` then skips all).
@@ -98,7 +103,8 @@ def run_benchmark(
         caption_selection: caption scored per item: ``"generated"`` (from ``generation.json``,
             else the first), ``"first"``, ``"random"`` (one per repeat), or ``None`` for the
             evaluator's default (generated with predictions, random with ``gt_only``).
-        diversity_times: diversity pairs (default: 300 above 300 samples, else 100).
+        diversity_times: diversity pairs (default: 300 above 300 samples, else 100, capped by
+            the samples of a pass with a warning).
         cache_dir: cache of the real-motion embeddings (see ``HumanML263Evaluator.evaluate``).
         progress: progress bars.
 
@@ -121,7 +127,9 @@ def run_benchmark(
         )
     if pred_dir is None and (generate or not gt_only):
         raise InvalidInputError("give a prediction folder (or score the real data only)")
-    split = read_test_split(dataset_root, split_file=split_file, max_samples=max_samples)
+    split = read_test_split(
+        dataset_root, split_file=split_file, max_samples=max_samples, texts_dir=texts_dir
+    )
     summary = None
     if generate:
         num_shards, shard_index = resolve_shard(num_shards, shard_index)
@@ -171,3 +179,54 @@ def run_benchmark(
         report_dir = Path(pred_dir) / "metrics" if pred_dir is not None else Path("metrics")
     reports = write_hml263_report(result, report_dir)
     return {"generation": summary, "metrics": result, "reports": reports}
+
+
+def run_from_spec(
+    spec: Any,
+    *,
+    dataset_root: str | os.PathLike[str],
+    evaluator_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    model_path: str | os.PathLike[str] | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """The zoo's benchmark entry: run a :class:`~hftrainer_mogents.zoo.specs.BenchmarkSpec`
+    end to end with only what a zoo runner has (the spec's calling convention).
+
+    Generates the HumanML3D test split into ``out_dir`` (``<key>.npy``, ``mm/``,
+    ``generation.json``) with the spec's sampling settings, seed and batch size, scores it and
+    writes ``<out_dir>/metrics/verify_hml263.{json,md}``. Nothing else is asked for: on a small
+    split the protocol's sizes adapt (fewer multimodality texts, fewer diversity pairs, each
+    with a warning); an interrupted run resumes.
+
+    Args:
+        spec: the benchmark spec (``evaluator`` ``"hml263"``, ``split`` ``"test"``).
+        dataset_root: the HumanML3D folder.
+        evaluator_dir: the converted evaluator (``mogents convert-evaluator``).
+        out_dir: the prediction folder; the reports go to ``<out_dir>/metrics``.
+        model_path: a MoGenTS artifact folder or hub id (default: the model's default artifact).
+        seed: the run's seed (default: ``spec.seed``).
+
+    Returns:
+        :func:`run_benchmark`'s dict: ``generation`` (summary), ``metrics``, ``reports``.
+
+    Raises:
+        InvalidInputError: a spec for another evaluator or split, or bad sampling settings.
+    """
+    if getattr(spec, "evaluator", None) != "hml263" or getattr(spec, "split", None) != "test":
+        raise InvalidInputError(
+            f"run_from_spec runs the HumanML3D-263 test benchmark; got evaluator "
+            f"{getattr(spec, 'evaluator', None)!r}, split {getattr(spec, 'split', None)!r}"
+        )
+    settings = GenerationConfig.from_dict(dict(spec.generation_kwargs))
+    out = Path(out_dir)
+    return run_benchmark(
+        out,
+        dataset_root=dataset_root,
+        evaluator_dir=evaluator_dir,
+        report_dir=out / "metrics",
+        model_path=None if model_path is None else str(model_path),
+        seed=int(spec.seed if seed is None else seed),
+        generation_kwargs=settings,
+        batch_size=int(spec.batch_size),
+    )

@@ -6,6 +6,8 @@ Layout of a HumanML3D folder::
     <root>/texts/<id>.txt            one caption per line: caption#w/POS w/POS ...#start#end
     <root>/split/test.txt            test ids, one per line (or <root>/test.txt)
 
+(the captions may come from another folder, ``texts_dir``, as the zoo's ``--hml263-texts-dir``).
+
 Index rules of the reference evaluation dataset: a clip is kept when ``40 <= T < 200`` frames; a
 caption line with ``start == end == 0`` (NaN counts as 0) describes the whole clip; any other line
 describes the sub-clip ``motion[int(start * 20) : int(end * 20)]``, which becomes an entry of its
@@ -14,8 +16,12 @@ least one line describes it. Entries are sorted by length (stably). An id whose 
 is missing or unreadable, or that has an empty caption, is left out and recorded in
 ``skipped`` (the reference drops these silently).
 
-Sub-clip entries are named ``<id>__L<line>`` (line index in the text file); the reference names them
-with a random letter prefix, which no file layout could rely on.
+Sub-clip entries are named as the zoo names them, ``<id>__sub<k>``: within a clip that passes the
+length rule, ``k`` counts the time-tagged caption lines in file order (0, 1, ...), counted before
+the sub-clip's own length check, so a dropped sub-clip leaves a gap. (The reference names them with
+a random letter prefix, which no file layout could rely on.) Folders written before this naming,
+``<id>__L<line>`` (line index in the text file), are still read: :func:`legacy_subclip_aliases`
+maps the old names to the new ones.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ __all__ = [
     "find_split_file",
     "read_test_split",
     "subclip_key",
+    "legacy_subclip_key",
+    "legacy_subclip_aliases",
     "LAYOUT_HELP",
 ]
 
@@ -72,7 +80,7 @@ class TestEntry:
     """One item of the evaluation set: a whole clip or a captioned sub-clip.
 
     Attributes:
-        key: ``<id>`` or ``<id>__L<line>`` (the prediction file stem).
+        key: ``<id>`` or ``<id>__sub<k>`` (the prediction file stem).
         source_id: the clip id.
         frames: ``(start, end)`` frame slice of the clip for a sub-clip, ``None`` for a clip.
         length: frames.
@@ -95,12 +103,14 @@ class HumanML3DTestSplit:
         split_file: the id list read.
         entries: kept entries, sorted by length (stable).
         skipped: ids (or sub-clip keys) left out, with the reason.
+        texts_dir: the caption folder read (default ``<root>/texts``).
     """
 
     root: Path
     split_file: Path
     entries: list[TestEntry]
     skipped: dict[str, str] = field(default_factory=dict)
+    texts_dir: Path | None = None
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -128,12 +138,29 @@ class HumanML3DTestSplit:
             self.split_file,
             [e for e in self.entries if e.key in wanted],
             dict(self.skipped),
+            self.texts_dir,
         )
 
 
-def subclip_key(source_id: str, line: int) -> str:
-    """Key (prediction file stem) of the sub-clip described by line ``line`` of a text file."""
+def subclip_key(source_id: str, k: int) -> str:
+    """Key (prediction file stem) of the ``k``-th time-tagged caption of a clip (the zoo's
+    ``<id>__sub<k>``; see the module doc for how ``k`` counts)."""
+    return f"{source_id}__sub{k}"
+
+
+def legacy_subclip_key(source_id: str, line: int) -> str:
+    """The name this package gave sub-clips before it took the zoo's: ``<id>__L<line>``."""
     return f"{source_id}__L{line}"
+
+
+def legacy_subclip_aliases(entries: Sequence[TestEntry]) -> dict[str, str]:
+    """``{<id>__L<line>: <id>__sub<k>}`` for the sub-clip entries given, so prediction folders
+    written with the old names still score."""
+    return {
+        legacy_subclip_key(e.source_id, e.captions[0].line): e.key
+        for e in entries
+        if e.frames is not None
+    }
 
 
 def find_split_file(root: Path, split: str = "test") -> Path:
@@ -148,12 +175,15 @@ def find_split_file(root: Path, split: str = "test") -> Path:
     raise ArtifactNotFoundError(f"{root}: no split/{split}.txt nor {split}.txt; {LAYOUT_HELP}")
 
 
-def _check_layout(root: Path) -> None:
+def _check_layout(root: Path, texts_dir: Path | None = None) -> None:
     if not root.is_dir():
         raise ArtifactNotFoundError(f"dataset folder {root} does not exist; {LAYOUT_HELP}")
-    missing = [name for name in ("new_joint_vecs", "texts") if not (root / name).is_dir()]
+    needed = ("new_joint_vecs",) if texts_dir is not None else ("new_joint_vecs", "texts")
+    missing = [name for name in needed if not (root / name).is_dir()]
     if missing:
         raise ArtifactNotFoundError(f"{root}: missing {', '.join(missing)}/; {LAYOUT_HELP}")
+    if texts_dir is not None and not texts_dir.is_dir():
+        raise ArtifactNotFoundError(f"caption folder {texts_dir} (texts_dir) does not exist")
 
 
 def _tag(text: str) -> float:
@@ -188,6 +218,7 @@ def read_test_split(
     max_length: int = MAX_CLIP_LENGTH,
     include_subclips: bool = True,
     max_samples: int | None = None,
+    texts_dir: str | os.PathLike[str] | None = None,
 ) -> HumanML3DTestSplit:
     """Index a HumanML3D folder's test split with the reference rules (see the module doc).
 
@@ -199,6 +230,8 @@ def read_test_split(
         max_length: exclusive upper bound, frames.
         include_subclips: keep time-tagged captions as sub-clip entries.
         max_samples: keep only the first ``max_samples`` ids of the split (for quick runs).
+        texts_dir: read the captions ``<id>.txt`` from this folder instead of ``<root>/texts``
+            (the zoo's ``--hml263-texts-dir``: the captions the predictions were generated from).
 
     Returns:
         The split's entries; motions are read when used (only their shapes are read here).
@@ -209,7 +242,8 @@ def read_test_split(
         ArtifactFormatError: a motion file is not ``(T, 263)``.
     """
     root = Path(root)
-    _check_layout(root)
+    captions_dir = root / "texts" if texts_dir is None else Path(texts_dir)
+    _check_layout(root, None if texts_dir is None else captions_dir)
     if split_file is None:
         split_path = find_split_file(root, split)
     else:
@@ -225,7 +259,7 @@ def read_test_split(
     skipped: dict[str, str] = {}
     for clip_id in ids:
         motion_path = root / "new_joint_vecs" / f"{clip_id}.npy"
-        text_path = root / "texts" / f"{clip_id}.txt"
+        text_path = captions_dir / f"{clip_id}.txt"
         if not motion_path.is_file():
             skipped[clip_id] = "missing motion file"
             continue
@@ -251,14 +285,16 @@ def read_test_split(
             skipped[clip_id] = f"bad text file: {err}"
             continue
         whole: list[Caption] = []
+        n_tagged = 0  # the zoo's k: every tagged line counts, kept or not
         for caption, start_s, end_s in lines:
             if start_s == 0.0 and end_s == 0.0:
                 whole.append(caption)
                 continue
+            key = subclip_key(clip_id, n_tagged)
+            n_tagged += 1
             if not include_subclips:
                 continue
             start, end = int(start_s * FPS), int(end_s * FPS)
-            key = subclip_key(clip_id, caption.line)
             length = _slice_length(total, start, end)
             if not min_length <= length < max_length:
                 skipped[key] = f"sub-clip length {length} outside [{min_length}, {max_length})"
@@ -272,4 +308,4 @@ def read_test_split(
             f"{root}: no usable test entry among {len(ids)} ids of {split_path} "
             f"(first reasons: {dict(list(skipped.items())[:5])})"
         )
-    return HumanML3DTestSplit(root, split_path, entries, skipped)
+    return HumanML3DTestSplit(root, split_path, entries, skipped, captions_dir)

@@ -36,7 +36,11 @@ from hftrainer_mogents.errors import (
     InvalidInputError,
 )
 from hftrainer_mogents.evaluation import metrics
-from hftrainer_mogents.evaluation.hml263.dataset import HumanML3DTestSplit, read_test_split
+from hftrainer_mogents.evaluation.hml263.dataset import (
+    HumanML3DTestSplit,
+    legacy_subclip_aliases,
+    read_test_split,
+)
 from hftrainer_mogents.evaluation.hml263.draws import RepeatDraws, draw_repeat
 from hftrainer_mogents.evaluation.hml263.networks import (
     HML263EvaluatorConfig,
@@ -81,6 +85,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 EVALUATOR_NAME = "hml263"
+ZOO_EVALUATOR_NAME = "humanml3d_263"  # config.evaluator in the zoo's verify_hml263.json
+CAPTION_PROTOCOL_NOTE = (
+    "Semantic metrics (R-precision, matching score) compare each prediction with the caption it "
+    "was generated from (generation.json, else the first caption of the item); texts_dir must "
+    "hold the captions the predictions were generated from."
+)
 FORMAT = "hftrainer-mogents-hml263-evaluator-v1"
 CONFIG_FILE = "evaluator_config.json"
 WEIGHTS_FILE = "evaluator.safetensors"
@@ -159,6 +169,51 @@ def _collect_mm(pred_dir: Path) -> dict[str, list[Path]]:
         key = path.stem.rsplit(MM_SEPARATOR, 1)[0]
         groups.setdefault(key, []).append(path)
     return groups
+
+
+def _rename_legacy_keys(
+    split: HumanML3DTestSplit,
+    predictions: Mapping[str, Any],
+    mm_predictions: Mapping[str, Any] | None,
+    caption_indices: Mapping[str, int] | None,
+) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, int] | None]:
+    """Map sub-clip names of folders written before the zoo's naming (``<id>__L<line>``) to
+    ``<id>__sub<k>``, in the predictions, the multimodality groups and the caption indices."""
+    aliases = legacy_subclip_aliases(split.entries)
+    old = [k for k in predictions if k in aliases]
+    if not old:
+        return (
+            dict(predictions),
+            None if mm_predictions is None else dict(mm_predictions),
+            (None if caption_indices is None else dict(caption_indices)),
+        )
+    logger.warning(
+        "%d predictions use the old sub-clip names <id>__L<line>; scoring them as the zoo's "
+        "<id>__sub<k> (regenerate, or rename the files, to silence this)",
+        len(old),
+    )
+
+    def rename(table: Mapping[str, Any] | None) -> Any:
+        return None if table is None else {aliases.get(k, k): v for k, v in table.items()}
+
+    return rename(predictions), rename(mm_predictions), rename(caption_indices)
+
+
+def _with_std(
+    summary: Mapping[str, dict[str, Any]], repeats: Sequence[Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """``{"mean", "std", "conf"}`` per metric: the zoo's population standard deviation over the
+    passes (``numpy.std``) beside our 95% half-width."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, stat in summary.items():
+        values = np.asarray([rep[key] for rep in repeats], dtype=np.float64)
+        std = values.std(axis=0)
+        out[key] = {
+            "mean": stat["mean"],
+            "std": std.tolist() if values.ndim > 1 else float(std),
+            "conf": stat["conf"],
+        }
+    return out
 
 
 def default_cache_dir() -> Path:
@@ -495,12 +550,14 @@ class HumanML263Evaluator:
         progress: bool = True,
         draws: Sequence[RepeatDraws] | None = None,
         diversity_indices: Sequence[Mapping[str, Any]] | None = None,
+        texts_dir: str | os.PathLike[str] | None = None,
     ) -> dict[str, Any]:
         """Run the test protocol: ``n_repeats`` passes of the shuffled test loader, each with
         fresh captions, crop lengths and crop starts, metrics per pass, mean and 95% CI.
 
         Args:
-            predictions: generated motions by entry key (``<id>`` or ``<id>__L<line>``), arrays
+            predictions: generated motions by entry key (``<id>`` or ``<id>__sub<k>``, the zoo's
+                names; the older ``<id>__L<line>`` names are mapped to them), arrays
                 ``(T, 263)`` in physical units or ``.npy`` paths; ``None`` scores the real data
                 only. Entries without a prediction are left out and counted.
             dataset_root: the HumanML3D folder (default: the one given at construction).
@@ -531,13 +588,16 @@ class HumanML263Evaluator:
                 entries that have predictions, in split order); sets ``n_repeats``.
             diversity_indices: recorded diversity pairs per pass,
                 ``{"real": (first, second), "pred": (first, second)}``.
+            texts_dir: the captions (``<id>.txt``) instead of ``<dataset_root>/texts``.
 
         Returns:
             A JSON-ready dict: ``fid``, ``r_precision`` (top-1/2/3), ``matching_score``,
-            ``diversity``, ``multimodality`` (each ``{"mean", "conf"}``, ``conf`` the 95%
-            half-width), their ``*_real`` counterparts, ``n_samples_used``, ``skipped_no_pred``,
-            ``skipped``, ``unmatched_predictions`` (predictions named after no test item),
-            ``repeats`` and ``config``.
+            ``diversity``, ``multimodality`` (each ``{"mean", "std", "conf"}``: the zoo's mean and
+            standard deviation over the passes, and the 95% half-width), their ``*_real``
+            counterparts, ``mode``, ``n_repeats``, ``n_samples`` (items scored, before the last
+            partial batch is dropped: the zoo's key), ``n_samples_used`` (per pass),
+            ``skipped_no_pred``, ``skipped``, ``unmatched_predictions`` (predictions named after
+            no test item), ``repeats`` and ``config`` (the zoo's keys among ours).
 
         Raises:
             ArtifactNotFoundError: no dataset, or (``strict``) a missing prediction.
@@ -549,8 +609,12 @@ class HumanML263Evaluator:
                 raise InvalidInputError(
                     "no HumanML3D folder: pass dataset_root= (or give it to from_pretrained)"
                 )
-            split = read_test_split(root, max_samples=max_samples)
+            split = read_test_split(root, max_samples=max_samples, texts_dir=texts_dir)
         mode = "gt-only" if predictions is None else "pred"
+        if predictions is not None:
+            predictions, mm_predictions, caption_indices = _rename_legacy_keys(
+                split, predictions, mm_predictions, caption_indices
+            )
         if caption_selection is None:
             caption_selection = "random" if predictions is None else "generated"
         if caption_selection not in ("random", "generated"):
@@ -573,7 +637,7 @@ class HumanML263Evaluator:
             if not entries:
                 raise ArtifactNotFoundError(
                     f"none of the {len(split.entries)} test items has a prediction; are the "
-                    "prediction files named <id>.npy / <id>__L<line>.npy?"
+                    "prediction files named <id>.npy / <id>__sub<k>.npy?"
                 )
             preds = _Predictions(
                 {e.key: predictions[e.key] for e in entries}, self.config.unit_length
@@ -594,6 +658,16 @@ class HumanML263Evaluator:
         if draws is not None:
             n_repeats = len(draws)
         rngs = [np.random.default_rng([seed, r]) for r in range(n_repeats)]
+        n_used = (len(entries) // batch_size) * batch_size
+        if diversity_times is None and 0 < n_used < metrics.default_diversity_times(n_used):
+            # a small split: the protocol's pairs cannot all be distinct; use every sample
+            logger.warning(
+                "only %d samples per pass: diversity uses %d pairs instead of %d",
+                n_used,
+                n_used,
+                metrics.default_diversity_times(n_used),
+            )
+            diversity_times = n_used
         draws = draws or [
             draw_repeat(
                 rng,
@@ -636,12 +710,13 @@ class HumanML263Evaluator:
             )
             out["repeat"] = r
             repeats.append(out)
-        summary = metrics.summarize_repeats(repeats)
+        summary = _with_std(metrics.summarize_repeats(repeats), repeats)
         n_used = repeats[0]["n_samples"]
         result: dict[str, Any] = {
             "evaluator": EVALUATOR_NAME,
             "mode": mode,
             "n_repeats": n_repeats,
+            "n_samples": len(entries),
             "n_entries": len(split.entries),
             "n_evaluated": len(entries),
             "n_samples_used": n_used,
@@ -889,7 +964,11 @@ class HumanML263Evaluator:
         from hftrainer_mogents._version import __version__
 
         return {
-            "evaluator": EVALUATOR_NAME,
+            "evaluator": ZOO_EVALUATOR_NAME,
+            "ckpt_dir": self.source,
+            "gt_root": str(split.root),
+            "texts_dir": str(split.texts_dir or split.root / "texts"),
+            "caption_protocol_note": CAPTION_PROTOCOL_NOTE,
             "evaluator_dir": self.source,
             "dataset_root": str(split.root),
             "split_file": str(split.split_file),

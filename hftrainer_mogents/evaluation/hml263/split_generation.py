@@ -41,7 +41,12 @@ import numpy as np
 
 from hftrainer_mogents.config import DIM_POSE, clamp_length
 from hftrainer_mogents.errors import InvalidInputError
-from hftrainer_mogents.evaluation.hml263.dataset import HumanML3DTestSplit, read_test_split
+from hftrainer_mogents.evaluation.hml263.dataset import (
+    Caption,
+    HumanML3DTestSplit,
+    TestEntry,
+    read_test_split,
+)
 from hftrainer_mogents.generation_config import GenerationConfig
 from hftrainer_mogents.utils.sharding import shard_summary_name
 
@@ -55,6 +60,8 @@ __all__ = [
     "plan_test_split",
     "generate_test_split",
     "load_generator",
+    "default_mm_samples",
+    "read_anno_fallback",
 ]
 
 logger = logging.getLogger(__name__)
@@ -63,6 +70,14 @@ PREDICTIONS_FORMAT = "hftrainer-mogents-hml263-predictions-v1"
 SUMMARY_STEM = "_generation_summary"  # + _sII_of_NN for one shard of several
 MM_SAMPLES = 96  # the reference: 3 batches of 32 texts ...
 MM_REPEATS = 30  # ... generated 30 times each
+MM_ITEMS_PER_TEXT = 32  # a small split: one multimodality text per evaluation batch of items
+
+
+def default_mm_samples(n_items: int) -> int:
+    """Multimodality texts of a split of ``n_items``: the reference's 96 (the whole test set has
+    ~4400 items), fewer on a small split (one per 32 items, at least one), so a quick run on a
+    few ids does not spend most of its time on repeats."""
+    return min(MM_SAMPLES, max(1, n_items // MM_ITEMS_PER_TEXT)) if n_items else 0
 
 
 class TextToMotionGenerator(Protocol):
@@ -158,7 +173,7 @@ def plan_test_split(
     batch_size: int = 32,
     caption_selection: str = "first",
     generation_kwargs: GenerationConfig | Mapping[str, Any] | None = None,
-    mm_samples: int = MM_SAMPLES,
+    mm_samples: int | None = None,
     mm_repeats: int = MM_REPEATS,
     mm_gumbel_sample: bool = True,
 ) -> GenerationPlan:
@@ -173,13 +188,24 @@ def plan_test_split(
         generation_kwargs: sampling settings: a :class:`GenerationConfig`, or keyword arguments
             of the generator's ``infer_t2m`` (settings not given: the ``GenerationConfig``
             defaults); stored whole in ``generation.json``.
-        mm_samples: entries generated ``mm_repeats`` times for multimodality (0: none).
+        mm_samples: entries generated ``mm_repeats`` times for multimodality (0: none; None:
+            :func:`default_mm_samples`, the reference's 96 or fewer on a small split); capped by
+            the number of entries.
         mm_repeats: generations per multimodality entry.
         mm_gumbel_sample: sample the multimodality calls with Gumbel noise (the reference does).
 
     Returns:
         The plan.
     """
+    if mm_samples is None:
+        mm_samples = default_mm_samples(len(split.entries))
+        if mm_samples < MM_SAMPLES:
+            logger.warning(
+                "a split of %d items: %d multimodality texts instead of %d",
+                len(split.entries),
+                mm_samples,
+                MM_SAMPLES,
+            )
     if batch_size < 1:
         raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
     if caption_selection not in ("first", "random"):
@@ -272,7 +298,7 @@ def generate_test_split(
     generation_kwargs: GenerationConfig | Mapping[str, Any] | None = None,
     batch_size: int = 32,
     caption_selection: str = "first",
-    mm_samples: int = MM_SAMPLES,
+    mm_samples: int | None = None,
     mm_repeats: int = MM_REPEATS,
     mm_gumbel_sample: bool = True,
     num_shards: int | None = None,
@@ -280,6 +306,8 @@ def generate_test_split(
     skip_existing: bool = False,
     max_samples: int | None = None,
     progress: bool = True,
+    anno_file: str | os.PathLike[str] | None = None,
+    anno_output_fps: float = 20.0,
 ) -> dict[str, Any]:
     """Generate one ``.npy`` per HumanML3D test item (and the multimodality repeats).
 
@@ -294,7 +322,8 @@ def generate_test_split(
             :func:`plan_test_split`).
         batch_size: texts per ``infer_t2m`` call.
         caption_selection: ``"first"`` or ``"random"`` caption per item.
-        mm_samples: items generated ``mm_repeats`` times for multimodality (0: none).
+        mm_samples: items generated ``mm_repeats`` times for multimodality (0: none; None: the
+            reference's 96, fewer on a small split, see :func:`default_mm_samples`).
         mm_repeats: generations per multimodality item.
         mm_gumbel_sample: Gumbel sampling for the multimodality calls (as the reference).
         num_shards: processes sharing the work (default: torchrun's ``WORLD_SIZE`` or 1).
@@ -303,6 +332,10 @@ def generate_test_split(
             with other settings.
         max_samples: only the first ids of the split (quick runs).
         progress: show a progress bar.
+        anno_file: the zoo's fallback for split ids whose motion or text file is missing: an
+            annotation JSON read by :func:`read_anno_fallback`; those ids are generated as
+            whole clips (the evaluator has no ground truth for them and leaves them out).
+        anno_output_fps: frame rate the annotation's lengths are converted to (20: HumanML3D).
 
     Returns:
         The run summary (also written to ``_generation_summary*.json``): ``written``,
@@ -318,6 +351,18 @@ def generate_test_split(
         if dataset_root is None:
             raise InvalidInputError("pass dataset_root (a HumanML3D folder) or split")
         split = read_test_split(dataset_root, split_file=split_file, max_samples=max_samples)
+    if anno_file is not None:
+        missing = [k for k, why in split.skipped.items() if why.startswith("missing")]
+        extra = read_anno_fallback(anno_file, missing, output_fps=anno_output_fps)
+        if extra:
+            logger.info("%d ids without dataset files generated from %s", len(extra), anno_file)
+            split = HumanML3DTestSplit(
+                split.root,
+                split.split_file,
+                sorted([*split.entries, *extra], key=lambda e: e.length),
+                {k: v for k, v in split.skipped.items() if k not in {e.key for e in extra}},
+                split.texts_dir,
+            )
     plan = plan_test_split(
         split,
         seed=seed,
@@ -408,6 +453,68 @@ def generate_test_split(
     return summary
 
 
+def read_anno_fallback(
+    anno_file: str | os.PathLike[str], ids: list[str], *, output_fps: float = 20.0
+) -> list[TestEntry]:
+    """Whole-clip entries for ``ids`` from an annotation file, the zoo's ``--anno_file``.
+
+    The file is JSON ``{"data_list": {id: {"hierarchical_caption_path", "fps", "num_frames"}}}``
+    (or the mapping itself); the caption is the first non-empty one of the ``macro``, ``meso``,
+    ``micro`` lists of the caption JSON (a relative path is taken from the annotation file's
+    folder), the length ``round(num_frames * output_fps / fps)`` frames (``fps`` default 30).
+    Ids without a usable record are left out.
+
+    Raises:
+        ArtifactNotFoundError: the annotation file is missing.
+        ArtifactFormatError: it is not such JSON.
+    """
+    from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError
+
+    path = Path(anno_file)
+    if not path.is_file():
+        raise ArtifactNotFoundError(f"annotation file {path} (--anno_file) not found")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        records = payload.get("data_list", payload)
+        if not isinstance(records, dict):
+            raise TypeError("data_list is not a mapping")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError) as err:
+        raise ArtifactFormatError(
+            f"{path}: expected JSON {{'data_list': {{id: {{'hierarchical_caption_path', 'fps', "
+            f"'num_frames'}}}}}} ({err})"
+        ) from err
+    out = []
+    for clip_id in ids:
+        record = records.get(clip_id)
+        if not isinstance(record, dict):
+            continue
+        caption_path = Path(str(record.get("hierarchical_caption_path", "")))
+        if not caption_path.is_absolute():
+            caption_path = path.parent / caption_path
+        text = _first_hierarchical_caption(caption_path)
+        fps, frames = float(record.get("fps") or 30.0), int(record.get("num_frames") or 0)
+        if text is None or fps <= 0 or frames <= 0:
+            continue
+        length = max(1, round(frames * output_fps / fps))
+        out.append(TestEntry(clip_id, clip_id, None, length, (Caption(text, (), 0),)))
+    return out
+
+
+def _first_hierarchical_caption(path: Path) -> str | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    for level in ("macro", "meso", "micro"):
+        values = data.get(level) or []
+        for value in values if isinstance(values, list) else [values]:
+            if str(value).strip():
+                return str(value).strip()
+    return None
+
+
 def load_generator(model_path: str | None, *, device: str | None = None) -> Any:
     """The MoGenTS pipeline through the zoo loader (``load("mogents", model_path, device=...)``)."""
     from hftrainer_mogents.zoo.loader import load
@@ -425,5 +532,11 @@ def _generation_kwargs(given: GenerationConfig | Mapping[str, Any] | None) -> di
     if isinstance(given, GenerationConfig):
         return given.to_dict()
     given = dict(given or {})
+    misplaced = [k for k in ("seed", "batch_size") if k in given]
+    if misplaced:
+        raise InvalidInputError(
+            f"generation_kwargs holds {misplaced}: those are not sampling settings (each batch "
+            "gets its own seed from the run's); pass seed= and batch_size= instead"
+        )
     ours = {k: v for k, v in given.items() if k in GenerationConfig.__dataclass_fields__}
     return {**GenerationConfig.from_dict(ours).to_dict(), **given}

@@ -11,8 +11,9 @@ Index rules of upstream's evaluation dataset (``dataset_eval_t2m``, ``t2m_272``)
 only when ``60 <= T < 300``; a caption line with ``start == end == 0`` (NaN counts as 0)
 describes the whole clip; any other line describes ``motion[int(start * 30) : int(end * 30)]``,
 an entry of its own with that one caption, kept when ``60 <= len < 300``; the whole clip is an
-entry when at least one line describes it. Sub-clip entries are named ``<id>__L<line>`` (the
-HumanML3D-263 evaluator's names, so one generation serves both).
+entry when at least one line describes it. Sub-clip entries are named ``<id>__sub<k>``, ``k``
+counting the clip's time-tagged lines in file order before the length check (the zoo's names, the
+HumanML3D-263 evaluator's too, so one generation serves both).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class MS272Entry:
     """One evaluation item.
 
     Attributes:
-        key: prediction file stem (``<id>`` or ``<id>__L<line>``).
+        key: prediction file stem (``<id>`` or ``<id>__sub<k>``).
         source_id: the clip it comes from.
         frames: ``(start, end)`` of a sub-clip, or None for the whole clip.
         length: frames of the item.
@@ -145,18 +146,21 @@ def read_ms272_split(
             skipped[sid] = f"{total} frames outside [{MIN_LENGTH}, {MAX_LENGTH})"
             continue
         whole: list[str] = []
-        for line_no, raw in enumerate(text_path.read_text(encoding="utf-8").splitlines()):
+        n_tagged = 0  # the zoo's k: every tagged line counts, kept or not
+        for raw in text_path.read_text(encoding="utf-8").splitlines():
             fields = raw.strip().split("#")
-            if len(fields) < 4 or not fields[0]:
+            if len(fields) < 4:
                 continue
             start, end = _tag(fields[2]), _tag(fields[3])
             if start == 0.0 and end == 0.0:
-                whole.append(fields[0])
+                if fields[0]:
+                    whole.append(fields[0])
                 continue
+            key = f"{sid}__sub{n_tagged}"
+            n_tagged += 1
             lo, hi = int(start * FPS), int(end * FPS)
             length = len(range(total)[lo:hi])
-            if MIN_LENGTH <= length < MAX_LENGTH:
-                key = f"{sid}__L{line_no}"
+            if fields[0] and MIN_LENGTH <= length < MAX_LENGTH:
                 entries.append(MS272Entry(key, sid, (lo, hi), length, (fields[0],)))
         if whole:
             entries.append(MS272Entry(sid, sid, None, total, tuple(whole)))

@@ -583,6 +583,9 @@ class MotionStreamer272Evaluator:
         result["n_evaluated"] = len(captions)
         result["config"] = {
             "evaluator": "motionstreamer_272",
+            "evaluator_ckpt": None
+            if self.source is None
+            else str(Path(self.source) / WEIGHTS_FILE),
             "evaluator_dir": self.source,
             "data_root": str(data_root),
             "pred_dir": None if folder is None else str(folder),
