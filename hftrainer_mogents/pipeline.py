@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import os
 import secrets
 from collections.abc import Iterable, Sequence
@@ -89,21 +90,24 @@ class MoGenTSOutput:
     generation_config: GenerationConfig | None = None
 
 
-def normalize_length(frames: float, *, index: int | None = None) -> int:
+def normalize_length(frames: float, *, index: int | None = None, raise_short: bool = False) -> int:
     """A requested length in frames (20 fps) -> the frames generated: floored to a multiple of 4
-    and brought into [40, 196], with a warning naming the old and new value when it changes.
+    and kept within 196, with a warning naming the old and new value when it changes.
+
+    A length below the model's minimum (40 frames) is refused, unless ``raise_short`` (the zoo's
+    ``clamp=True``) brings it up to 40 with the same warning.
 
     Raises:
-        InvalidInputError: not a finite number, or negative.
+        InvalidInputError: not a number (a bool or a string is not one), not finite, or below 40
+            frames without ``raise_short``.
     """
     where = f"lengths[{index}]" if index is not None else "length"
-    try:
-        value = float(frames)
-    except (TypeError, ValueError) as err:
-        raise InvalidInputError(f"{where} must be a number of frames, got {frames!r}") from err
-    if not math.isfinite(value) or value < 0:
+    value = _frame_count(frames, where)
+    if value < MIN_MOTION_LENGTH and not raise_short:
         raise InvalidInputError(
-            f"{where} must be a finite, non-negative number of frames at 20 fps, got {frames!r}"
+            f"{where} = {frames!r} frames is below the model's minimum of {MIN_MOTION_LENGTH} "
+            f"({MIN_MOTION_LENGTH // 20} s at 20 fps): give at least {MIN_MOTION_LENGTH}, or "
+            "clamp=True to raise it to the minimum"
         )
     new = clamp_length(int(value))
     if new != value:
@@ -117,6 +121,20 @@ def normalize_length(frames: float, *, index: int | None = None) -> int:
             MAX_MOTION_LENGTH,
         )
     return new
+
+
+def _frame_count(frames: Any, where: str) -> float:
+    """``frames`` as a float, if it is a real, finite, non-negative number (not a bool/str)."""
+    if isinstance(frames, (bool, np.bool_)) or not isinstance(frames, numbers.Real):
+        raise InvalidInputError(
+            f"{where} must be a number of frames at 20 fps, got {type(frames).__name__} {frames!r}"
+        )
+    value = float(frames)
+    if not math.isfinite(value) or value < 0:
+        raise InvalidInputError(
+            f"{where} must be a finite, non-negative number of frames at 20 fps, got {frames!r}"
+        )
+    return value
 
 
 def sample_seed(seed: int, index: int) -> int:
@@ -235,7 +253,7 @@ class MoGenTSPipeline:
         res_cond_scale: float | None = None,
         res_temperature: float | None = None,
         gumbel_sample: bool | None = None,
-        clamp: bool = True,
+        clamp: bool | None = None,
         *,
         generation_config: GenerationConfig | None = None,
         seed: int | None = None,
@@ -278,7 +296,7 @@ class MoGenTSPipeline:
         res_cond_scale: float | None = None,
         res_temperature: float | None = None,
         gumbel_sample: bool | None = None,
-        clamp: bool = True,
+        clamp: bool | None = None,
         *,
         generation_config: GenerationConfig | None = None,
         seed: int | None = None,
@@ -293,9 +311,8 @@ class MoGenTSPipeline:
 
         Args:
             texts: captions (a single string counts as one).
-            lengths: frames at 20 fps per text (with ``clamp``: floored to a multiple of 4, kept
-                within [40, 196], with a warning when changed); None samples them from the
-                length estimator.
+            lengths: frames at 20 fps per text, numbers (see ``clamp`` for how they are fitted
+                to the model); None samples them from the length estimator.
             cond_scale, time_steps, topkr, temperature, res_cond_scale, res_temperature,
                 gumbel_sample: in the zoo's positional order (``infer_t2m(captions, lengths,
                 cond_scale, time_steps, topkr, temperature, res_cond_scale, res_temperature,
@@ -307,10 +324,11 @@ class MoGenTSPipeline:
                 temperature (only acts with ``gumbel_sample=True``: upstream's categorical
                 sampling ignores it), residual temperature, Gumbel-max instead of categorical
                 sampling for the base layer.
-            clamp: the zoo's switch. True (default): bring each length into the model's range
-                (floor to a multiple of 4, then into [40, 196], with a warning); False: use the
-                lengths as given, refusing any that is not already a multiple of 4 within
-                [40, 196] (the model cannot generate other lengths).
+            clamp: how lengths are fitted to the model. None (default): floored to a multiple of
+                4 and kept within 196 frames, with a warning; below 40 frames is refused. True
+                (the zoo's ``clamp_length``): the same, and a short length is raised to 40 with
+                the warning. False: used as given, refusing any that is not already a multiple of
+                4 within [40, 196] (the model cannot generate other lengths).
             generation_config: the sampling settings (default :attr:`generation_config`, the
                 paper's evaluation settings); see
                 :class:`~hftrainer_mogents.generation_config.GenerationConfig`.
@@ -734,7 +752,9 @@ def _check_texts(texts: Sequence[str] | str) -> list[str]:
     return out
 
 
-def _check_lengths(lengths: Sequence[float], n_texts: int, *, clamp: bool = True) -> list[int]:
+def _check_lengths(
+    lengths: Sequence[float], n_texts: int, *, clamp: bool | None = None
+) -> list[int]:
     if isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__len__"):
         raise InvalidInputError(
             f"lengths must be a list of frame counts, got {type(lengths).__name__}"
@@ -748,23 +768,20 @@ def _check_lengths(lengths: Sequence[float], n_texts: int, *, clamp: bool = True
         raise InvalidInputError(
             f"got {n_texts} texts but {len(values)} lengths; give one length per text or lengths=None"
         )
-    if not isinstance(clamp, (bool, np.bool_)):
-        raise InvalidInputError(f"clamp must be True or False, got {clamp!r}")
-    if clamp:
-        return [normalize_length(v, index=i) for i, v in enumerate(values)]
+    if clamp is not None and not isinstance(clamp, (bool, np.bool_)):
+        raise InvalidInputError(f"clamp must be None, True or False, got {clamp!r}")
+    if clamp is None or clamp:
+        return [normalize_length(v, index=i, raise_short=bool(clamp)) for i, v in enumerate(values)]
     out = []
     for i, value in enumerate(values):
-        try:
-            ok = float(value) == clamp_length(int(float(value)))
-        except (TypeError, ValueError, OverflowError):
-            ok = False
-        if not ok:
+        number = _frame_count(value, f"lengths[{i}]")
+        if number != clamp_length(int(number)):
             raise InvalidInputError(
                 f"lengths[{i}] = {value!r}: with clamp=False a length must already be a multiple "
                 f"of {UNIT_LENGTH} within [{MIN_MOTION_LENGTH}, {MAX_MOTION_LENGTH}] frames; pass "
                 "clamp=True to bring it into that range"
             )
-        out.append(int(float(value)))
+        out.append(int(number))
     return out
 
 

@@ -269,13 +269,44 @@ def test_zero_token_estimate_is_guarded(tiny_artifact, caplog):
 
 @pytest.mark.parametrize(
     ("frames", "expected"),
-    [(120, 120), (66, 64), (300, 196), (10, 40), (197.9, 196), (0, 40)],
+    [(120, 120), (66, 64), (300, 196), (197.9, 196), (np.int64(44), 44), (40.0, 40)],
 )
 def test_length_rules(frames, expected, caplog):
     with caplog.at_level(logging.WARNING):
         assert normalize_length(frames) == expected
     if frames != expected:
         assert f"{frames} frames -> {expected}" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("frames", "match"),
+    [
+        (0, r"length = 0 frames is below the model's minimum of 40 .*clamp=True"),
+        (39.9, "below the model's minimum"),
+        (True, "must be a number of frames at 20 fps, got bool True"),
+        ("80", "must be a number of frames at 20 fps, got str '80'"),
+        (None, "must be a number of frames"),
+        (-4, "finite, non-negative"),
+        (float("nan"), "finite, non-negative"),
+    ],
+)
+def test_lengths_that_are_not_motion_lengths_are_refused(frames, match):
+    with pytest.raises(InvalidInputError, match=match):
+        normalize_length(frames)
+
+
+def test_clamp_true_raises_short_lengths_and_clamp_false_takes_numbers_only(caplog):
+    with caplog.at_level(logging.WARNING):
+        assert normalize_length(10, raise_short=True) == 40
+    assert "10 frames -> 40" in caplog.text
+    with pytest.raises(InvalidInputError, match="must be a number"):
+        normalize_length(True, raise_short=True)
+    from hftrainer_mogents.pipeline import _check_lengths
+
+    assert _check_lengths([44, 196.0], 2, clamp=False) == [44, 196]
+    for bad in ("80", True):
+        with pytest.raises(InvalidInputError, match=r"lengths\[0\] must be a number"):
+            _check_lengths([bad], 1, clamp=False)
 
 
 @pytest.mark.parametrize(
@@ -417,15 +448,20 @@ def test_infer_t2m_takes_the_zoo_positional_order_and_clamp(tiny_pipeline, caplo
     for a, b, c in zip(positional, by_config, out.motions):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, c)
-    # clamp=True (default) brings lengths into the model's range, with a warning
+    # clamp=True (the zoo's clamp_length) raises short lengths to the minimum, with a warning;
+    # without it a length below the minimum is refused
     with caplog.at_level(logging.WARNING):
-        clamped = tiny_pipeline.infer_t2m(["a person walks"], [30], time_steps=2, seed=0)
+        clamped = tiny_pipeline.infer_t2m(
+            ["a person walks"], [30], time_steps=2, clamp=True, seed=0
+        )
     assert clamped[0].shape[0] == 40 and "-> 40" in caplog.text
+    with pytest.raises(InvalidInputError, match="below the model's minimum of 40"):
+        tiny_pipeline.infer_t2m(["a person walks"], [30], time_steps=2, seed=0)
     # clamp=False uses valid lengths as given and refuses the others, naming the fix
     exact = tiny_pipeline.infer_t2m(["a person walks"], [44], time_steps=2, clamp=False, seed=0)
     assert exact[0].shape[0] == 44
     for bad in (30, 41, 200):
         with pytest.raises(InvalidInputError, match=r"lengths\[0\] = .*clamp=True"):
             tiny_pipeline.infer_t2m(["a person walks"], [bad], clamp=False, seed=0)
-    with pytest.raises(InvalidInputError, match="clamp must be True or False"):
+    with pytest.raises(InvalidInputError, match="clamp must be None, True or False"):
         tiny_pipeline.infer_t2m(["a person walks"], [44], clamp="no", seed=0)
