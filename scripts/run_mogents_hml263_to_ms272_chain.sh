@@ -56,6 +56,9 @@ fi
 if [[ "$REFERENCE" == bridged ]]; then STAGES="${STAGES:-G A B C}"; else STAGES="${STAGES:-A B C}"; fi
 EVAL_ARGS="${EVAL_ARGS:-}"
 IK_EXTRA=()
+# a stage with failed clips stops the chain (exit 1) unless ALLOW_FAILURES=1
+ALLOW=()
+if [[ "${ALLOW_FAILURES:-0}" == 1 ]]; then ALLOW=(--allow-failures); fi
 if [[ "$LOCK_GLOBAL_ORIENT" == 1 ]]; then IK_EXTRA+=(--lock-global-orient); fi
 if [[ -n "$TARGET_LENGTH_ANNO" ]]; then IK_EXTRA+=(--target-length-anno "$TARGET_LENGTH_ANNO"); fi
 if [[ -n "$CANONICAL_META_DIR" ]]; then IK_EXTRA+=(--canonical-meta-dir "$CANONICAL_META_DIR"); fi
@@ -100,7 +103,7 @@ ik_stage() {  # ik_stage IN_DIR OUT_DIR LOG_PREFIX [extra ik flags...]
             --source-fps 20 --target-fps 30 --floor-align \
             --refine-iters "$IK_ITERS" --refine-lr "$IK_LR" --rotation-init "$ROTATION_INIT" \
             --device "$DEVICE" --skip-existing --no-progress --threads "$IK_THREADS" \
-            ${IK_EXTRA[@]+"${IK_EXTRA[@]}"} "$@" \
+            ${IK_EXTRA[@]+"${IK_EXTRA[@]}"} ${ALLOW[@]+"${ALLOW[@]}"} "$@" \
             --num-shards "$NUM_SHARDS" --shard-index "$i" \
             > "$LOGDIR/${prefix}_s$(printf %02d "$i").log" 2>&1 &
         pids+=($!)
@@ -112,7 +115,7 @@ ik_stage() {  # ik_stage IN_DIR OUT_DIR LOG_PREFIX [extra ik flags...]
 convert_stage() {  # convert_stage IN_DIR OUT_DIR LOG_NAME
     "$PY" "$REPO/scripts/convert_motion135_to_h3d272.py" --in-dir "$1" --out-dir "$2" \
         --skeleton "$SKELETON" --model-dir "$MODEL_DIR" --workers "$CONVERT_WORKERS" \
-        --skip-existing --no-progress > "$LOGDIR/$3.log" 2>&1
+        --skip-existing --no-progress ${ALLOW[@]+"${ALLOW[@]}"} > "$LOGDIR/$3.log" 2>&1
 }
 
 write_json "$PRED272/run_config.json" "$(cat <<JSON

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from conftest import DEVICES, REPO_ROOT, require_fixture
 
 from hftrainer_mogents.cli import cli
+from hftrainer_mogents.cli.bridge import ik_main
 from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.motion import bridge, hml263, ms272, smpl135
 
@@ -429,3 +430,27 @@ def test_chain_script_bridged_reference(
     assert summary["reference"] == "raw"
     raw = json.loads(Path(summary["metric_json_ms272"]).read_text())
     assert raw["fid"] > 1e-2
+
+
+def test_batch_jobs_with_failed_clips_exit_non_zero_unless_allowed(
+    fixtures_dir: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    """Failed clips are counted in the summary and give exit status 1; --allow-failures gives 0."""
+    write_inputs(tmp_path / "in", generated_looking(fixtures_dir))  # three bad clips among them
+    common = ["--in-dir", str(tmp_path / "in"), "--model-dir", str(model_dir), "--iters", "2"]
+    failing = CliRunner().invoke(
+        cli, ["bridge", *common, "--out-dir", str(tmp_path / "a"), "--no-progress"]
+    )
+    assert failing.exit_code == 1, failing.output
+    assert json.loads(failing.stdout)["failed"] == 3
+    assert "3 clip(s) failed" in failing.stderr and "--allow-failures" in failing.stderr
+    allowed = CliRunner().invoke(
+        cli,
+        ["bridge", *common, "--out-dir", str(tmp_path / "b"), "--no-progress", "--allow-failures"],
+    )
+    assert allowed.exit_code == 0, allowed.output
+    argv = ["--in-dir", str(tmp_path / "in"), "--model-dir", str(model_dir), "--refine-iters", "2"]
+    assert ik_main([*argv, "--out-dir", str(tmp_path / "c"), "--no-progress"]) == 1
+    assert (
+        ik_main([*argv, "--out-dir", str(tmp_path / "d"), "--no-progress", "--allow-failures"]) == 0
+    )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -173,6 +173,11 @@ def _load_mean_std(mean_path: str, std_path: str) -> tuple[np.ndarray, np.ndarra
     default=None,
     help="torch CPU threads (on a small CPU, 1 thread per shard process is fastest).",
 )
+@click.option(
+    "--allow-failures",
+    is_flag=True,
+    help="Exit 0 even when some clips failed (they are listed in the summary either way).",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @user_errors
 def bridge(
@@ -203,6 +208,7 @@ def bridge(
     std_path: str | None,
     smpl135_dir: str | None,
     threads: int | None,
+    allow_failures: bool,
     progress: bool,
 ) -> None:
     """Convert HumanML3D-263 clips to SMPL motion_135 or MotionStreamer-272 (batched IK)."""
@@ -253,6 +259,22 @@ def bridge(
     )
     shown = {k: v for k, v in summary.items() if k not in ("items", "config")}
     click.echo(json.dumps(shown, indent=2))
+    status = failure_status(summary, allow_failures)
+    if status:
+        raise SystemExit(status)
+
+
+def failure_status(summary: dict[str, Any], allow_failures: bool) -> int:
+    """A batch job's exit status: 1 when clips failed (saying so on stderr), unless allowed."""
+    failed = int(summary.get("failed") or 0)
+    if not failed or allow_failures:
+        return 0
+    click.echo(
+        f"{failed} clip(s) failed (see 'failures' in the summary JSON); fix or remove them and "
+        "rerun with --skip-existing, or pass --allow-failures to accept them",
+        err=True,
+    )
+    return 1
 
 
 # ------------------------------------------------------------------ the zoo's scripts
@@ -349,6 +371,11 @@ def build_ik_parser() -> argparse.ArgumentParser:
         default=None,
         help="torch CPU threads (1 per process is fastest when several shards share the CPU)",
     )
+    ap.add_argument(
+        "--allow-failures",
+        action="store_true",
+        help="exit 0 even when some clips failed (they are listed in the summary either way)",
+    )
     ap.add_argument("--no-progress", action="store_true")
     return ap
 
@@ -415,7 +442,7 @@ def ik_main(argv: Sequence[str] | None = None) -> int:
         )
         shown = {k: v for k, v in summary.items() if k not in ("items", "config")}
         print(f"[done] {json.dumps(shown, indent=2)}")
-        return 0
+        return failure_status(summary, args.allow_failures)
 
     return script_status(run)
 
@@ -448,6 +475,11 @@ def build_convert272_parser() -> argparse.ArgumentParser:
     ap.add_argument("--ids", default=None)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--rotation-space", choices=["local"], default="local")
+    ap.add_argument(
+        "--allow-failures",
+        action="store_true",
+        help="exit 0 even when some clips failed (they are listed in the summary either way)",
+    )
     ap.add_argument("--no-progress", action="store_true")
     return ap
 
@@ -474,6 +506,6 @@ def convert272_main(argv: Sequence[str] | None = None) -> int:
             progress=not args.no_progress,
         )
         print(f"[done] {json.dumps(summary, indent=2)}")
-        return 0
+        return failure_status(summary, args.allow_failures)
 
     return script_status(run)
