@@ -19,6 +19,7 @@ Two execution modes:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import numbers
@@ -226,6 +227,17 @@ class MoGenTSPipeline:
         self.bundle.to_runtime(device=resolve_device(device))
         self.cuda_graphs.clear()
         return self
+
+    def fingerprint(self) -> str:
+        """A sha256 of what decides the outputs: every network's weights (names, dtypes, values)
+        and the normalisation statistics. Batch jobs record it so that a resume with another
+        model (or the same one cast to another dtype) is refused."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.bundle.state_dict().items()):
+            data = tensor.detach().to("cpu").contiguous()
+            digest.update(f"{name}:{data.dtype}:{tuple(data.shape)};".encode())
+            digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
 
     def set_progress_bar_config(self, **kwargs: Any) -> None:
         """Options for the tqdm bar over batches (e.g. ``disable=True``)."""

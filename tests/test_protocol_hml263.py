@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from hml263_standin import GroundTruthPlusNoise, make_humanml3d
 
@@ -492,3 +493,86 @@ def test_verify_dispatch_table_takes_new_evaluators(tmp_path, capsys):
     )
     assert status == 2 and len(calls) == 2
     assert "--hml263-pred" in capsys.readouterr().err
+
+
+def test_resume_redoes_damaged_files_and_refuses_another_model(dataset, reference_run, tmp_path):
+    """--skip-existing checks each existing file (loads, shape, finite) and redoes bad ones;
+    generation.json records the model's fingerprint, and another model cannot resume."""
+    out = tmp_path / "resume"
+    gen = GroundTruthPlusNoise(dataset)
+    gen.fingerprint = lambda: "a" * 64
+    generate_test_split(gen, dataset, out, seed=3, progress=False, **SMALL)
+    assert json.loads((out / "generation.json").read_text())["model_fingerprint"] == "a" * 64
+    names = sorted(p.name for p in out.glob("*.npy"))
+    truncated, nan, short = out / names[1], out / names[5], out / names[9]
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    motion = np.load(nan)
+    motion[3, 7] = np.nan
+    np.save(nan, motion)
+    np.save(short, np.load(short)[:-4])
+    (out / "mm" / sorted(p.name for p in (out / "mm").glob("*.npy"))[0]).write_bytes(b"")
+    summary = generate_test_split(
+        gen, dataset, out, seed=3, skip_existing=True, progress=False, **SMALL
+    )
+    redone = {item["file"] for item in summary["redone"]}
+    assert {truncated.name, nan.name, short.name} <= redone and len(redone) == 4
+    assert summary["written"] == 4
+    assert _files(out) == _files(reference_run[0])
+    other = GroundTruthPlusNoise(dataset)
+    other.fingerprint = lambda: "b" * 64
+    with pytest.raises(InvalidInputError, match="predictions of another model"):
+        generate_test_split(
+            other, dataset, out, seed=3, skip_existing=True, progress=False, **SMALL
+        )
+
+
+def test_pipeline_fingerprint_follows_the_weights(tiny_artifact):
+    from hftrainer_mogents.pipeline import MoGenTSPipeline
+
+    pipe = MoGenTSPipeline.from_pretrained(tiny_artifact, device="cpu")
+    first = pipe.fingerprint()
+    assert first == MoGenTSPipeline.from_pretrained(tiny_artifact, device="cpu").fingerprint()
+    with torch.no_grad():
+        next(pipe.bundle.res_transformer_aux.parameters()).add_(1e-6)
+    assert pipe.fingerprint() != first
+    bf16 = MoGenTSPipeline.from_pretrained(tiny_artifact, device="cpu", dtype=torch.bfloat16)
+    assert bf16.fingerprint() != first
+
+
+@pytest.mark.slow
+def test_torchrun_shards_give_the_single_process_files(dataset, tiny_artifact, tmp_path):
+    """The stated guarantee: under torchrun (2 processes, 1 thread each) the shards together write
+    the files of a single-process run with the same thread count bit for bit, and those of a run
+    with another thread count within float round-off (GEMM sums depend on the thread count; a
+    different token would move a motion by far more)."""
+    script = str(REPO / "scripts" / "mogents_t2m_h3d263.py")
+    common = ["--model_path", str(tiny_artifact), "--data_root", str(dataset), "--seed", "3"]
+    common += ["--batch_size", "8", "--mm_samples", "1", "--mm_repeats", "4", "--no_progress"]
+    common += ["--device", "cpu", "--time_steps", "2"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def run(out: Path, *prefix: str, threads: str | None = None) -> None:
+        extra = {"OMP_NUM_THREADS": threads} if threads else {}
+        done = subprocess.run(
+            [*prefix, script, *common, "--out_dir", str(out)],
+            capture_output=True,
+            text=True,
+            env={**env, **extra},
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun is not installed beside this python")
+    run(tmp_path / "torchrun", str(torchrun), "--standalone", "--nproc_per_node=2")
+    run(tmp_path / "one_thread", sys.executable, threads="1")
+    run(tmp_path / "two_threads", sys.executable, threads="2")
+    sharded, single = _files(tmp_path / "torchrun"), _files(tmp_path / "one_thread")
+    assert list(tmp_path.glob("torchrun/_generation_summary_s0*_of_02.json"))
+    assert sharded.keys() == single.keys() and len(sharded) > 40
+    assert sharded == single  # bitwise at equal thread counts
+    other = tmp_path / "two_threads"
+    for name in sharded:
+        a = np.load(tmp_path / "torchrun" / name)
+        np.testing.assert_allclose(a, np.load(other / name), atol=1e-4, rtol=0, err_msg=name)

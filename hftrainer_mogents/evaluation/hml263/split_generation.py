@@ -264,10 +264,39 @@ def plan_test_split(
     return GenerationPlan(batches, settings)
 
 
+def _prediction_problem(path: Path, frames: int) -> str | None:
+    """Why ``path`` is not a finished ``(frames, 263)`` prediction (None when it is)."""
+    if not path.is_file():
+        return "missing"
+    try:
+        motion = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        return f"unreadable ({type(err).__name__}: {err})"
+    if motion.shape != (frames, DIM_POSE):
+        return f"shape {motion.shape}, expected {(frames, DIM_POSE)}"
+    if not np.issubdtype(motion.dtype, np.floating) or not np.isfinite(motion).all():
+        return "not finite floating-point values"
+    return None
+
+
+def model_fingerprint(generator: Any) -> str | None:
+    """The generator's ``fingerprint()`` (e.g. :meth:`MoGenTSPipeline.fingerprint`, a digest of
+    its weights), or None for a generator that offers none."""
+    fingerprint = getattr(generator, "fingerprint", None)
+    return str(fingerprint()) if callable(fingerprint) else None
+
+
 def _check_manifest(path: Path, manifest: dict[str, Any], skip_existing: bool) -> None:
     if not (skip_existing and path.is_file()):
         return
     old = json.loads(path.read_text(encoding="utf-8"))
+    theirs, ours = old.get("model_fingerprint"), manifest.get("model_fingerprint")
+    if theirs is not None and ours is not None and theirs != ours:
+        raise InvalidInputError(
+            f"{path.parent} holds predictions of another model (fingerprint {theirs[:16]}..., "
+            f"this one {ours[:16]}...); --skip-existing would mix two models: use another "
+            "output folder, or the model that made them"
+        )
     keys = (
         "format",
         "seed",
@@ -375,7 +404,7 @@ def generate_test_split(
     )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    manifest = plan.manifest()
+    manifest = {**plan.manifest(), "model_fingerprint": model_fingerprint(generator)}
     manifest_path = out / "generation.json"
     _check_manifest(manifest_path, manifest, skip_existing)
     atomic_write_json(manifest_path, manifest)  # same content from every shard
@@ -383,11 +412,21 @@ def generate_test_split(
     mine = [b for b in plan.batches if b.index % num_shards == shard_index]
     written = skipped = 0
     failed: list[dict[str, Any]] = []
+    redone: list[dict[str, Any]] = []
     start_time = time.perf_counter()
     for batch in tqdm(
         mine, desc=f"generate (shard {shard_index}/{num_shards})", disable=not progress
     ):
-        todo = [not (out / f).is_file() for f in batch.files] if skip_existing else None
+        todo = None
+        if skip_existing:  # an existing file counts as done only if it is a whole prediction
+            problems = [
+                _prediction_problem(out / f, it.length) for f, it in zip(batch.files, batch.items)
+            ]
+            for name, problem in zip(batch.files, problems):
+                if problem not in (None, "missing"):
+                    logger.warning("redoing %s: %s", name, problem)
+                    redone.append({"file": name, "problem": problem})
+            todo = [problem is not None for problem in problems]
         if todo is not None and not any(todo):
             skipped += len(batch.files)
             continue
@@ -440,6 +479,7 @@ def generate_test_split(
         "written": written,
         "skipped": skipped,
         "failed": failed,
+        "redone": redone,
         "seconds": round(time.perf_counter() - start_time, 3),
         "settings": {k: v for k, v in plan.settings.items()},
     }
