@@ -576,3 +576,15 @@ def test_torchrun_shards_give_the_single_process_files(dataset, tiny_artifact, t
     for name in sharded:
         a = np.load(tmp_path / "torchrun" / name)
         np.testing.assert_allclose(a, np.load(other / name), atol=1e-4, rtol=0, err_msg=name)
+
+
+def test_no_progress_silences_the_pipelines_bar_too(dataset, tiny_artifact, tmp_path, capfd):
+    from hftrainer_mogents.cli.split_generation import generation_main
+    from hftrainer_mogents.pipeline import MoGenTSPipeline
+
+    pipe = MoGenTSPipeline.from_pretrained(tiny_artifact, device="cpu")
+    argv = ["--data_root", str(dataset), "--out_dir", str(tmp_path / "p"), "--seed", "3"]
+    argv += ["--batch_size", "16", "--mm_samples", "0", "--time_steps", "1", "--no_progress"]
+    assert generation_main(argv, generator_factory=lambda args: pipe) == 0
+    err = capfd.readouterr().err
+    assert "it/s" not in err and "s/it" not in err and "%|" not in err, err

@@ -142,6 +142,10 @@ def generation_main(
                 keep_freed_memory()  # this process is ours: spare the page faults of each forward
         else:
             generator = generator_factory(args)
+        if hasattr(generator, "set_progress_bar_config"):
+            # the script's own bar counts the batches; a bar per infer_t2m call would print
+            # once per batch (and in spite of --no_progress)
+            generator.set_progress_bar_config(disable=True)
         summary = split_generation.generate_test_split(
             generator,
             args.data_root,
