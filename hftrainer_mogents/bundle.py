@@ -199,41 +199,45 @@ class MoGenTSBundle(HostBundleMixin, nn.Module):
 
     @classmethod
     def from_config(
-        cls, config: MoGenTSConfig | Mapping[str, Any] | None = None, **kwargs: Any
+        cls, cfg: MoGenTSConfig | Mapping[str, Any] | None = None, **kwargs: Any
     ) -> MoGenTSBundle:
-        """Untrained networks of ``config`` (default: the released HumanML3D sizes); no disk
+        """Untrained networks of a config (default: the released HumanML3D sizes); no disk
         access, in eval mode.
 
-        ``config`` is a :class:`MoGenTSConfig`, a ``mogents_config.json`` document, or the host's
+        ``cfg`` is a :class:`MoGenTSConfig`, a ``mogents_config.json`` document, or the host's
         bundle config: a dict with ``"type"`` (this class's name, or another registered bundle,
         then built through the host's ``MODEL_BUNDLES``) and the constructor's arguments
-        (``config``). ``kwargs`` are merged into the host's form.
+        (``config``). ``kwargs`` are constructor arguments (``config=``), merged into the host's
+        form.
 
         Raises:
-            InvalidInputError: a config of the wrong kind, or a ``type`` naming another bundle
-                while the host is not installed.
+            InvalidInputError: a config of the wrong kind, a config given twice, or a ``type``
+                naming another bundle.
+            HostNotInstalledError: ``type`` names another bundle and the host is not installed.
             ArtifactFormatError: a malformed ``mogents_config.json`` document.
         """
-        if isinstance(config, Mapping) and "type" in config:
-            cfg = {**config, **kwargs}
-            kind = cfg.pop("type")
+        if isinstance(cfg, Mapping) and "type" in cfg:
+            merged = {**cfg, **kwargs}
+            kind = merged.pop("type")
             if not cls._is_own_type(kind):
                 from hftrainer_mogents.zoo.host import host_registries
 
-                return host_registries()["MODEL_BUNDLES"].build({"type": kind, **cfg})
-            return cls(**cfg).eval()
-        if kwargs:
-            if config is not None:
-                kwargs = {"config": config, **kwargs}
-            return cls(**kwargs).eval()
-        return cls(config).eval()
+                return host_registries()["MODEL_BUNDLES"].build({"type": kind, **merged})
+            return cls(**merged).eval()
+        if cfg is not None:
+            if "config" in kwargs:
+                raise InvalidInputError(
+                    "from_config got a config twice (positionally and as config=); give one"
+                )
+            kwargs = {"config": cfg, **kwargs}
+        return cls(**kwargs).eval()
 
     @classmethod
     def from_cfg(
-        cls, config: MoGenTSConfig | Mapping[str, Any] | None = None, **kwargs: Any
+        cls, cfg: MoGenTSConfig | Mapping[str, Any] | None = None, **kwargs: Any
     ) -> MoGenTSBundle:
         """:meth:`from_config` under the host's mmengine-style alias."""
-        return cls.from_config(config, **kwargs)
+        return cls.from_config(cfg, **kwargs)
 
     @classmethod
     def _is_own_type(cls, kind: Any) -> bool:

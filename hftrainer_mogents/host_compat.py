@@ -391,6 +391,8 @@ class HostEvaluatorMixin:
     """
 
     _results: list[Mapping[str, Any]]
+    # the full protocol report of the last ``compute()``
+    last_report: dict[str, Any] | None = None
 
     def reset(self) -> None:
         """Forget the gathered outputs."""
