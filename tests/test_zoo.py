@@ -697,3 +697,8 @@ def test_auto_registration_once_per_registries_and_failures_warn(tmp_path, monke
     finally:
         for name in [m for m in sys.modules if m == "hftrainer" or m.startswith("hftrainer.")]:
             del sys.modules[name]
+
+
+def test_top_level_load_plugins_is_the_loaders():
+    assert hftrainer_mogents.load_plugins is loader.load_plugins
+    assert "load_plugins" in hftrainer_mogents.__all__
