@@ -183,6 +183,7 @@ class MoGenTSPipeline:
         path_or_repo_id: str | os.PathLike[str] | type = artifact.DEFAULT_REPO_ID,
         pretrained_model_name_or_path: str | os.PathLike[str] | None = None,
         *,
+        bundle_cls: type | None = None,
         bundle_kwargs: Mapping[str, Any] | None = None,
         revision: str | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
@@ -208,6 +209,7 @@ class MoGenTSPipeline:
         Args:
             path_or_repo_id: artifact folder or hub repo id, or (host form) the bundle class.
             pretrained_model_name_or_path: (host form only) the artifact.
+            bundle_cls: (host form) the bundle class, by keyword.
             bundle_kwargs: more options of the bundle's ``from_pretrained`` (either form).
             device: default ``"cuda"`` when available, else ``"cpu"`` (host form: the bundle's
                 own default, unless given).
@@ -238,6 +240,12 @@ class MoGenTSPipeline:
             raise InvalidInputError(
                 f"{clash} given both as arguments and in bundle_kwargs; give each once"
             )
+        if bundle_cls is not None:  # the host's convention, by keyword
+            if isinstance(path_or_repo_id, type):
+                raise InvalidInputError("the bundle class is given twice; give it once")
+            if pretrained_model_name_or_path is None:
+                pretrained_model_name_or_path = path_or_repo_id
+            path_or_repo_id = bundle_cls
         if isinstance(path_or_repo_id, type):  # the host's convention
             if pretrained_model_name_or_path is None:
                 raise InvalidInputError(

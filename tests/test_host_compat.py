@@ -191,6 +191,12 @@ def test_pipeline_from_pretrained_both_conventions(tiny_artifact, tiny_pipeline)
         MoGenTSBundle, pretrained_model_name_or_path=tiny_artifact
     )
     assert all(np.array_equal(a, b) for a, b in zip(_motions(keyword), reference))
+    by_name = MoGenTSPipeline.from_pretrained(
+        bundle_cls=MoGenTSBundle, pretrained_model_name_or_path=tiny_artifact
+    )
+    assert all(np.array_equal(a, b) for a, b in zip(_motions(by_name), reference))
+    with pytest.raises(InvalidInputError, match="given twice"):
+        MoGenTSPipeline.from_pretrained(MoGenTSBundle, tiny_artifact, bundle_cls=MoGenTSBundle)
     no_len = MoGenTSPipeline.from_pretrained(
         tiny_artifact, device="cpu", bundle_kwargs={"load_length_estimator": False}
     )
