@@ -24,6 +24,7 @@ _import_structure: dict[str, str] = {
     "MoGenTSConfig": "hftrainer_mogents.config",
     "load": "hftrainer_mogents.zoo.loader",
     "list_models": "hftrainer_mogents.zoo.loader",
+    "load_plugins": "hftrainer_mogents.zoo.loader",
     "errors": "hftrainer_mogents.errors",
 }
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from hftrainer_mogents.bundle import MoGenTSBundle  # noqa: F401
     from hftrainer_mogents.config import MoGenTSConfig  # noqa: F401
     from hftrainer_mogents.pipeline import MoGenTSOutput, MoGenTSPipeline  # noqa: F401
-    from hftrainer_mogents.zoo.loader import list_models, load  # noqa: F401
+    from hftrainer_mogents.zoo.loader import list_models, load, load_plugins  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

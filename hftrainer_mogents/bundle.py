@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from hftrainer_mogents import artifact
 from hftrainer_mogents._version import __version__
 from hftrainer_mogents.config import FORMAT, MoGenTSConfig, TextEncoderConfig
 from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError, InvalidInputError
+from hftrainer_mogents.host_compat import HostBundleMixin
 from hftrainer_mogents.modeling.length_estimator import LengthEstimator
 from hftrainer_mogents.modeling.mask_transformer import MaskTransformer, MaskTransformer2D
 from hftrainer_mogents.modeling.residual_transformer import (
@@ -85,8 +86,32 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
     return _DTYPES[key]
 
 
-class MoGenTSBundle(nn.Module):
+def _as_config(config: MoGenTSConfig | Mapping[str, Any] | None) -> MoGenTSConfig:
+    """``None`` -> the released HumanML3D sizes; a mapping is a ``mogents_config.json`` document
+    or just its ``"config"`` block."""
+    if config is None:
+        return MoGenTSConfig()
+    if isinstance(config, MoGenTSConfig):
+        return config
+    if isinstance(config, Mapping):
+        doc = dict(config)
+        if "config" not in doc:
+            doc = {"config": doc}
+        return MoGenTSConfig.from_json_dict(doc, source="config dict")
+    raise InvalidInputError(
+        f"config must be a MoGenTSConfig, a mogents_config.json dict or None, got "
+        f"{type(config).__name__}"
+    )
+
+
+class MoGenTSBundle(HostBundleMixin, nn.Module):
     """The MoGenTS networks and statistics.
+
+    It also offers what the hftrainer host's ``ModelBundle`` gives its subclasses
+    (:class:`~hftrainer_mogents.host_compat.HostBundleMixin`): ``trainable_parameters``,
+    ``state_dict_to_save``, ``load_state_dict_selective``, ``checkpoint_metadata``, ... The
+    generation networks (and the length estimator) are the trainable modules, the CLIP text tower
+    is frozen; all of them are saved, so a host checkpoint restores the whole bundle.
 
     Attributes:
         config: the :class:`~hftrainer_mogents.config.MoGenTSConfig`.
@@ -103,8 +128,9 @@ class MoGenTSBundle(nn.Module):
         torch.Size([1, 512])
     """
 
-    def __init__(self, config: MoGenTSConfig) -> None:
+    def __init__(self, config: MoGenTSConfig | Mapping[str, Any] | None = None) -> None:
         super().__init__()
+        config = _as_config(config)
         self.config = config
         vq = config.vq
         q = vq.num_quantizers
@@ -126,6 +152,12 @@ class MoGenTSBundle(nn.Module):
         self._clip_extra: dict[str, torch.Tensor] | None = None
         self.source: str | None = None
         self.revision: str | None = None
+        networks = [COMPONENT_ATTRIBUTES[n] for n, _ in self.components() if n != "clip"]
+        self._set_module_roles(
+            trainable=networks,
+            frozen=[COMPONENT_ATTRIBUTES["clip"]],
+            save=[*networks, COMPONENT_ATTRIBUTES["clip"]],
+        )
 
     # ------------------------------------------------------------------ components
 
@@ -166,14 +198,54 @@ class MoGenTSBundle(nn.Module):
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def from_config(cls, config: MoGenTSConfig | dict[str, Any] | None = None) -> MoGenTSBundle:
-        """Untrained networks of ``config`` (default: the released HumanML3D sizes); no disk
-        access. A dict is read as a ``mogents_config.json`` document."""
-        if config is None:
-            config = MoGenTSConfig()
-        elif isinstance(config, dict):
-            config = MoGenTSConfig.from_json_dict(config, source="config dict")
-        return cls(config).eval()
+    def from_config(
+        cls, cfg: MoGenTSConfig | Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> MoGenTSBundle:
+        """Untrained networks of a config (default: the released HumanML3D sizes); no disk
+        access, in eval mode.
+
+        ``cfg`` is a :class:`MoGenTSConfig`, a ``mogents_config.json`` document, or the host's
+        bundle config: a dict with ``"type"`` (this class's name, or another registered bundle,
+        then built through the host's ``MODEL_BUNDLES``) and the constructor's arguments
+        (``config``). ``kwargs`` are constructor arguments (``config=``), merged into the host's
+        form.
+
+        Raises:
+            InvalidInputError: a config of the wrong kind, a config given twice, or a ``type``
+                naming another bundle.
+            HostNotInstalledError: ``type`` names another bundle and the host is not installed.
+            ArtifactFormatError: a malformed ``mogents_config.json`` document.
+        """
+        if isinstance(cfg, Mapping) and "type" in cfg:
+            merged = {**cfg, **kwargs}
+            kind = merged.pop("type")
+            if not cls._is_own_type(kind):
+                from hftrainer_mogents.zoo.host import host_registries
+
+                return host_registries()["MODEL_BUNDLES"].build({"type": kind, **merged})
+            return cls(**merged).eval()
+        if cfg is not None:
+            if "config" in kwargs:
+                raise InvalidInputError(
+                    "from_config got a config twice (positionally and as config=); give one"
+                )
+            kwargs = {"config": cfg, **kwargs}
+        return cls(**kwargs).eval()
+
+    @classmethod
+    def from_cfg(
+        cls, cfg: MoGenTSConfig | Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> MoGenTSBundle:
+        """:meth:`from_config` under the host's mmengine-style alias."""
+        return cls.from_config(cfg, **kwargs)
+
+    @classmethod
+    def _is_own_type(cls, kind: Any) -> bool:
+        return kind is cls or kind in (
+            cls.__name__,
+            f"{cls.__module__}.{cls.__qualname__}",
+            f"{cls.__module__}:{cls.__qualname__}",
+        )
 
     @classmethod
     def from_pretrained(

@@ -25,7 +25,7 @@ import math
 import numbers
 import os
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,7 @@ from hftrainer_mogents.config import (
     MIN_MOTION_LENGTH,
     N_JOINT_GROUPS,
     UNIT_LENGTH,
+    MoGenTSConfig,
     clamp_length,
 )
 from hftrainer_mogents.errors import InvalidInputError
@@ -63,6 +64,18 @@ logger = logging.getLogger(__name__)
 MODES = ("fast", "reference")
 # upstream's residual generate() is always called with its default top-k threshold, whatever topkr
 RES_TOPK_THRES = 0.9
+# the bundle-loading options of from_pretrained and their defaults (compared by identity: a value
+# that is not the default object was given by the caller)
+_BUNDLE_OPTION_DEFAULTS: dict[str, Any] = {
+    "revision": None,
+    "cache_dir": None,
+    "local_files_only": False,
+    "token": None,
+    "force_download": False,
+    "dtype": None,
+    "text_encoder_dtype": None,
+    "load_length_estimator": True,
+}
 
 
 @dataclass
@@ -149,11 +162,19 @@ def sample_seed(seed: int, index: int) -> int:
 class MoGenTSPipeline:
     """Generate HumanML3D-263 motions from text with MoGenTS.
 
+    Besides our one-argument ``from_pretrained(path)``, it takes the hftrainer host's pipeline
+    conventions (``from_pretrained(bundle_cls, path, bundle_kwargs=...)``, ``from_config``,
+    ``from_checkpoint(bundle_cls, bundle_cfg, ckpt_path)``) and is built by the host's
+    ``PIPELINES.build({"type": "MoGenTSPipeline", "bundle": bundle})``.
+
     Examples:
         >>> pipe = MoGenTSPipeline.from_pretrained("checkpoints/mogents/humanml3d")  # doctest: +SKIP
         >>> [m.shape for m in pipe.infer_t2m(["a person walks forward"], [120], seed=0)]  # doctest: +SKIP
         [(120, 263)]
     """
+
+    # the bundle class of the one-argument ``from_pretrained`` and of ``from_config``
+    BUNDLE_CLS: type[MoGenTSBundle] = MoGenTSBundle
 
     def __init__(
         self,
@@ -179,8 +200,11 @@ class MoGenTSPipeline:
     @classmethod
     def from_pretrained(
         cls,
-        path_or_repo_id: str | os.PathLike[str] = artifact.DEFAULT_REPO_ID,
+        path_or_repo_id: str | os.PathLike[str] | type = artifact.DEFAULT_REPO_ID,
+        pretrained_model_name_or_path: str | os.PathLike[str] | None = None,
         *,
+        bundle_cls: type | None = None,
+        bundle_kwargs: Mapping[str, Any] | None = None,
         revision: str | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         local_files_only: bool = False,
@@ -191,31 +215,128 @@ class MoGenTSPipeline:
         text_encoder_dtype: str | None = None,
         load_length_estimator: bool = True,
         cuda_graphs: bool = True,
+        generation_config: GenerationConfig | None = None,
     ) -> MoGenTSPipeline:
         """Load the bundle (:meth:`MoGenTSBundle.from_pretrained`) and wrap it.
 
+        Two calling conventions:
+
+        - ours and the zoo's: ``from_pretrained(path_or_repo_id, device=..., ...)``;
+        - the hftrainer host's: ``from_pretrained(bundle_cls, path, bundle_kwargs=None, ...)``:
+          ``bundle_cls.from_pretrained(path, **bundle_kwargs)``, then ``device``,
+          ``cuda_graphs`` and ``generation_config`` go to the pipeline.
+
         Args:
-            device: default ``"cuda"`` when available, else ``"cpu"``.
+            path_or_repo_id: artifact folder or hub repo id, or (host form) the bundle class.
+            pretrained_model_name_or_path: (host form only) the artifact.
+            bundle_cls: (host form) the bundle class, by keyword.
+            bundle_kwargs: more options of the bundle's ``from_pretrained`` (either form).
+            device: default ``"cuda"`` when available, else ``"cpu"`` (host form: the bundle's
+                own default, unless given).
             dtype: compute dtype of the generation networks (float32 default; ``torch.bfloat16``
                 for AMX CPUs and tensor-core GPUs, cast once here).
             cuda_graphs: on CUDA, replay the transformer forwards of fast mode as CUDA graphs
                 (same results, far fewer kernel launches; False runs them eagerly).
+            generation_config: the pipeline's default sampling settings.
             Other arguments: as :meth:`MoGenTSBundle.from_pretrained`.
+
+        Raises:
+            InvalidInputError: a second positional argument without a bundle class first, or an
+                option given both as an argument and in ``bundle_kwargs``.
         """
-        device = resolve_device(device)
-        bundle = MoGenTSBundle.from_pretrained(
-            path_or_repo_id,
-            revision=revision,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-            token=token,
-            force_download=force_download,
-            device=device,
-            dtype=dtype,
-            text_encoder_dtype=text_encoder_dtype,
-            load_length_estimator=load_length_estimator,
-        )
-        return cls(bundle, cuda_graphs=cuda_graphs)
+        explicit = {
+            "revision": revision,
+            "cache_dir": cache_dir,
+            "local_files_only": local_files_only,
+            "token": token,
+            "force_download": force_download,
+            "dtype": dtype,
+            "text_encoder_dtype": text_encoder_dtype,
+            "load_length_estimator": load_length_estimator,
+        }
+        given = {k: v for k, v in explicit.items() if v is not _BUNDLE_OPTION_DEFAULTS[k]}
+        clash = sorted(set(given) & set(bundle_kwargs or {}))
+        if clash:
+            raise InvalidInputError(
+                f"{clash} given both as arguments and in bundle_kwargs; give each once"
+            )
+        if bundle_cls is not None:  # the host's convention, by keyword
+            if isinstance(path_or_repo_id, type):
+                raise InvalidInputError("the bundle class is given twice; give it once")
+            if pretrained_model_name_or_path is None:
+                pretrained_model_name_or_path = path_or_repo_id
+            path_or_repo_id = bundle_cls
+        if isinstance(path_or_repo_id, type):  # the host's convention
+            if pretrained_model_name_or_path is None:
+                raise InvalidInputError(
+                    f"from_pretrained({path_or_repo_id.__name__}, path): the artifact path is "
+                    "missing after the bundle class"
+                )
+            bundle = path_or_repo_id.from_pretrained(
+                pretrained_model_name_or_path, **given, **dict(bundle_kwargs or {})
+            )
+            bundle.eval()
+            return cls(
+                bundle, device=device, cuda_graphs=cuda_graphs, generation_config=generation_config
+            )
+        if pretrained_model_name_or_path is not None:
+            raise InvalidInputError(
+                "a second positional argument is the artifact only when the first is a bundle "
+                f"class (the host's form); got {path_or_repo_id!r} and "
+                f"{pretrained_model_name_or_path!r}: pass one artifact"
+            )
+        options = {"device": resolve_device(device), **explicit, **dict(bundle_kwargs or {})}
+        bundle = cls.BUNDLE_CLS.from_pretrained(path_or_repo_id, **options)
+        return cls(bundle, cuda_graphs=cuda_graphs, generation_config=generation_config)
+
+    @classmethod
+    def from_config(
+        cls,
+        bundle_cls: type | MoGenTSConfig | Mapping[str, Any] | None = None,
+        bundle_cfg: MoGenTSConfig | Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> MoGenTSPipeline:
+        """A pipeline around ``bundle_cls.from_config(bundle_cfg)`` (untrained networks): the
+        host's ``from_config(bundle_cls, bundle_cfg, **kwargs)``; ``bundle_cls`` defaults to
+        :attr:`BUNDLE_CLS`, and a config alone may come first. ``kwargs`` go to the pipeline."""
+        if not isinstance(bundle_cls, type) and bundle_cls is not None:
+            if bundle_cfg is not None:
+                raise InvalidInputError(
+                    f"from_config(bundle_cls, bundle_cfg): {bundle_cls!r} is not a bundle class"
+                )
+            bundle_cls, bundle_cfg = None, bundle_cls
+        bundle = (bundle_cls or cls.BUNDLE_CLS).from_config(bundle_cfg)
+        bundle.eval()
+        return cls(bundle, **kwargs)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        bundle_cls: type | None,
+        bundle_cfg: MoGenTSConfig | Mapping[str, Any] | None,
+        ckpt_path: str | os.PathLike[str],
+        *,
+        exclude_bundle_keys: Sequence[str] | None = None,
+        strict: bool = False,
+        **kwargs: Any,
+    ) -> MoGenTSPipeline:
+        """The host's convention: ``bundle_cls.from_config(bundle_cfg)``, then the host checkpoint
+        at ``ckpt_path`` (a ``model.pt`` / ``.safetensors`` file or the host's checkpoint folder)
+        through ``load_state_dict_selective``. ``kwargs`` go to the pipeline.
+
+        Raises:
+            ArtifactNotFoundError: no checkpoint at ``ckpt_path``.
+        """
+        from hftrainer_mogents.host_compat import load_host_checkpoint
+
+        bundle = (bundle_cls or cls.BUNDLE_CLS).from_config(bundle_cfg)
+        state = load_host_checkpoint(ckpt_path)
+        options: dict[str, Any] = {"strict": strict} if strict else {}
+        if exclude_bundle_keys is not None:
+            options["exclude_bundle_keys"] = list(exclude_bundle_keys)
+        bundle.load_state_dict_selective(state, **options)
+        bundle.eval()
+        return cls(bundle, **kwargs)
 
     @property
     def device(self) -> torch.device:

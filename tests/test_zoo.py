@@ -503,7 +503,8 @@ def test_host_register_finds_an_installed_host(tmp_path, monkeypatch, pm):
 
 
 def test_host_registries_without_host(monkeypatch):
-    monkeypatch.setitem(sys.modules, "hftrainer", None)  # makes the import fail
+    for name in ("hftrainer", "hftrainer.registry"):  # the import fails, even where it ran
+        monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(HostNotInstalledError, match="not installed"):
         host.host_registries()
 
@@ -541,3 +542,164 @@ def test_registry_builds_the_real_bundle_and_pipeline(pm):
     assert type(bundle) is MoGenTSBundle and bundle.config == config
     pipe = registries["PIPELINES"].build(dict(type="MoGenTSPipeline", bundle=bundle))
     assert type(pipe) is MoGenTSPipeline and pipe.bundle is bundle
+
+
+# ---------------------------------------------------------------- load_plugins and auto-registration
+
+
+def test_load_plugins_is_the_documented_call():
+    import hftrainer_mogents.zoo as zoo
+
+    assert zoo.load_plugins is loader.load_plugins
+    assert zoo.register is loader.load_plugins  # the first version's name, kept
+
+
+def test_load_plugins_is_idempotent_and_returns_what_it_registered(pm):
+    registries = _mmengine_registries()
+    done = loader.load_plugins(registries, pm=pm)
+    assert done == [
+        "EVALUATORS:HumanML263Evaluator",
+        "EVALUATORS:MotionStreamer272Evaluator",
+        "MODEL_BUNDLES:MoGenTSBundle",
+        "PIPELINES:MoGenTSPipeline",
+    ]
+    objects = {n: dict(r.module_dict) for n, r in registries.items()}
+    assert loader.load_plugins(registries, pm=pm) == []
+    assert {n: dict(r.module_dict) for n, r in registries.items()} == objects
+
+
+def test_load_plugins_reports_a_clash_and_keeps_the_holder(pm, caplog):
+    registries = _mmengine_registries()
+
+    class MoGenTSBundle:  # e.g. the host's own class of that name
+        pass
+
+    registries["MODEL_BUNDLES"].register_module(name="MoGenTSBundle", module=MoGenTSBundle)
+    with caplog.at_level("WARNING"):
+        done = loader.load_plugins(registries, pm=pm)
+    assert "MODEL_BUNDLES:MoGenTSBundle" not in done and "PIPELINES:MoGenTSPipeline" in done
+    assert registries["MODEL_BUNDLES"].module_dict["MoGenTSBundle"] is MoGenTSBundle
+    assert f"MODEL_BUNDLES already holds 'MoGenTSBundle' from {__name__}" in caplog.text
+    assert "hftrainer_mogents.bundle.MoGenTSBundle" in caplog.text
+
+
+def _write_fake_host_with_bases(root: Path) -> None:
+    """A stand-in host: mmengine registries and two abstract base classes."""
+    _write_fake_host(root)
+    for pkg, module, base, method in (
+        ("pipelines", "base_pipeline", "BasePipeline", "__call__"),
+        ("evaluation", "base_evaluator", "BaseEvaluator", "compute"),
+    ):
+        (root / "hftrainer" / pkg).mkdir()
+        (root / "hftrainer" / pkg / "__init__.py").write_text("")
+        (root / "hftrainer" / pkg / f"{module}.py").write_text(
+            "from abc import ABC, abstractmethod\n"
+            f"class {base}(ABC):\n"
+            "    @abstractmethod\n"
+            f"    def {method}(self, *args, **kwargs): ...\n"
+        )
+
+
+def _run_with_fake_host(tmp_path: Path, code: str) -> dict:
+    _write_fake_host_with_bases(tmp_path)
+    repo = Path(hftrainer_mogents.__file__).resolve().parent.parent
+    env = {**__import__("os").environ, "PYTHONPATH": f"{tmp_path}:{repo}"}
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_importing_the_zoo_inside_a_running_host_registers_without_a_hand_call(tmp_path):
+    result = _run_with_fake_host(
+        tmp_path,
+        """
+        import json, sys
+        import hftrainer.registry as reg
+        import hftrainer_mogents.zoo
+        from hftrainer.pipelines.base_pipeline import BasePipeline
+        from hftrainer.evaluation.base_evaluator import BaseEvaluator
+        from hftrainer_mogents.bundle import MoGenTSBundle
+        from hftrainer_mogents.evaluation.hml263 import HumanML263Evaluator
+        from hftrainer_mogents.pipeline import MoGenTSPipeline
+        again = hftrainer_mogents.zoo.load_plugins()
+        print(json.dumps({
+            "bundles": sorted(reg.MODEL_BUNDLES.module_dict),
+            "pipelines": sorted(reg.PIPELINES.module_dict),
+            "evaluators": sorted(reg.EVALUATORS.module_dict),
+            "same": reg.MODEL_BUNDLES.module_dict["MoGenTSBundle"] is MoGenTSBundle,
+            "virtual": [issubclass(MoGenTSPipeline, BasePipeline),
+                        issubclass(HumanML263Evaluator, BaseEvaluator),
+                        issubclass(MoGenTSBundle, BasePipeline)],
+            "again": again,
+        }))
+        """,
+    )
+    assert result["bundles"] == ["MoGenTSBundle"] and result["pipelines"] == ["MoGenTSPipeline"]
+    assert result["evaluators"] == ["HumanML263Evaluator", "MotionStreamer272Evaluator"]
+    assert result["same"] and result["virtual"] == [True, True, False]
+    assert result["again"] == []
+
+
+def test_reaching_the_zoo_after_the_host_started_registers(tmp_path):
+    """The zoo imported first (host installed, not running: nothing imported), the host later:
+    the next call through us registers."""
+    result = _run_with_fake_host(
+        tmp_path,
+        """
+        import json, sys
+        import hftrainer_mogents, hftrainer_mogents.zoo
+        before = "hftrainer" in sys.modules
+        import hftrainer.registry as reg
+        names = [m.name for m in hftrainer_mogents.list_models()]
+        print(json.dumps({"before": before, "names": names,
+                          "bundles": sorted(reg.MODEL_BUNDLES.module_dict)}))
+        """,
+    )
+    assert result["before"] is False  # importing the zoo did not import the host
+    assert "mogents" in result["names"] and result["bundles"] == ["MoGenTSBundle"]
+
+
+def test_auto_registration_needs_a_running_host(monkeypatch):
+    monkeypatch.delitem(sys.modules, "hftrainer.registry", raising=False)
+    calls = []
+    monkeypatch.setattr(loader, "load_plugins", lambda *a, **k: calls.append(a) or ["X:Y"])
+    assert loader.register_with_running_host() == [] and calls == []
+
+
+def test_auto_registration_once_per_registries_and_failures_warn(tmp_path, monkeypatch):
+    _write_fake_host(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m == "hftrainer" or m.startswith("hftrainer.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(loader, "_auto_registered", set())
+    try:
+        import hftrainer.registry as reg
+
+        calls = []
+        monkeypatch.setattr(loader, "load_plugins", lambda regs: calls.append(regs) or ["A:B"])
+        assert loader.register_with_running_host() == ["A:B"]
+        assert loader.register_with_running_host() == []
+        assert [set(c) for c in calls] == [set(host.REGISTRY_NAMES)]
+        assert calls[0]["PIPELINES"] is reg.PIPELINES
+        monkeypatch.setattr(loader, "_auto_registered", set())
+
+        def broken(regs):
+            raise PluginError("plugin 'x': cannot import x.y:Z")
+
+        monkeypatch.setattr(loader, "load_plugins", broken)
+        with pytest.warns(RuntimeWarning, match="cannot import x.y:Z.*load_plugins\\(\\)"):
+            assert loader.register_with_running_host() == []
+    finally:
+        for name in [m for m in sys.modules if m == "hftrainer" or m.startswith("hftrainer.")]:
+            del sys.modules[name]
+
+
+def test_top_level_load_plugins_is_the_loaders():
+    assert hftrainer_mogents.load_plugins is loader.load_plugins
+    assert "load_plugins" in hftrainer_mogents.__all__

@@ -1,5 +1,9 @@
 """The hftrainer plugin contract: hook specifications, spec dataclasses, the generic loader and
-registration into the host. Importing this package imports neither torch nor transformers."""
+registration into the host. Importing this package imports neither torch nor transformers.
+
+A host pulls in every installed plugin with one call, :func:`load_plugins`. When the host is
+already running (``hftrainer.registry`` imported), importing this package registers them too.
+"""
 
 from hftrainer_mogents.zoo.hookspecs import hookimpl, hookspec
 from hftrainer_mogents.zoo.loader import (
@@ -10,7 +14,9 @@ from hftrainer_mogents.zoo.loader import (
     list_evaluators,
     list_models,
     load,
+    load_plugins,
     register,
+    register_with_running_host,
 )
 from hftrainer_mogents.zoo.specs import BenchmarkSpec, ConverterSpec, EvaluatorSpec, ModelSpec
 
@@ -24,9 +30,14 @@ __all__ = [
     "list_converters",
     "list_benchmarks",
     "load",
+    "load_plugins",
     "register",
+    "register_with_running_host",
     "ModelSpec",
     "EvaluatorSpec",
     "ConverterSpec",
     "BenchmarkSpec",
 ]
+
+# no hand call inside a running host (a no-op, importing nothing, when no host is running)
+register_with_running_host()

@@ -44,8 +44,10 @@ def hftrainer_benchmarks() -> list[BenchmarkSpec]:
 
 
 @hookspec
-def hftrainer_register(registries: Mapping[str, Any]) -> None:
+def hftrainer_register(registries: Mapping[str, Any]) -> list[str] | None:
     """Called once the hftrainer host is importable, with its registries by name
     (``"MODEL_BUNDLES"``, ``"PIPELINES"``, ``"EVALUATORS"``: mmengine ``Registry`` objects).
-    Register your classes there; calling it twice must change nothing. Import heavy modules here,
-    not at discovery."""
+    Register your classes there; calling it twice must change nothing, and a name already held
+    by another class must be reported (warning or error), not overwritten. May return
+    ``"REGISTRY:ClassName"`` for each class newly registered. Import heavy modules here, not at
+    discovery."""

@@ -7,6 +7,11 @@ Registration is idempotent: a class already registered under its name is left al
 *different* class holding the name (for example the host's own ``MoGenTSBundle``) is kept, with a
 warning, unless ``force=True``.
 
+A class registered into ``PIPELINES`` or ``EVALUATORS`` that has the host base class's abstract
+method (``__call__``, ``compute``) is also registered as a virtual subclass of the host's
+``BasePipeline`` / ``BaseEvaluator`` (both are ABCs), so ``isinstance`` checks against them hold
+without our classes importing the host.
+
 This module knows nothing of plugins (it imports only the specs and the errors); walking the
 installed plugins and calling their hooks is the loader's job
 (:func:`hftrainer_mogents.zoo.loader.register`).
@@ -17,6 +22,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -25,7 +31,9 @@ from hftrainer_mogents.zoo.specs import EvaluatorSpec, ModelSpec, resolve
 
 __all__ = [
     "REGISTRY_NAMES",
+    "HOST_BASES",
     "host_installed",
+    "host_running",
     "host_version",
     "host_registries",
     "register_specs",
@@ -36,11 +44,22 @@ logger = logging.getLogger(__name__)
 HOST_PACKAGE = "hftrainer"
 REGISTRY_MODULE = "hftrainer.registry"
 REGISTRY_NAMES = ("MODEL_BUNDLES", "PIPELINES", "EVALUATORS")
+# registry -> (module, ABC of the host, the abstract method a class must have to be adopted)
+HOST_BASES: dict[str, tuple[str, str, str]] = {
+    "PIPELINES": ("hftrainer.pipelines.base_pipeline", "BasePipeline", "__call__"),
+    "EVALUATORS": ("hftrainer.evaluation.base_evaluator", "BaseEvaluator", "compute"),
+}
 
 
 def host_installed() -> bool:
     """Whether ``import hftrainer`` can work (checked without importing it)."""
     return importlib.util.find_spec(HOST_PACKAGE) is not None
+
+
+def host_running() -> bool:
+    """Whether the host's registries exist in this process already (``hftrainer.registry`` was
+    imported): registering then costs no import of the host."""
+    return sys.modules.get(REGISTRY_MODULE) is not None
 
 
 def host_version() -> str | None:
@@ -81,10 +100,26 @@ def _registered(registry: Any, name: str) -> Any:
     return registry.get(name)
 
 
+def _adopt_host_base(registry_name: str, cls: Any) -> None:
+    """Register ``cls`` as a virtual subclass of the host's ABC for ``registry_name``, when the
+    host is loaded and ``cls`` has the ABC's abstract method."""
+    if registry_name not in HOST_BASES or sys.modules.get(HOST_PACKAGE) is None:
+        return
+    module_name, base_name, method = HOST_BASES[registry_name]
+    try:
+        base = getattr(importlib.import_module(module_name), base_name)
+    except (ImportError, AttributeError):  # an older or stand-in host without that base
+        return
+    fits = isinstance(cls, type) and callable(getattr(cls, method, None))
+    if fits and hasattr(base, "register") and not issubclass(cls, base):
+        base.register(cls)
+
+
 def _register_one(registry: Any, registry_name: str, cls: Any, force: bool) -> bool:
     name = cls.__name__
     current = _registered(registry, name)
     if current is cls:
+        _adopt_host_base(registry_name, cls)
         return False
     if current is not None and not force:
         logger.warning(
@@ -97,6 +132,7 @@ def _register_one(registry: Any, registry_name: str, cls: Any, force: bool) -> b
         )
         return False
     registry.register_module(name=name, module=cls, force=force)
+    _adopt_host_base(registry_name, cls)
     return True
 
 

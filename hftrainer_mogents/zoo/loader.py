@@ -3,12 +3,19 @@ every installed plugin into the host.
 
 Nothing here is MoGenTS-specific: any installed plugin in the group is discovered, and the host
 can adopt this module unchanged.
+
+Registration into the host: the host calls :func:`load_plugins` once; and whenever a user reaches
+the zoo through this module (``list_*``, ``get_model_spec``, ``load``, importing
+``hftrainer_mogents.zoo``) while the host is running (its registry module imported), every
+installed plugin is registered without a call (:func:`register_with_running_host`). Nothing
+imports the host for that: without a running host those calls stay as light as before.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -34,13 +41,18 @@ __all__ = [
     "get_model_spec",
     "load",
     "plugin_info",
+    "load_plugins",
     "register",
+    "register_with_running_host",
 ]
 
 logger = logging.getLogger(__name__)
 
 _pm: pluggy.PluginManager | None = None
 _lock = threading.Lock()
+# the host registries (by identity) every installed plugin was registered into automatically
+_auto_registered: set[tuple[int, ...]] = set()
+_auto_lock = threading.RLock()
 
 SpecT = TypeVar("SpecT", ModelSpec, EvaluatorSpec, ConverterSpec, BenchmarkSpec)
 
@@ -71,7 +83,9 @@ def get_plugin_manager() -> pluggy.PluginManager:
 def _call_describing_hook(
     hook_name: str, expected: type[SpecT], pm: pluggy.PluginManager
 ) -> list[SpecT]:
-    """Call one describing hook on every plugin and tag each spec with its plugin's name."""
+    """Call one describing hook on every plugin and tag each spec with its plugin's name (and
+    register the installed plugins into a running host, once)."""
+    register_with_running_host()
     specs: list[SpecT] = []
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
         result = impl.function()
@@ -236,22 +250,72 @@ def plugin_info(*, pm: pluggy.PluginManager | None = None) -> list[dict[str, Any
     return out
 
 
-def register(
+def load_plugins(
     registries: Mapping[str, Any] | None = None,
     *,
     pm: pluggy.PluginManager | None = None,
-) -> None:
-    """Call every installed plugin's ``hftrainer_register`` hook with the host's registries.
+) -> list[str]:
+    """The host's one call: register every installed plugin (the ``hftrainer.plugins`` entry
+    points) into its registries, through each plugin's ``hftrainer_register`` hook.
 
-    Each plugin registers its own classes (ours through :func:`host.register_specs
-    <hftrainer_mogents.zoo.host.register_specs>`), idempotently.
+    Idempotent: a class already registered under its name is left as it is. A name held by a
+    *different* class (e.g. the host's own ``MoGenTSBundle``) is kept and reported with a
+    warning naming both (``register_specs(..., force=True)`` replaces it).
 
     Args:
-        registries: registries by name; default: those of the installed host.
+        registries: registries by name (``MODEL_BUNDLES``, ``PIPELINES``, ``EVALUATORS``);
+            default: those of the installed host (imports it).
+        pm: a plugin manager (default: the process-wide one).
+
+    Returns:
+        ``"REGISTRY:ClassName"`` for each class newly registered, sorted (empty on a repeated
+        call).
 
     Raises:
         HostNotInstalledError: no registries were given and the host is not installed.
+        PluginError: a plugin names a class that cannot be imported, or a registry is missing.
+
+    Examples:
+        >>> from hftrainer_mogents.zoo import load_plugins
+        >>> load_plugins()  # doctest: +SKIP
+        ['EVALUATORS:HumanML263Evaluator', ..., 'PIPELINES:MoGenTSPipeline']
     """
     if registries is None:
         registries = host.host_registries()
-    (pm or get_plugin_manager()).hook.hftrainer_register(registries=registries)
+    results = (pm or get_plugin_manager()).hook.hftrainer_register(registries=registries)
+    return sorted(name for names in results if names for name in names)
+
+
+# the name this module's first version used (kept: hosts may call it)
+register = load_plugins
+
+
+def register_with_running_host() -> list[str]:
+    """Register every installed plugin into the host's registries when the host is running in
+    this process (``hftrainer.registry`` imported); otherwise do nothing (the host is not
+    imported for it). Done once per set of registries; a failure is a warning, since this runs
+    on the way to something else (call :func:`load_plugins` to see the error raised).
+
+    Returns:
+        What :func:`load_plugins` registered (empty when there was nothing to do).
+    """
+    if not host.host_running():
+        return []
+    with _auto_lock:
+        try:
+            registries = host.host_registries()
+            key = tuple(id(registries[name]) for name in host.REGISTRY_NAMES)
+            if key in _auto_registered:
+                return []
+            # marked first: a plugin whose registration reaches the zoo again does not recurse
+            _auto_registered.add(key)
+            return load_plugins(registries)
+        except Exception as err:  # noqa: BLE001 - reported, and the caller's own call goes on
+            warnings.warn(
+                f"could not register the installed hftrainer plugins into the running host "
+                f"({type(err).__name__}: {err}); call hftrainer_mogents.zoo.load_plugins() to "
+                "see the error",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return []

@@ -166,8 +166,9 @@ def hftrainer_benchmarks() -> list[BenchmarkSpec]:
 
 
 @hookimpl
-def hftrainer_register(registries: Mapping[str, Any]) -> None:
-    """Register our bundle, pipeline and evaluator classes into the host's registries."""
+def hftrainer_register(registries: Mapping[str, Any]) -> list[str]:
+    """Register our bundle, pipeline and evaluator classes into the host's registries; returns
+    ``"REGISTRY:ClassName"`` for each class newly registered."""
     from hftrainer_mogents.zoo.host import register_specs
 
-    register_specs(registries, models=MODELS, evaluators=EVALUATORS, plugin=PLUGIN_NAME)
+    return register_specs(registries, models=MODELS, evaluators=EVALUATORS, plugin=PLUGIN_NAME)

@@ -51,6 +51,7 @@ from hftrainer_mogents.evaluation.hml263.word_vectors import (
     VOCAB_FILE,
     WordVectorizer,
 )
+from hftrainer_mogents.host_compat import HostEvaluatorMixin, flatten_metrics
 from hftrainer_mogents.utils.device import resolve_device
 from hftrainer_mogents.utils.io import (
     atomic_save_npy,
@@ -244,16 +245,25 @@ def _save_embedding_cache(path: Path, table: Mapping[str, np.ndarray]) -> None:
     atomic_save_npz(path, names=np.array(names), embeddings=np.stack([table[n] for n in names]))
 
 
-class HumanML263Evaluator:
+class HumanML263Evaluator(HostEvaluatorMixin):
     """HumanML3D-263 text-to-motion evaluator (Guo et al., 2022) with the official protocol.
 
+    Built from its parts, or (as the hftrainer host builds evaluators from a config dict,
+    ``EVALUATORS.build(dict(type="HumanML263Evaluator", ckpt_dir=..., dataset_root=...))``) from a
+    converted evaluator folder. It serves the host runner's ``reset()`` / ``process(output)`` /
+    ``compute()`` loop (see :meth:`compute`).
+
     Args:
-        networks: the three evaluator networks (weights loaded).
+        networks: the three evaluator networks (weights loaded); None with ``ckpt_dir``.
         word_vectorizer: GloVe vectors and POS classes.
         mean: ``(263,)`` normalisation mean.
         std: ``(263,)`` normalisation std.
-        dataset_root: default HumanML3D folder of :meth:`evaluate_dir`.
+        dataset_root: default HumanML3D folder of :meth:`evaluate_dir` and :meth:`compute`.
         source: where the weights came from (recorded in reports).
+        ckpt_dir: a converted evaluator folder to load instead of the parts (the zoo's keyword).
+        device, dtype: where and in which dtype to load ``ckpt_dir``.
+        evaluate_kwargs: keyword arguments of :meth:`evaluate` used by :meth:`compute`
+            (``n_repeats``, ``seed``, ...).
 
     Examples:
         >>> ev = HumanML263Evaluator.from_pretrained("checkpoints/evaluators/hml263")  # doctest: +SKIP
@@ -266,14 +276,23 @@ class HumanML263Evaluator:
 
     def __init__(
         self,
-        networks: HML263EvaluatorNetworks,
-        word_vectorizer: WordVectorizer,
-        mean: np.ndarray,
-        std: np.ndarray,
+        networks: HML263EvaluatorNetworks | None = None,
+        word_vectorizer: WordVectorizer | None = None,
+        mean: np.ndarray | None = None,
+        std: np.ndarray | None = None,
         *,
         dataset_root: str | os.PathLike[str] | None = None,
         source: str | None = None,
+        ckpt_dir: str | os.PathLike[str] | None = None,
+        device: Any = None,
+        dtype: Any = None,
+        evaluate_kwargs: Mapping[str, Any] | None = None,
     ):
+        self.reset()
+        self.evaluate_kwargs: dict[str, Any] = dict(evaluate_kwargs or {})
+        if networks is None or word_vectorizer is None or mean is None or std is None:
+            self._load_parts(ckpt_dir, device=device, dtype=dtype, dataset_root=dataset_root)
+            return
         self.networks = networks.eval()
         self.config: HML263EvaluatorConfig = networks.config
         self.word_vectorizer = word_vectorizer
@@ -990,3 +1009,42 @@ class HumanML263Evaluator:
             },
             **extra,
         }
+
+    # ------------------------------------------------------------------ the host runner's loop
+
+    def _load_parts(self, ckpt_dir: Any, *, device: Any, dtype: Any, dataset_root: Any) -> None:
+        """``__init__`` from a converted folder: take over a loaded evaluator's state."""
+        if ckpt_dir is None:
+            raise InvalidInputError(
+                "HumanML263Evaluator needs its parts (networks, word_vectorizer, mean, std) or "
+                "ckpt_dir= (a folder written by `mogents convert-evaluator`)"
+            )
+        loaded = type(self).from_pretrained(
+            ckpt_dir, device=device, dtype=dtype, dataset_root=dataset_root
+        )
+        own = {"_results": self._results, "evaluate_kwargs": self.evaluate_kwargs}
+        self.__dict__.update({**vars(loaded), **own})
+
+    def compute(self) -> dict[str, float]:
+        """Score what :meth:`process` gathered with the test protocol (:meth:`evaluate` on the
+        dataset at ``dataset_root``, with ``evaluate_kwargs``) and return the flat metrics the
+        host logs (``fid``, ``fid_<stat>``, ``r_precision_top1`` ...; see
+        :func:`~hftrainer_mogents.host_compat.flatten_metrics`). The full report is kept in
+        ``last_report``.
+
+        Each processed batch output holds ``keys`` (test-split keys: ``<id>`` or sub-clip keys),
+        ``motions`` (generated ``(T, 263)`` motions in physical units, or a padded batch with
+        ``lengths``) and optionally ``caption_indices`` (the caption each motion was generated
+        from; default the first).
+
+        Raises:
+            InvalidInputError: nothing processed, a key processed twice, or no ``dataset_root``.
+        """
+        motions, extras = self._gathered()
+        kwargs: dict[str, Any] = {"progress": False, **self.evaluate_kwargs}
+        if "caption_indices" in extras:
+            kwargs.setdefault(
+                "caption_indices", {k: int(v) for k, v in extras["caption_indices"].items()}
+            )
+        self.last_report = self.evaluate(motions, **kwargs)
+        return flatten_metrics(self.last_report)

@@ -51,6 +51,7 @@ from hftrainer_mogents.evaluation.ms272.dataset import (
     load_mean_std,
     read_ms272_split,
 )
+from hftrainer_mogents.host_compat import HostEvaluatorMixin, flatten_metrics
 from hftrainer_mogents.utils.device import resolve_device
 from hftrainer_mogents.utils.io import (
     atomic_save_npy,
@@ -109,11 +110,14 @@ REFERENCE: dict[str, Any] = {
 }
 
 
-class MotionStreamer272Evaluator:
+class MotionStreamer272Evaluator(HostEvaluatorMixin):
     """Text and motion encoders of MotionStreamer's evaluator, and the evaluation protocol.
 
     Build it with :meth:`from_pretrained` (the converter builds it from the checkpoint's networks
-    and writes it with :meth:`save_pretrained`).
+    and writes it with :meth:`save_pretrained`), or as the hftrainer host builds evaluators from
+    a config dict: ``EVALUATORS.build(dict(type="MotionStreamer272Evaluator",
+    evaluator_ckpt=<folder>, data_root=<humanml3d_272>))``. It serves the host runner's
+    ``reset()`` / ``process(output)`` / ``compute()`` loop (see :meth:`compute`).
 
     Args:
         text_encoder: the DistilBERT text encoder (:class:`.networks.TextEncoder`).
@@ -126,20 +130,35 @@ class MotionStreamer272Evaluator:
             tokenizer's ``name_or_path``).
         text_model_dir: a local folder holding the text model's config and tokenizer files,
             copied into the folder by :meth:`save_pretrained`.
+        evaluator_ckpt: a converted evaluator folder to load instead of the parts (the zoo's
+            keyword); ``device`` and ``local_files_only`` as :meth:`from_pretrained`.
+        data_root: the ``humanml3d_272`` folder :meth:`compute` scores against.
+        evaluate_kwargs: keyword arguments of :meth:`evaluate_dir` used by :meth:`compute`.
     """
 
     def __init__(
         self,
-        text_encoder: Any,
-        motion_encoder: Any,
-        tokenizer: Any,
+        text_encoder: Any = None,
+        motion_encoder: Any = None,
+        tokenizer: Any = None,
         *,
         mean: np.ndarray | None = None,
         std: np.ndarray | None = None,
         source: str | None = None,
         text_model: str | None = None,
         text_model_dir: str | os.PathLike[str] | None = None,
+        evaluator_ckpt: str | os.PathLike[str] | None = None,
+        data_root: str | os.PathLike[str] | None = None,
+        device: str | None = None,
+        local_files_only: bool = False,
+        evaluate_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
+        self.reset()
+        self.data_root = Path(data_root) if data_root is not None else None
+        self.evaluate_kwargs: dict[str, Any] = dict(evaluate_kwargs or {})
+        if text_encoder is None or motion_encoder is None or tokenizer is None:
+            self._load_parts(evaluator_ckpt, device=device, local_files_only=local_files_only)
+            return
         self.text_encoder = text_encoder.eval()
         self.motion_encoder = motion_encoder.eval()
         self.tokenizer = tokenizer
@@ -600,6 +619,55 @@ class MotionStreamer272Evaluator:
             "skipped_dataset": len(data.skipped),
         }
         return result
+
+    # ------------------------------------------------------------------ the host runner's loop
+
+    def _load_parts(self, evaluator_ckpt: Any, *, device: Any, local_files_only: bool) -> None:
+        """``__init__`` from a converted folder: take over a loaded evaluator's state."""
+        if evaluator_ckpt is None:
+            raise InvalidInputError(
+                "MotionStreamer272Evaluator needs its parts (text_encoder, motion_encoder, "
+                "tokenizer) or evaluator_ckpt= (a folder written by "
+                "`mogents convert-evaluator-ms272`)"
+            )
+        loaded = type(self).from_pretrained(
+            evaluator_ckpt, device=device, local_files_only=local_files_only
+        )
+        own = {
+            "_results": self._results,
+            "data_root": self.data_root,
+            "evaluate_kwargs": self.evaluate_kwargs,
+        }
+        self.__dict__.update({**vars(loaded), **own})
+
+    def compute(self) -> dict[str, float]:
+        """Score what :meth:`process` gathered with the test protocol (:meth:`evaluate_dir` on
+        ``data_root``, with ``evaluate_kwargs``) and return the flat metrics the host logs (see
+        :func:`~hftrainer_mogents.host_compat.flatten_metrics`). The full report is kept in
+        ``last_report``.
+
+        Each processed batch output holds ``keys`` (test-split keys) and ``motions`` (generated
+        ``(T, 272)`` motions, raw, 30 fps, or a padded batch with ``lengths``).
+
+        Raises:
+            InvalidInputError: nothing processed, a key processed twice, or no ``data_root``.
+        """
+        import tempfile
+
+        from hftrainer_mogents.utils.io import atomic_save_npy
+
+        motions, _ = self._gathered()
+        if self.data_root is None:
+            raise InvalidInputError(
+                "compute() needs the humanml3d_272 folder: build the evaluator with data_root="
+            )
+        with tempfile.TemporaryDirectory(prefix="ms272-compute-") as tmp:
+            for key, motion in motions.items():
+                atomic_save_npy(Path(tmp) / f"{key}.npy", motion)
+            report = self.evaluate_dir(tmp, data_root=self.data_root, **self.evaluate_kwargs)
+        report["config"]["pred_dir"] = None  # the gathered outputs, not a folder
+        self.last_report = report
+        return flatten_metrics(report)
 
 
 def _zoo_keys(result: dict[str, Any], with_pred: bool) -> dict[str, Any]:
