@@ -454,3 +454,34 @@ def test_batch_jobs_with_failed_clips_exit_non_zero_unless_allowed(
     assert (
         ik_main([*argv, "--out-dir", str(tmp_path / "d"), "--no-progress", "--allow-failures"]) == 0
     )
+
+
+def test_resumed_bridge_jobs_redo_damaged_outputs(
+    fixtures_dir: Path, model_dir: Path, tmp_path: Path, caplog
+) -> None:
+    """--skip-existing keeps only whole outputs: a truncated .npz or an empty/NaN .npy is redone."""
+    write_inputs(tmp_path / "in", generated_looking(fixtures_dir), bad=False)
+    cfg = smpl135.IKConfig(iters=2)
+    first = bridge.run_ik(tmp_path / "in", tmp_path / "ik", model_dir=model_dir, config=cfg,
+                          progress=False)  # fmt: skip
+    assert first["failed"] == 0
+    npz = sorted((tmp_path / "ik").glob("*.npz"))
+    npz[0].write_bytes(npz[0].read_bytes()[:100])
+    with caplog.at_level("WARNING", logger="hftrainer_mogents.motion.bridge"):
+        again = bridge.run_ik(tmp_path / "in", tmp_path / "ik", model_dir=model_dir, config=cfg,
+                              skip_existing=True, progress=False)  # fmt: skip
+    assert again["skipped_existing"] == len(npz) - 1 and f"{npz[0]} is not a whole output" in (
+        caplog.text
+    )
+    with np.load(npz[0]) as data:
+        assert data["motion_135"].shape[1] == 135
+    s272 = bridge.run_272(tmp_path / "ik", tmp_path / "272", progress=False)
+    outs = sorted((tmp_path / "272").glob("*.npy"))
+    outs[0].write_bytes(b"")
+    bad = np.load(outs[1])
+    bad[0, 0] = np.nan
+    np.save(outs[1], bad)
+    redo = bridge.run_272(tmp_path / "ik", tmp_path / "272", skip_existing=True, progress=False)
+    assert redo["count"] == s272["count"] and redo["failed"] == 0
+    for path in outs[:2]:
+        assert np.isfinite(np.load(path)).all() and np.load(path).shape[1] == 272

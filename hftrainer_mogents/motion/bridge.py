@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -55,6 +56,34 @@ logger = logging.getLogger(__name__)
 IK_SUMMARY = "_retarget_summary"
 RESTORE_ROOT_MODES = ("auto", "source_transl", "none")
 CONVERT272_SUMMARY = "_convert272_summary"
+
+
+def finished_output(path: Path, key: str | None, width: int) -> bool:
+    """Whether ``path`` is a whole output a resumed job may keep: it loads, holds a
+    ``(T, width)`` array (``key`` of an ``.npz``, or the ``.npy`` itself) of finite floats.
+    Anything else (missing, truncated, empty, NaN) is done again, with a warning if it exists."""
+    if not path.is_file():
+        return False
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if key is None:
+            array = loaded
+        else:
+            with loaded:  # an .npz archive
+                array = np.asarray(loaded[key])
+    except (OSError, ValueError, EOFError, KeyError, TypeError, zipfile.BadZipFile):
+        array = None
+    ok = (
+        array is not None
+        and array.ndim == 2
+        and array.shape[1] == width
+        and len(array) > 0
+        and np.issubdtype(array.dtype, np.floating)
+        and bool(np.isfinite(array).all())
+    )
+    if not ok:
+        logger.warning("%s is not a whole output: redoing it", path)
+    return ok
 
 
 def list_motion_files(
@@ -325,9 +354,9 @@ def run_ik(
     names = [f.stem for f in files]
 
     def done(path: Path) -> bool:
-        finished = (out / f"{path.stem}.npz").is_file()
+        finished = finished_output(out / f"{path.stem}.npz", "motion_135", 135)
         if out272 is not None:
-            finished = finished and (out272 / f"{path.stem}.npy").is_file()
+            finished = finished and finished_output(out272 / f"{path.stem}.npy", None, 272)
         return finished
 
     todo = [f for f in files if not (skip_existing and done(f))]
@@ -445,7 +474,11 @@ def run_272(
     rest = None
     if skeleton == "smpl" and model_dir is not None:
         rest = torch.from_numpy(smpl135.load_smpl_model(model_dir).rest_joints()[:22])
-    todo = [f for f in files if not (skip_existing and (out / f"{f.stem}.npy").is_file())]
+    todo = [
+        f
+        for f in files
+        if not (skip_existing and finished_output(out / f"{f.stem}.npy", None, 272))
+    ]
     failures: list[dict[str, str]] = []
     start = time.perf_counter()
     bar = _progress(len(todo), "272", progress)
