@@ -10,7 +10,11 @@ import pytest
 import torch
 from conftest import require_fixture
 
-from hftrainer_mogents.errors import ArtifactNotFoundError, InvalidInputError, MissingDependencyError
+from hftrainer_mogents.errors import (
+    ArtifactNotFoundError,
+    InvalidInputError,
+    MissingDependencyError,
+)
 from hftrainer_mogents.motion import gltf, hml263, smpl135
 from hftrainer_mogents.motion.export import fit_smpl_params, save_smpl_npz
 from hftrainer_mogents.motion.rotations import axis_angle_to_matrix, quat_to_matrix

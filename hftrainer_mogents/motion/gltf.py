@@ -107,9 +107,7 @@ class _Builder:
         """Joint nodes (translation = offset from the parent) with their children; node ids."""
         first = len(self.gltf.nodes)
         for name, offset in zip(names, rest_local):
-            self.gltf.nodes.append(
-                self.g.Node(name=name, translation=[float(v) for v in offset])
-            )
+            self.gltf.nodes.append(self.g.Node(name=name, translation=[float(v) for v in offset]))
         for j, p in enumerate(parents):
             if p >= 0:
                 self.gltf.nodes[first + p].children.append(first + j)
