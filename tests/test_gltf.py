@@ -274,3 +274,30 @@ def test_parse_formats_checks_the_smpl_model(folder: Path, tmp_path: Path) -> No
         parse_formats("smpl", model_dir=tmp_path)
     assert parse_formats("smpl,glb,smpl", model_dir=folder / "smpl") == ["smpl", "glb"]
     assert parse_formats("glb") == ["glb"]  # the skeleton needs no model
+
+
+def test_a_model_without_matching_skin_weights_is_refused(model: smpl135.SMPLModel) -> None:
+    from dataclasses import replace
+
+    bad = replace(model, arrays={**model.arrays, "weights": model.arrays["weights"][:, :22]})
+    with pytest.raises(
+        InvalidInputError, match=r"skin weights \(6890, 22\), expected \(6890, 24\)"
+    ):
+        gltf.smpl_gltf(bad, np.zeros((4, 3)), np.zeros((4, 63)), np.zeros((4, 3)))
+    bare = replace(model, arrays={k: v for k, v in model.arrays.items() if k != "f"})
+    with pytest.raises(InvalidInputError, match=r"has no \['f'\]"):
+        gltf.smpl_gltf(bare, np.zeros((4, 3)), np.zeros((4, 63)), np.zeros((4, 3)))
+
+
+def test_a_glb_body_needs_a_model_with_weights_and_faces(folder: Path, tmp_path: Path) -> None:
+    from hftrainer_mogents.outputs import load_export_model
+
+    with np.load(folder / "smpl" / "SMPL_NEUTRAL.npz") as data:
+        arrays = {k: data[k] for k in data.files if k not in ("weights", "f")}
+    np.savez(tmp_path / "SMPL_NEUTRAL.npz", **arrays)
+    assert load_export_model(["npy"], tmp_path) is None  # no format uses it: not even read
+    assert load_export_model(["smpl"], tmp_path).path.endswith("SMPL_NEUTRAL.npz")
+    with pytest.raises(
+        InvalidInputError, match="--format glb: the SMPL model .* has no weights, f"
+    ):
+        load_export_model(["smpl", "glb"], tmp_path)

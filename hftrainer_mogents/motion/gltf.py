@@ -252,7 +252,13 @@ def smpl_gltf(
     faces = np.asarray(model.arrays["f"], dtype=np.int64)
     if faces.ndim != 2 or faces.shape[1] != 3 or faces.min() < 0 or faces.max() >= len(vertices):
         raise InvalidInputError(f"{model.path}: faces 'f' {faces.shape} do not index the vertices")
-    joints_0, weights_0 = top4_skin_weights(model.arrays["weights"])
+    skin_weights = np.asarray(model.arrays["weights"])
+    if skin_weights.shape != (len(vertices), len(parents)):
+        raise InvalidInputError(
+            f"{model.path}: skin weights {skin_weights.shape}, expected "
+            f"({len(vertices)}, {len(parents)}) (vertices, joints)"
+        )
+    joints_0, weights_0 = top4_skin_weights(skin_weights)
 
     b = _Builder(g)
     attributes = g.Attributes(
