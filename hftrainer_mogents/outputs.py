@@ -1,24 +1,31 @@
-"""Writing generated motions to disk: 263 features, joints, animation, BVH, and ``run.json``."""
+"""Writing generated motions to disk: 263 features, joints, animation, BVH, SMPL parameters, glTF
+and ``run.json``."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hftrainer_mogents.errors import InvalidInputError, MissingDependencyError
 from hftrainer_mogents.utils.io import atomic_save_npy
 
+if TYPE_CHECKING:
+    from hftrainer_mogents.motion.smpl135 import ClipResult, SMPLModel
+
 __all__ = [
     "FORMATS",
     "RUN_FILE",
+    "SMPL_FORMATS",
     "parse_formats",
+    "load_export_model",
     "slugify",
     "save_motion",
     "read_prompt_file",
@@ -28,22 +35,36 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("npy", "joints", "gif", "mp4", "bvh")
+FORMATS = ("npy", "joints", "gif", "mp4", "bvh", "smpl", "glb")
+# the formats that use the SMPL model (``smpl`` cannot do without it)
+SMPL_FORMATS = ("smpl", "glb")
 RUN_FILE = "run.json"
 # a BVH holds one skeleton: on real motions its forward kinematics meets the joints to ~1e-3 cm,
 # so centimetres of error mean the joints do not keep their bone lengths
 BVH_FK_WARN_CM = 2.0
+# the IK meets motions with SMPL's bones to 0.6-1.8 mm (mean); tens of mm mean other bones
+SMPL_FIT_WARN_MM = 20.0
 
 
-def parse_formats(spec: str | Iterable[str]) -> list[str]:
+def parse_formats(
+    spec: str | Iterable[str], *, model_dir: str | os.PathLike[str] | None = None
+) -> list[str]:
     """``"npy,joints,gif"`` -> ``["npy", "joints", "gif"]`` (order kept, duplicates dropped).
 
-    GIF/MP4 need matplotlib and MP4 an ``ffmpeg`` (the ``render`` extra has both): a format that
-    cannot be written is refused here, before anything is generated.
+    GIF/MP4 need matplotlib and MP4 an ``ffmpeg``, GLB pygltflib (the ``render`` extra has them
+    all), SMPL a SMPL model (``model_dir``, the ``--model-dir`` flag): a format that cannot be
+    written is refused here, before anything is generated.
+
+    Args:
+        spec: comma-separated names or a list of them.
+        model_dir: the SMPL model folder (or file) for ``smpl`` (required) and ``glb`` (optional:
+            without it the GLB holds the skeleton only).
 
     Raises:
-        InvalidInputError: an unknown format.
-        MissingDependencyError: an animation format without matplotlib, MP4 without ffmpeg.
+        InvalidInputError: an unknown format, or ``smpl`` without ``model_dir``.
+        MissingDependencyError: an animation format without matplotlib, MP4 without ffmpeg, GLB
+            without pygltflib.
+        ArtifactNotFoundError: no SMPL model under ``model_dir``.
     """
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     out: list[str] = []
@@ -72,7 +93,47 @@ def parse_formats(spec: str | Iterable[str]) -> list[str]:
 
         if not render._ffmpeg_available():  # refused before any compute, not skipped after
             raise MissingDependencyError(f"--format mp4: {render.MP4_HOWTO}")
+    if "smpl" in out and model_dir is None:
+        raise InvalidInputError(
+            "--format smpl needs the SMPL neutral model: pass --model-dir (a folder holding "
+            "SMPL_NEUTRAL.npz or a chumpy-free SMPL_NEUTRAL.pkl, from https://smpl.is.tue.mpg.de), "
+            "or drop smpl from --format"
+        )
+    if "glb" in out:
+        from hftrainer_mogents.motion.gltf import require_pygltflib
+
+        require_pygltflib()
+    if model_dir is not None and set(SMPL_FORMATS) & set(out):
+        from hftrainer_mogents.motion.smpl135 import find_smpl_model
+
+        find_smpl_model(model_dir)
     return out
+
+
+def load_export_model(
+    formats: Sequence[str], model_dir: str | os.PathLike[str] | None
+) -> SMPLModel | None:
+    """The SMPL model the formats use (None when none uses it or no ``model_dir``), checked before
+    anything is generated: a GLB body needs the model's skin weights and faces.
+
+    Raises:
+        ArtifactNotFoundError, ArtifactFormatError: no readable SMPL model under ``model_dir``.
+        InvalidInputError: ``glb`` with a model that has no skin weights (``weights``) or faces
+            (``f``).
+    """
+    if model_dir is None or not set(SMPL_FORMATS) & set(formats):
+        return None
+    from hftrainer_mogents.motion.smpl135 import resolve_model
+
+    model = resolve_model(model_dir=model_dir)
+    missing = [k for k in ("weights", "f") if k not in model.arrays]
+    if "glb" in formats and missing:
+        raise InvalidInputError(
+            f"--format glb: the SMPL model {model.path} has no {', '.join(missing)} (a skinned mesh "
+            "needs skin weights and faces); use the official model file, or drop --model-dir for a "
+            "skeleton-only GLB"
+        )
+    return model
 
 
 def slugify(text: str, max_len: int = 40) -> str:
@@ -108,6 +169,8 @@ def save_motion(
     *,
     title: str = "",
     fps: int = 20,
+    smpl_model: SMPLModel | None = None,
+    smpl_fit: ClipResult | None = None,
 ) -> dict[str, Any]:
     """Write one motion in every requested format.
 
@@ -117,16 +180,32 @@ def save_motion(
         motion: (T, 263) float32 physical units.
         formats: from :func:`parse_formats`.
         title: caption for the animation.
+        fps: the motion's frame rate.
+        smpl_model: the SMPL model (:func:`load_export_model`), needed by ``smpl``; with it a
+            ``glb`` holds the SMPL body, without it the 22-joint skeleton.
+        smpl_fit: the motion's SMPL fit when already made (a batched
+            :func:`~hftrainer_mogents.motion.export.fit_smpl_params` over a run); else it is
+            fitted here when ``smpl``/``glb`` use the model.
 
     Returns:
         Format -> file name (and ``bvh_fk_error_cm`` when a BVH was written, with a
-        ``bvh_fk_warning`` above :data:`BVH_FK_WARN_CM`).
+        ``bvh_fk_warning`` above :data:`BVH_FK_WARN_CM`; ``smpl_fit_error_mm`` when SMPL was
+        fitted; ``glb_skinned``, whether the GLB holds the SMPL body).
+
+    Raises:
+        InvalidInputError: ``smpl`` without ``smpl_model``.
     """
     from hftrainer_mogents.motion.hml263 import recover_from_ric
 
     files: dict[str, Any] = {}
     joints = None
-    if {"joints", "gif", "mp4", "bvh"} & set(formats):
+    if "smpl" in formats and smpl_model is None:
+        raise InvalidInputError("--format smpl needs the SMPL model: pass --model-dir")
+    if smpl_model is not None and smpl_fit is None and set(SMPL_FORMATS) & set(formats):
+        from hftrainer_mogents.motion.export import fit_smpl_params
+
+        smpl_fit = fit_smpl_params([motion], model=smpl_model, fps=fps)[0]
+    if {"joints", "gif", "mp4", "bvh", "glb"} & set(formats):
         joints = recover_from_ric(np.asarray(motion, dtype=np.float32))  # (T, 22, 3)
     if "npy" in formats:
         files["npy"] = atomic_save_npy(out_dir / f"{stem}.npy", motion).name
@@ -165,6 +244,41 @@ def save_motion(
             )
             logger.warning(warning)
             files["bvh_fk_warning"] = warning
+    if "smpl" in formats and smpl_fit is not None:
+        from hftrainer_mogents.motion.export import save_smpl_npz
+
+        path = out_dir / f"{stem}_smpl.npz"
+        files["smpl_fit_error_mm"] = error_mm = save_smpl_npz(path, smpl_fit)
+        files["smpl"] = path.name
+        if error_mm["mean"] > SMPL_FIT_WARN_MM:
+            logger.warning(
+                "%s: SMPL's bones miss the motion's joints by %.0f mm on average (max %.0f mm): "
+                "the motion does not keep a human skeleton, as an untrained or damaged model's "
+                "motions do; check it before use",
+                path.name,
+                error_mm["mean"],
+                error_mm["max"],
+            )
+    if "glb" in formats:
+        from hftrainer_mogents.motion import gltf
+
+        extras = {"title": title, "source": "hftrainer-mogents generate"}
+        if smpl_model is not None and smpl_fit is not None:
+            extras["fit_mpjpe_mm_mean"] = round(float(smpl_fit.fit_mpjpe_mm.mean()), 4)
+            doc = gltf.smpl_gltf(
+                smpl_model,
+                smpl_fit.global_orient,
+                smpl_fit.body_pose,
+                smpl_fit.transl,
+                fps=fps,
+                extras=extras,
+            )
+        else:
+            doc = gltf.skeleton_gltf(joints, fps=fps, extras=extras)
+        path = out_dir / f"{stem}.glb"
+        gltf.save_glb(path, doc)
+        files["glb"] = path.name
+        files["glb_skinned"] = smpl_model is not None
     return files
 
 

@@ -247,3 +247,91 @@ def test_messages_name_the_flag_beside_the_keyword(tmp_path):
         atomic_dir(tmp_path / "taken"),
     ):
         pass
+
+
+# --------------------------------------------------------------------------------------------
+# --format smpl / glb
+
+
+def test_generate_writes_smpl_parameters_and_a_skinned_glb(tiny_artifact, fixtures_dir, tmp_path):
+    pygltflib = pytest.importorskip("pygltflib")
+    import torch
+
+    from hftrainer_mogents.motion import smpl135
+    from hftrainer_mogents.motion.rotations import axis_angle_to_matrix
+
+    smpl_dir = require_fixture(fixtures_dir / "ms272_tiny" / "smpl")
+    out = tmp_path / "out"
+    result = _generate(
+        out,
+        "a person walks",
+        "a person jumps",
+        "--length",
+        "40",
+        "--length",
+        "52",
+        "--format",
+        "npy,smpl,glb",
+        "--model-dir",
+        str(smpl_dir),
+        model=tiny_artifact,
+    )
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["formats"] == ["npy", "smpl", "glb"]
+    assert run["smpl_model"].endswith("SMPL_NEUTRAL.npz")
+    model = smpl135.load_smpl_model(smpl_dir)
+    rest = torch.from_numpy(model.rest_joints()[:22])
+    for item in run["items"]:
+        files = item["files"]
+        assert files["smpl"] == files["npy"].replace(".npy", "_smpl.npz")
+        assert files["glb"] == files["npy"].replace(".npy", ".glb") and files["glb_skinned"]
+        motion = np.load(out / files["npy"])
+        t = motion.shape[0]
+        with np.load(out / files["smpl"]) as data:
+            npz = {k: data[k] for k in data.files}
+        assert npz["transl"].shape == (t, 3) and float(npz["fps"]) == 20.0  # one frame each
+        # the recorded error is the distance of SMPL's FK of the file to the motion's joints
+        aa = np.concatenate((npz["global_orient"], npz["body_pose"]), 1).reshape(t, 22, 3)
+        rot = axis_angle_to_matrix(torch.from_numpy(aa).double())
+        fk = smpl135.forward_kinematics(rot, rest, transl=torch.from_numpy(npz["transl"]).double())
+        dist = np.linalg.norm(fk.joints.numpy() - recover_from_ric(motion), axis=-1).mean(-1)
+        np.testing.assert_allclose(npz["fit_mpjpe_mm"], dist * 1000.0, rtol=1e-3, atol=0.05)
+        assert files["smpl_fit_error_mm"]["mean"] == pytest.approx(dist.mean() * 1000, rel=1e-3)
+        doc = pygltflib.GLTF2().load(str(out / files["glb"]))
+        assert doc.accessors[doc.meshes[0].primitives[0].attributes.POSITION].count == 6890
+        times = doc.accessors[doc.animations[0].samplers[0].input]
+        assert times.count == t and times.max[0] == pytest.approx((t - 1) / 20.0)
+
+
+def test_generate_glb_without_a_smpl_model_is_the_skeleton(tiny_artifact, tmp_path):
+    pygltflib = pytest.importorskip("pygltflib")
+    out = tmp_path / "out"
+    result = _generate(
+        out, "a person walks", "--length", "40", "--format", "glb", model=tiny_artifact
+    )
+    assert result.exit_code == 0, result.output
+    files = json.loads((out / "run.json").read_text())["items"][0]["files"]
+    assert files["glb_skinned"] is False
+    doc = pygltflib.GLTF2().load(str(out / files["glb"]))
+    assert not doc.meshes and len(doc.skins[0].joints) == 22
+    assert doc.accessors[doc.animations[0].samplers[0].input].count == 40
+
+
+def test_generate_smpl_without_model_dir_is_refused_before_compute(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    # a generator that does not exist: the format is refused before anything is loaded
+    result = _generate(out, "a person walks", "--format", "smpl", model=tmp_path / "no_model")
+    assert result.exit_code != 0
+    assert "--format smpl needs the SMPL neutral model: pass --model-dir" in result.output
+    assert "no_model" not in result.output and not out.exists()
+    result = _generate(
+        out, "a person walks", "--format", "smpl", "--model-dir", str(tmp_path),
+        model=tmp_path / "no_model",
+    )  # fmt: skip
+    assert result.exit_code != 0 and "no SMPL neutral model found" in result.output
+    assert not out.exists()
+    monkeypatch.setitem(__import__("sys").modules, "pygltflib", None)
+    result = _generate(out, "a person walks", "--format", "glb", model=tmp_path / "no_model")
+    assert result.exit_code != 0 and "hftrainer-mogents[render]" in result.output
+    assert not out.exists()

@@ -1,4 +1,5 @@
-"""``mogents generate``: motions from text, written as features, joints, animations and BVH."""
+"""``mogents generate``: motions from text, written as features, joints, animations, BVH, SMPL
+parameters and glTF."""
 
 from __future__ import annotations
 
@@ -60,7 +61,16 @@ __all__ = ["generate"]
     "formats",
     default="npy,joints,gif,bvh",
     show_default=True,
-    help="Any of npy,joints,gif,mp4,bvh.",
+    help="Any of npy,joints,gif,mp4,bvh,smpl,glb (smpl needs --model-dir; glb holds the SMPL "
+    "body with --model-dir, else the 22-joint skeleton).",
+)
+@click.option(
+    "--model-dir",
+    "smpl_model_dir",
+    type=click.Path(),
+    default=None,
+    help="SMPL neutral model for --format smpl/glb: a folder holding SMPL_NEUTRAL.npz (or a "
+    "chumpy-free .pkl), or the file.",
 )
 @click.option(
     "--overwrite",
@@ -89,10 +99,12 @@ def generate(
     mode: str,
     out_dir: str,
     formats: str,
+    smpl_model_dir: str | None,
     overwrite: bool,
     skip_existing: bool,
 ) -> None:
-    """Generate motions from text and write features, joints, animations and BVH files."""
+    """Generate motions from text and write features, joints, animations, BVH, SMPL and glTF
+    files."""
     import secrets
     from datetime import datetime, timezone
     from pathlib import Path
@@ -102,6 +114,7 @@ def generate(
     from hftrainer_mogents.outputs import (
         RUN_FILE,
         finished_items,
+        load_export_model,
         parse_formats,
         prepare_output_dir,
         read_prompt_file,
@@ -120,7 +133,8 @@ def generate(
             f"{len(lengths)} --length values for {len(prompts)} prompts: give one, or one per prompt",
             param_hint="--length",
         )
-    wanted = parse_formats(formats)
+    wanted = parse_formats(formats, model_dir=smpl_model_dir)
+    smpl_model = load_export_model(wanted, smpl_model_dir)  # read before the generator loads
     per_prompt = (
         None
         if not lengths
@@ -165,10 +179,17 @@ def generate(
             mode=mode,
             **draws,
         )
-        for i, motion in zip(todo, result.motions):
+        fits = [None] * len(todo)
+        if smpl_model is not None:  # one batched IK for the whole run
+            from hftrainer_mogents.motion.export import fit_smpl_params
+
+            fits = fit_smpl_params(result.motions, model=smpl_model, device=device_name)
+        for i, motion, fit in zip(todo, result.motions, fits):
             text = prompts[i]
             stem = f"{i:03d}_{slugify(text)}"
-            files = save_motion(out, stem, motion, wanted, title=text)
+            files = save_motion(
+                out, stem, motion, wanted, title=text, smpl_model=smpl_model, smpl_fit=fit
+            )
             items.append({"index": i, "text": text, "frames": int(motion.shape[0]), "files": files})
             click.echo(
                 f"[{i}] {motion.shape[0]} frames -> {', '.join(v for k, v in files.items() if isinstance(v, str))}"
@@ -184,6 +205,7 @@ def generate(
         "device": device_name,
         "dtype": dtype,
         "formats": wanted,
+        "smpl_model": None if smpl_model is None else smpl_model.path,
         "generation_config": generation_config.to_dict(),
         "settings": settings,
         "requested_lengths": per_prompt,
