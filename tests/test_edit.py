@@ -261,3 +261,77 @@ def test_generate_long_single_long_prompt(tiny_pipeline):
 def test_generate_long_refuses_bad_input(tiny_pipeline, kwargs, message):
     with pytest.raises(InvalidInputError, match=message):
         tiny_pipeline.generate_long(["walks", "sits"], seed=0, **kwargs)
+
+
+# ---------------------------------------------------------------------- command line
+
+
+def test_cli_edit_writes_the_edit(tiny_pipeline, tiny_artifact, source, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from hftrainer_mogents.cli import cli
+
+    src = tmp_path / "in.npy"
+    np.save(src, source)
+    out = tmp_path / "out"
+    args = ["edit", str(src), "a man jumps", "--keep", "0:40", "--keep", "80:120"]
+    args += ["--model", str(tiny_artifact), "--device", "cpu", "--seed", "3"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(out), "--format", "npy,joints"])
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["edit"]["keep"] == [[0, 40], [80, 120]] and run["edit"]["text"] == "a man jumps"
+    assert run["settings"]["seed"] == 3
+    written = np.load(out / run["items"][0]["files"]["npy"])
+    expected = tiny_pipeline.edit(source, "a man jumps", [(0, 40), (80, 120)], seed=3)
+    np.testing.assert_array_equal(written, expected.motions[0])
+    assert np.load(out / run["items"][0]["files"]["joints"]).shape == (120, 22, 3)
+    # the destination is checked again: a second run into the same folder is refused
+    again = CliRunner().invoke(cli, [*args, "--out", str(out), "--format", "npy"])
+    assert again.exit_code != 0 and "already holds" in again.output
+    bad = CliRunner().invoke(cli, [*args[:3], "--keep", "0-40", "--out", str(tmp_path / "b")])
+    assert bad.exit_code == 2 and "give a frame range START:END" in bad.output
+    everything = ["edit", str(src), "x", "--keep", "0:120", "--model", str(tiny_artifact)]
+    full = CliRunner().invoke(cli, [*everything, "--out", str(tmp_path / "c")])
+    assert full.exit_code == 1 and "keeps every frame: nothing to edit" in full.output
+
+
+def test_cli_generate_sequence(tiny_artifact, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from hftrainer_mogents.cli import cli
+
+    out = tmp_path / "seq"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "generate",
+            "--sequence",
+            "walks forward:80",
+            "sits down: 60",
+            "--model",
+            str(tiny_artifact),
+            "--device",
+            "cpu",
+            "--seed",
+            "2",
+            "--out",
+            str(out),
+            "--format",
+            "npy",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["sequence"] == [
+        {"text": "walks forward", "frames": 80},
+        {"text": "sits down", "frames": 60},
+    ]
+    assert np.load(out / run["items"][0]["files"]["npy"]).shape == (140, 263)
+    bad = CliRunner().invoke(
+        cli, ["generate", "--sequence", "walks forward", "--out", str(tmp_path / "b")]
+    )
+    assert bad.exit_code == 2 and "TEXT:FRAMES" in bad.output
