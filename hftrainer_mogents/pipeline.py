@@ -1359,6 +1359,8 @@ def _check_keep(keep: Any, frames: int, index: int) -> np.ndarray:
     where = f"keep[{index}]"
     if isinstance(keep, torch.Tensor):
         keep = keep.detach().cpu().numpy()
+    if isinstance(keep, (list, tuple)) and keep and all(isinstance(v, bool) for v in keep):
+        keep = np.asarray(keep, dtype=bool)  # a mask given as a plain list
     if isinstance(keep, np.ndarray) and keep.dtype == np.bool_:
         if keep.shape != (frames,):
             raise InvalidInputError(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import DEVICES
 
 from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.modeling.sampling import Draws, masked_decode, residual_decode
@@ -195,6 +196,28 @@ def test_edit_is_seeded_and_batch_independent(tiny_pipeline, source):
 def test_edit_refuses_bad_input(tiny_pipeline, source, motion, keep, message):
     with pytest.raises(InvalidInputError, match=message):
         tiny_pipeline.edit(source if motion is None else motion, "a man jumps", keep, seed=0)
+
+
+def test_edit_keep_mask_as_list_equals_ranges(tiny_pipeline, source):
+    mask = [40 <= f < 80 or f >= 100 for f in range(120)]
+    a = tiny_pipeline.edit(source, "a man jumps", mask, seed=4)
+    b = tiny_pipeline.edit(source, "a man jumps", [(40, 80), (100, 120)], seed=4)
+    np.testing.assert_array_equal(a.motions[0], b.motions[0])
+    assert a.settings["edit"]["keep"] == [[[40, 80], [100, 120]]]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_edit_keeps_tokens_on_device(tiny_artifact, source, device):
+    from hftrainer_mogents.pipeline import MoGenTSPipeline
+
+    pipe = MoGenTSPipeline.from_pretrained(tiny_artifact, device=device)
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe.edit(source, "a man jumps", [(0, 40), (80, 120)], seed=3, return_tokens=True)
+    src_aux, src_ts = (a.cpu().numpy() for a in pipe._encode_motion(source))
+    kept = np.r_[0:10, 20:30]
+    np.testing.assert_array_equal(out.tokens[0]["ids_aux"][kept], src_aux[kept])
+    np.testing.assert_array_equal(out.tokens[0]["ids_ts"][kept], src_ts[kept])
+    assert out.motions[0].shape == (120, 263) and np.isfinite(out.motions[0]).all()
 
 
 def test_edit_refuses_mismatched_batches_and_reference_mode(tiny_pipeline, source):
