@@ -345,7 +345,7 @@ def finished_items(
         i = item.get("index")
         if not isinstance(i, int) or not 0 <= i < len(prompts) or item.get("text") != prompts[i]:
             continue
-        names = [v for v in item.get("files", {}).values() if isinstance(v, str)]
+        names = _item_files(item)
         if names and all((out / name).is_file() for name in names):
             done[i] = item
     return done
@@ -354,11 +354,16 @@ def finished_items(
 def _listed_files(run: dict[str, Any]) -> list[str]:
     names = []
     for item in run.get("items", []):
-        for value in item.get("files", {}).values():
-            # only plain names inside the folder: a run.json cannot point the removal elsewhere
-            if isinstance(value, str) and Path(value).name == value:
-                names.append(value)
+        # only plain names inside the folder: a run.json cannot point the removal elsewhere
+        names += [name for name in _item_files(item) if Path(name).name == name]
     return names
+
+
+def _item_files(item: dict[str, Any]) -> list[str]:
+    """The file names a run.json item lists: the values of its format keys only (other entries,
+    such as ``bvh_fk_warning``, are notes, not files)."""
+    files = item.get("files", {})
+    return [files[k] for k in FORMATS if isinstance(files.get(k), str)]
 
 
 def _read_run(path: Path) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from hftrainer_mogents.config import (
 from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.generation_config import GenerationConfig
 from hftrainer_mogents.modeling.residual_transformer import scrambled_spatial_index
+from hftrainer_mogents.modeling.rvq_vae import motion_to_joint_grid
 from hftrainer_mogents.modeling.sampling import (
     Draws,
     lengths_to_padding_mask,
@@ -57,7 +58,14 @@ from hftrainer_mogents.utils.cuda_graphs import CUDAGraphCache
 from hftrainer_mogents.utils.device import resolve_device
 from hftrainer_mogents.utils.precision import full_fp32
 
-__all__ = ["MoGenTSPipeline", "MoGenTSOutput", "normalize_length", "sample_seed", "MODES"]
+__all__ = [
+    "MoGenTSPipeline",
+    "MoGenTSOutput",
+    "normalize_length",
+    "sample_seed",
+    "decoder_reach",
+    "MODES",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -613,18 +621,27 @@ class MoGenTSPipeline:
         ids_aux, ids_ts = self._decode_tokens(
             token_lens, draws, config, lambda: cond, reference=False
         )
-        # decode each length group at its own length: the decoder's convolutions would otherwise
-        # see other samples' padding
+        motion = b.denormalize(self._decode_by_length(token_lens, ids_aux, ids_ts)).cpu().numpy()
+        return self._split_samples(motion, token_lens, ids_aux, ids_ts)
+
+    def _decode_by_length(
+        self, token_lens: torch.Tensor, ids_aux: torch.Tensor, ids_ts: torch.Tensor
+    ) -> torch.Tensor:
+        """Normalised (B, 4T, 263) float32 motions, padded with zeros; each length group is
+        decoded at its own length: the decoder's convolutions would otherwise see other samples'
+        padding."""
         t_max = int(token_lens.max())
         motion = torch.zeros(
-            len(texts), t_max * UNIT_LENGTH, b.config.vq.input_width, device=device
+            len(token_lens),
+            t_max * UNIT_LENGTH,
+            self.bundle.config.vq.input_width,
+            device=self.device,
         )
         for length in torch.unique(token_lens).tolist():
             rows = (token_lens == length).nonzero().squeeze(1)
             y = self._decode_motion(ids_aux[rows, :length], ids_ts[rows, :length])
             motion[rows, : length * UNIT_LENGTH] = y.float()
-        motion = b.denormalize(motion).cpu().numpy()
-        return self._split_samples(motion, token_lens, ids_aux, ids_ts)
+        return motion
 
     def _decode_motion(self, ids_aux: torch.Tensor, ids_ts: torch.Tensor) -> torch.Tensor:
         """Token ids -> normalised (B, 4T, 263) motion in the decoder's dtype; float32 decoders
@@ -662,9 +679,13 @@ class MoGenTSPipeline:
         text_feature: Any,
         *,
         reference: bool,
+        source: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Base tokens then residual layers of both streams; ``text_feature()`` gives the (B, 512)
         condition (called once per transformer, as upstream encodes the text).
+
+        ``source`` (editing): ``(ids_aux (B, T, Q), ids_ts (B, T, 6, Q), editable (B, T) bool)``;
+        the steps that are not editable keep the source's ids in every layer of both streams.
 
         Returns:
             ``ids_aux (B, T, Q)`` and ``ids_ts (B, T, 6, Q)`` int64, -1 = no code.
@@ -697,6 +718,19 @@ class MoGenTSPipeline:
                 ids.view(bsz, t, j), cond, pad, cs, batched=batched
             )
 
+        edit_aux: dict[str, Any] = {}
+        edit_ts: dict[str, Any] = {}
+        keep_aux: dict[str, Any] = {}
+        keep_ts: dict[str, Any] = {}
+        if source is not None:
+            src_aux, src_ts, editable = source
+            editable_ts = editable[:, :, None].expand(bsz, t, j).reshape(bsz, t * j)
+            src_ts_flat = src_ts.reshape(bsz, t * j, q)
+            edit_aux = {"init_ids": src_aux[..., 0], "editable": editable}
+            edit_ts = {"init_ids": src_ts_flat[..., 0], "editable": editable_ts}
+            keep_aux = {"keep_ids": src_aux, "keep": ~editable}
+            keep_ts = {"keep_ids": src_ts_flat, "keep": ~editable_ts}
+
         c = text_feature()
         base_aux = masked_decode(
             lambda ids: graphs(("mask_aux", cs), mask_aux_fn, ids, c, pad_steps),
@@ -705,6 +739,7 @@ class MoGenTSPipeline:
             mask_id=mask_aux.mask_id,
             pad_id=mask_aux.pad_id,
             **sampling,
+            **edit_aux,
         )
         c = text_feature()
         base_ts = masked_decode(
@@ -714,6 +749,7 @@ class MoGenTSPipeline:
             mask_id=mask_ts.mask_id,
             pad_id=mask_ts.pad_id,
             **sampling,
+            **edit_ts,
         )
 
         res_aux, res_ts = b.res_transformer_aux, b.res_transformer_ts
@@ -749,6 +785,7 @@ class MoGenTSPipeline:
             pad_id=res_aux.pad_id,
             mask_id=None,
             **residual,
+            **keep_aux,
         )
         c = text_feature()
         pad_ts = pad_steps[:, :, None].expand(bsz, t, j).reshape(bsz, t * j)
@@ -764,6 +801,7 @@ class MoGenTSPipeline:
             mask_id=res_ts.mask_id,
             clip_per_sample=not reference,
             **residual,
+            **keep_ts,
         )
         return ids_aux, ids_ts.view(bsz, t, j, q)
 
@@ -785,6 +823,336 @@ class MoGenTSPipeline:
                 for i, n in enumerate(lens)
             ],
         }
+
+    # ------------------------------------------------------------------ editing, long motions
+
+    @torch.inference_mode()
+    def edit(
+        self,
+        motion: np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor],
+        text: str | Sequence[str],
+        keep: Any,
+        *,
+        seed: int | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
+        generation_config: GenerationConfig | None = None,
+        time_steps: int | None = None,
+        cond_scale: float | None = None,
+        topkr: float | None = None,
+        temperature: float | None = None,
+        res_cond_scale: float | None = None,
+        res_temperature: float | None = None,
+        gumbel_sample: bool | None = None,
+        batch_size: int = 32,
+        mode: str = "fast",
+        blend: bool = False,
+        return_tokens: bool = False,
+    ) -> MoGenTSOutput:
+        """Temporal editing (inpainting): re-generate the frames of ``motion`` that ``keep`` does
+        not keep, conditioned on ``text``; keep the rest.
+
+        The motion is normalised with the bundle's Mean/Std and tokenized by the RVQ-VAE (both
+        streams, every quantizer layer). A token step covers 4 frames; the steps that overlap an
+        edited frame are masked and re-generated by the mask transformers (starting from the kept
+        tokens instead of an all-masked sequence) and the residual transformers, in both the 1D
+        aux stream and the 2D spatial-temporal grid. Kept steps keep the source's tokens in
+        every quantizer layer (unlike MoMask's edit, whose residual layers re-draw kept frames).
+        Prefix completion, suffix completion, in-betweening and re-doing a middle span are the
+        same call.
+
+        Boundary: the output is the VQ decoder's rendering of the spliced tokens, so kept frames
+        equal the source's VQ reconstruction except within :func:`decoder_reach` frames of an
+        edited step (the decoder's temporal receptive field, derived from its convolutions and
+        checked in the tests by perturbing one token: 33 frames for the tiny test release, 87
+        for the released MoGenTS VQ-VAE, depth 3 and dilation growth 3). ``blend=True`` puts the
+        source frames themselves back beyond that margin (the output then equals the input
+        there; at the margin it steps from the reconstruction to the source by the VQ error).
+
+        Args:
+            motion: ``(T, 263)`` HumanML3D-263 in physical units, ``T`` a multiple of 4 in
+                [40, 196]; or a list of them (then ``text`` and ``keep`` are lists too).
+            text: the caption of the edited motion (one per motion).
+            keep: the frames to keep: a list of ``(start, end)`` frame ranges (end exclusive) or
+                a boolean mask over the frames (one per motion for a batch).
+            seed, generator: as in :meth:`__call__` (fast mode: one generator per motion, seeded
+                from ``seed`` and the motion's index, so an edit does not depend on its batch).
+            generation_config, time_steps, cond_scale, topkr, temperature, res_cond_scale,
+                res_temperature, gumbel_sample: the sampling settings, as in :meth:`__call__`.
+            batch_size: motions per forward batch.
+            mode: only ``"fast"`` (the official code has no editing to reproduce).
+            blend: put the source frames back beyond the decoder's reach.
+            return_tokens: also return the token ids (``MoGenTSOutput.tokens``).
+
+        Returns:
+            :class:`MoGenTSOutput` with one edited motion per input, of the input's length.
+
+        Raises:
+            InvalidInputError: bad motions, texts, keep ranges or settings (before any compute).
+        """
+        # 1. Check inputs
+        single = isinstance(text, str)
+        texts = _check_texts(text)
+        motions = [motion] if single else motion
+        keeps = [keep] if single else keep
+        if not isinstance(motions, (list, tuple)) or not isinstance(keeps, (list, tuple)):
+            raise InvalidInputError(
+                "for a batch give lists: motion=[...], text=[...], keep=[...] (one per motion)"
+            )
+        if len(motions) != len(texts) or len(keeps) != len(texts):
+            raise InvalidInputError(
+                f"got {len(motions)} motions, {len(texts)} texts and {len(keeps)} keeps; give "
+                "one text and one keep per motion"
+            )
+        width = self.bundle.config.vq.input_width
+        arrays = [_check_motion(m, i, width) for i, m in enumerate(motions)]
+        kept = [_check_keep(k, len(a), i) for i, (k, a) in enumerate(zip(keeps, arrays))]
+        config = (generation_config or self.generation_config).replace(
+            time_steps=time_steps,
+            cond_scale=cond_scale,
+            res_cond_scale=res_cond_scale,
+            topkr=topkr,
+            temperature=temperature,
+            res_temperature=res_temperature,
+            gumbel_sample=gumbel_sample,
+        )
+        _check_execution(batch_size, mode)
+        if mode != "fast":
+            raise InvalidInputError(
+                "edit runs in mode='fast' only: the official code has no editing to reproduce"
+            )
+        generators = _check_randomness(seed, generator, len(texts), mode, self.device)
+        if isinstance(generators, torch.Generator):
+            draw = torch.randint(2**63 - 1, (1,), generator=generators, device=generators.device)
+            seed, generators = int(draw), None
+        elif seed is None and generators is None:
+            seed = secrets.randbits(63)
+        seed = None if seed is None else int(seed)
+
+        # 2. Batch by batch: encode -> mask the edited steps -> re-generate -> decode
+        b = self.bundle
+        reach = decoder_reach(b.config.vq)
+        out_motions: list[np.ndarray] = []
+        tokens: list[dict[str, np.ndarray]] = []
+        for start in range(0, len(texts), batch_size):
+            stop = min(start + batch_size, len(texts))
+            idx = range(start, stop)
+            if generators is None:
+                draws = [
+                    torch.Generator(device=self.device).manual_seed(sample_seed(seed, i))
+                    for i in idx
+                ]
+            else:
+                draws = list(generators[start:stop])
+            token_lens = torch.tensor([len(arrays[i]) // UNIT_LENGTH for i in idx])
+            token_lens = token_lens.to(self.device)
+            t = int(token_lens.max())
+            q = b.config.vq.num_quantizers
+            src_aux = torch.zeros(len(idx), t, q, dtype=torch.long, device=self.device)
+            src_ts = torch.zeros(
+                len(idx), t, N_JOINT_GROUPS, q, dtype=torch.long, device=self.device
+            )
+            editable = torch.zeros(len(idx), t, dtype=torch.bool, device=self.device)
+            for row, i in enumerate(idx):
+                # each motion is encoded alone: the encoder's convolutions see no padding
+                ids_aux, ids_ts = self._encode_motion(arrays[i])
+                n = ids_aux.shape[0]
+                src_aux[row, :n], src_ts[row, :n] = ids_aux, ids_ts
+                edited_frames = ~torch.from_numpy(kept[i])
+                editable[row, :n] = edited_frames.view(n, UNIT_LENGTH).any(1).to(self.device)
+            cond = _encode_unique(b, texts[start:stop])
+            ids_aux, ids_ts = self._decode_tokens(
+                token_lens,
+                Draws.per_sample(draws),
+                config,
+                lambda cond=cond: cond,
+                reference=False,
+                source=(src_aux, src_ts, editable),
+            )
+            motion_out = b.denormalize(self._decode_by_length(token_lens, ids_aux, ids_ts))
+            split = self._split_samples(motion_out.cpu().numpy(), token_lens, ids_aux, ids_ts)
+            for row, i in enumerate(idx):
+                result = split["motions"][row]
+                if blend:
+                    far = _far_from_edit(editable[row, : token_lens[row]].cpu().numpy(), reach)
+                    result = np.where(far[:, None], arrays[i], result).astype(np.float32)
+                out_motions.append(result)
+            tokens.extend(split["tokens"])
+
+        # 3. Outputs
+        settings = {**config.to_dict(), "batch_size": batch_size, "mode": mode, "seed": seed}
+        settings["edit"] = {
+            "keep": [_ranges(k) for k in kept],
+            "blend": bool(blend),
+            "decoder_reach": reach,
+        }
+        return MoGenTSOutput(
+            motions=out_motions,
+            lengths=[len(m) for m in out_motions],
+            seed=seed,
+            mode=mode,
+            tokens=tokens if return_tokens else None,
+            settings=settings,
+            generation_config=config,
+        )
+
+    def _encode_motion(self, motion: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """One physical ``(T, 263)`` motion -> its VQ ids ``(T/4, Q)`` and ``(T/4, 6, Q)``."""
+        b = self.bundle
+        x = b.normalize(torch.from_numpy(motion).to(self.device))[None]  # (1, T, W)
+        vq = b.vq_model
+        x = x.to(next(vq.parameters()).dtype)
+        with full_fp32():
+            ids_aux, ids_ts = vq.encode(x, motion_to_joint_grid(x))
+        return ids_aux[0], ids_ts[0]
+
+    @torch.inference_mode()
+    def generate_long(
+        self,
+        texts: Sequence[str] | str,
+        lengths: Sequence[int] | int,
+        *,
+        transition: int = 40,
+        seed: int | None = None,
+        generation_config: GenerationConfig | None = None,
+        time_steps: int | None = None,
+        cond_scale: float | None = None,
+        res_cond_scale: float | None = None,
+    ) -> MoGenTSOutput:
+        """One motion of any length from a sequence of prompts (e.g. "walks forward", "sits
+        down", "waves") and their lengths in frames.
+
+        The prompts are cut into windows of at most 196 frames (a prompt longer than that is
+        the same text over several windows). The first window is generated; each next window is
+        an :meth:`edit` of ``transition`` + new frames whose first ``transition`` frames are the
+        motion so far's tail, kept (their tokens in every layer), and the rest (the new frames,
+        placeholder = the tail's last frame) re-generated with the window's text. The window's
+        new frames are appended; over the ``transition`` frames the motion cross-fades linearly
+        from the previous output to the window's rendering of them (which the decoder changed
+        near the seam, see :func:`decoder_reach`).
+
+        Root trajectory: HumanML3D-263's root is velocity-based (per-frame yaw velocity and
+        planar velocity in the body's own heading frame, absolute height), and the joints are
+        root-relative; the trajectory is recovered by integrating over the whole array. So
+        concatenating feature frames continues the trajectory from where the previous segment
+        ended (position and heading carry on, nothing is reset): recovering the output with
+        :func:`~hftrainer_mogents.motion.hml263.recover_from_ric` gives one path.
+
+        Continuity (how the tests measure it): the joint speed ``v[t] = mean_j |r[t+1, j] -
+        r[t, j]|`` of the root-relative joint positions ``r`` (the 263's ``ric`` features; the
+        root itself is continuous by construction, see above); the speed across a seam is
+        compared with the speeds inside the segments. Each seam is a cross-fade over the
+        ``transition`` frames; at both of its edges the tests require the speed to stay within
+        the 95th percentile of the other steps' speeds (on the tiny random-weight release, whose
+        motion is jittery everywhere), which a naive concatenation of independent generations of
+        the same prompts fails (its seams reach 1.4-1.9 x the median speed).
+
+        Args:
+            texts: one caption per segment (a single string: one segment).
+            lengths: frames of each segment, multiples of 4, each at least 40 (any length above
+                196 is split into windows).
+            transition: frames kept from the previous window, a multiple of 4 in [4, 152].
+            seed: makes the call reproducible (None draws one, returned in the output).
+            generation_config, time_steps, cond_scale, res_cond_scale: sampling settings.
+
+        Returns:
+            :class:`MoGenTSOutput` with one motion of ``sum(lengths)`` frames; ``settings``
+            records the segments and windows.
+
+        Raises:
+            InvalidInputError: bad texts, lengths or transition.
+        """
+        texts = _check_texts(texts)
+        if isinstance(lengths, (int, np.integer)) and not isinstance(lengths, bool):
+            lengths = [int(lengths)]
+        if isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__len__"):
+            raise InvalidInputError(
+                f"lengths must be a list of frame counts, got {type(lengths).__name__}"
+            )
+        if len(lengths) != len(texts):
+            raise InvalidInputError(
+                f"got {len(texts)} texts but {len(lengths)} lengths; give one length per text"
+            )
+        frames = []
+        for i, value in enumerate(lengths):
+            number = _frame_count(value, f"lengths[{i}]")
+            if number != int(number) or int(number) % UNIT_LENGTH or number < MIN_MOTION_LENGTH:
+                raise InvalidInputError(
+                    f"lengths[{i}] = {value!r}: each segment needs a multiple of {UNIT_LENGTH} "
+                    f"frames, at least {MIN_MOTION_LENGTH}"
+                )
+            frames.append(int(number))
+        high = MAX_MOTION_LENGTH - MIN_MOTION_LENGTH + UNIT_LENGTH
+        if (
+            isinstance(transition, bool)
+            or not isinstance(transition, (int, np.integer))
+            or transition % UNIT_LENGTH
+            or not UNIT_LENGTH <= transition <= high
+        ):
+            raise InvalidInputError(
+                f"transition must be a multiple of {UNIT_LENGTH} frames in [{UNIT_LENGTH}, "
+                f"{high}], got {transition!r}"
+            )
+        _check_randomness(seed, None, 1, "fast", self.device)
+        seed = secrets.randbits(63) if seed is None else int(seed)
+
+        # windows: (text, new frames); the first holds up to 196 new frames, the others up to
+        # 196 - transition (they also carry the transition), split evenly in multiples of 4
+        windows: list[tuple[str, int]] = []
+        for text, total in zip(texts, frames):
+            done = 0
+            while done < total:
+                cap = MAX_MOTION_LENGTH - (transition if windows else 0)
+                left = total - done
+                parts = math.ceil(left / cap)
+                step = min(cap, math.ceil(left / parts / UNIT_LENGTH) * UNIT_LENGTH)
+                windows.append((text, step))
+                done += step
+        settings_common = dict(
+            generation_config=generation_config,
+            time_steps=time_steps,
+            cond_scale=cond_scale,
+            res_cond_scale=res_cond_scale,
+        )
+        first_text, first_len = windows[0]
+        first = self(
+            [first_text],
+            [first_len],
+            seed=sample_seed(seed, 0),
+            clamp=False,
+            **settings_common,
+        )
+        motion = first.motions[0]
+        config = first.generation_config
+        ramp = ((np.arange(transition) + 1) / (transition + 1)).astype(np.float32)[:, None]
+        for w, (text, new) in enumerate(windows[1:], start=1):
+            tail = motion[-transition:]
+            window = np.concatenate([tail, np.repeat(tail[-1:], new, axis=0)], 0)
+            out = self.edit(
+                window,
+                text,
+                [(0, transition)],
+                seed=sample_seed(seed, w),
+                **settings_common,
+            )
+            rendered = out.motions[0]
+            seam = (1 - ramp) * tail + ramp * rendered[:transition]
+            motion = np.concatenate([motion[:-transition], seam, rendered[transition:]], 0)
+        settings = {
+            **(config.to_dict() if config is not None else {}),
+            "mode": "fast",
+            "seed": seed,
+            "sequence": [{"text": t, "frames": f} for t, f in zip(texts, frames)],
+            "windows": [{"text": t, "new_frames": f} for t, f in windows],
+            "transition": transition,
+        }
+        return MoGenTSOutput(
+            motions=[np.ascontiguousarray(motion, dtype=np.float32)],
+            lengths=[len(motion)],
+            seed=seed,
+            mode="fast",
+            settings=settings,
+            generation_config=config,
+        )
 
 
 def _run_eagerly(key: Any, fn: Any, *tensors: torch.Tensor) -> torch.Tensor:
@@ -927,3 +1295,105 @@ def _check_execution(batch_size: int, mode: str) -> None:
         raise InvalidInputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if mode not in MODES:
         raise InvalidInputError(f"mode must be one of {MODES}, got {mode!r}")
+
+
+# ---------------------------------------------------------------------- editing helpers
+
+
+def decoder_reach(vq_config: Any) -> int:
+    """Frames on each side of a token step that the VQ decoder's output depends on (its
+    temporal receptive field, in output frames): the input conv (1 step), per stage the
+    residual stack's dilated 3-tap convs and the conv after the x2 upsampling, then the two
+    output convs. 33 for the tiny test release, 87 for the released model."""
+    unit = 2**vq_config.down_t  # frames per token step
+    dilations = sum(vq_config.dilation_growth_rate**k for k in range(vq_config.depth))
+    reach = unit  # input conv, one step each side
+    for _ in range(vq_config.down_t):
+        reach += dilations * unit
+        unit //= 2
+        reach += unit
+    return reach + 2 * unit  # the two output convs at frame rate
+
+
+def _far_from_edit(editable_steps: np.ndarray, reach: int) -> np.ndarray:
+    """(T,) bool over frames: kept and farther than ``reach`` frames from any edited frame."""
+    edited = np.repeat(editable_steps, UNIT_LENGTH)
+    n = len(edited)
+    near = np.zeros(n, dtype=bool)
+    for f in np.flatnonzero(edited):
+        near[max(0, f - reach) : min(n, f + reach + 1)] = True
+    return ~near
+
+
+def _ranges(mask: np.ndarray) -> list[list[int]]:
+    """A boolean mask -> its True runs as ``[start, end)`` pairs."""
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return [[int(a), int(b)] for a, b in zip(edges[::2], edges[1::2])]
+
+
+def _check_motion(motion: Any, index: int, width: int) -> np.ndarray:
+    where = f"motion[{index}]"
+    if isinstance(motion, torch.Tensor):
+        motion = motion.detach().cpu().numpy()
+    array = np.asarray(motion)
+    if array.ndim != 2 or array.shape[1] != width or not np.issubdtype(array.dtype, np.floating):
+        raise InvalidInputError(
+            f"{where} must be a float (T, {width}) HumanML3D-263 array in physical units, got "
+            f"{array.shape} {array.dtype}"
+        )
+    t = array.shape[0]
+    if t % UNIT_LENGTH or not MIN_MOTION_LENGTH <= t <= MAX_MOTION_LENGTH:
+        raise InvalidInputError(
+            f"{where} has {t} frames; the model edits a multiple of {UNIT_LENGTH} frames in "
+            f"[{MIN_MOTION_LENGTH}, {MAX_MOTION_LENGTH}]: trim it (e.g. motion[:{t // 4 * 4}]) "
+            "or use generate_long for longer motions"
+        )
+    if not np.isfinite(array).all():
+        raise InvalidInputError(f"{where} contains NaN or infinite values")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _check_keep(keep: Any, frames: int, index: int) -> np.ndarray:
+    """``keep`` (ranges or a boolean mask) -> (frames,) bool, True = kept."""
+    where = f"keep[{index}]"
+    if isinstance(keep, torch.Tensor):
+        keep = keep.detach().cpu().numpy()
+    if isinstance(keep, (list, tuple)) and keep and all(isinstance(v, bool) for v in keep):
+        keep = np.asarray(keep, dtype=bool)  # a mask given as a plain list
+    if isinstance(keep, np.ndarray) and keep.dtype == np.bool_:
+        if keep.shape != (frames,):
+            raise InvalidInputError(
+                f"{where}: a boolean keep mask needs one entry per frame ({frames},), got "
+                f"{keep.shape}"
+            )
+        mask = keep.copy()
+    else:
+        if isinstance(keep, (str, bytes)) or not isinstance(keep, (list, tuple, np.ndarray)):
+            raise InvalidInputError(
+                f"{where} must be a list of (start, end) frame ranges or a boolean mask, got "
+                f"{type(keep).__name__}"
+            )
+        mask = np.zeros(frames, dtype=bool)
+        for r, pair in enumerate(keep):
+            ok = (
+                isinstance(pair, (list, tuple, np.ndarray))
+                and len(pair) == 2
+                and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair)
+            )
+            if not ok:
+                raise InvalidInputError(
+                    f"{where}[{r}] = {pair!r}: a range is a pair of integer frames (start, end)"
+                )
+            start, end = int(pair[0]), int(pair[1])
+            if not 0 <= start < end <= frames:
+                raise InvalidInputError(
+                    f"{where}[{r}] = ({start}, {end}): a range needs 0 <= start < end <= {frames} "
+                    "(the motion's frames; end is exclusive)"
+                )
+            mask[start:end] = True
+    if mask.all():
+        raise InvalidInputError(
+            f"{where} keeps every frame: nothing to edit; leave out the frames to re-generate"
+        )
+    return mask

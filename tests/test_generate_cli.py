@@ -335,3 +335,16 @@ def test_generate_smpl_without_model_dir_is_refused_before_compute(tmp_path, mon
     result = _generate(out, "a person walks", "--format", "glb", model=tmp_path / "no_model")
     assert result.exit_code != 0 and "hftrainer-mogents[render]" in result.output
     assert not out.exists()
+
+
+def test_skip_existing_keeps_prompts_whose_bvh_carries_a_warning(tiny_artifact, tmp_path):
+    """run.json notes (bvh_fk_warning) are not file names: a finished prompt stays finished."""
+    out = tmp_path / "out"
+    args = ["a person walks", "--length", "48", "--format", "npy,bvh"]
+    first = _generate(out, *args, model=tiny_artifact)
+    assert first.exit_code == 0, first.output
+    item = json.loads((out / "run.json").read_text())["items"][0]
+    assert "bvh_fk_warning" in item["files"]  # random weights: bones that stretch
+    again = _generate(out, *args, "--skip-existing", model=tiny_artifact)
+    assert again.exit_code == 0, again.output
+    assert "kept 1 finished prompt(s)" in again.output and "wrote 0 motion(s)" in again.output

@@ -3,6 +3,7 @@ seed-compatible ``scripts/``. Each is a thin layer over one library call per job
 
 - :mod:`.info`: ``mogents info``;
 - :mod:`.generate`: ``mogents generate``;
+- :mod:`.edit`: ``mogents edit`` and the body of ``mogents generate --sequence``;
 - :mod:`.convert`: ``mogents convert``, ``convert-evaluator``, ``convert-evaluator-ms272``,
   ``convert-smpl-model``, ``scripts/convert_mogents_checkpoint.py`` and
   ``python -m hftrainer_mogents.convert.smpl_model``;
@@ -25,6 +26,7 @@ import click
 from hftrainer_mogents._version import __version__
 from hftrainer_mogents.cli import bridge as _bridge
 from hftrainer_mogents.cli import convert as _convert
+from hftrainer_mogents.cli import edit as _edit
 from hftrainer_mogents.cli import evaluate as _evaluate
 from hftrainer_mogents.cli import generate as _generate
 from hftrainer_mogents.cli import info as _info
@@ -43,6 +45,7 @@ for _command in (
     _info.info,
     _convert.convert,
     _generate.generate,
+    _edit.edit,
     _publish.publish,
     _convert.convert_evaluator,
     _evaluate.evaluate,

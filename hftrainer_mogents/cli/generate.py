@@ -83,6 +83,19 @@ __all__ = ["generate"]
     help="Resume an earlier run in --out: prompts whose files exist are kept, the rest are "
     "generated as the full run would have (fast mode).",
 )
+@click.option(
+    "--sequence",
+    is_flag=True,
+    help="One long motion: each argument is TEXT:FRAMES (e.g. 'walks forward:120'), joined in "
+    "order by editing (any total length; see --transition).",
+)
+@click.option(
+    "--transition",
+    type=int,
+    default=40,
+    show_default=True,
+    help="With --sequence: frames of the previous segment kept at each seam (multiple of 4).",
+)
 @user_errors
 def generate(
     texts: tuple[str, ...],
@@ -102,9 +115,41 @@ def generate(
     smpl_model_dir: str | None,
     overwrite: bool,
     skip_existing: bool,
+    sequence: bool,
+    transition: int,
 ) -> None:
     """Generate motions from text and write features, joints, animations, BVH, SMPL and glTF
     files."""
+    if sequence:
+        from hftrainer_mogents.cli.edit import run_sequence
+        from hftrainer_mogents.outputs import parse_formats as _parse_formats
+
+        if from_file or lengths or skip_existing or mode != "fast":
+            raise click.UsageError(
+                "--sequence takes TEXT:FRAMES arguments; --from-file, --length, --skip-existing "
+                "and --mode reference do not apply"
+            )
+        if smpl_model_dir is not None or {"smpl"} & set(formats.split(",")):
+            raise click.UsageError(
+                "--sequence writes npy, joints, gif, mp4, bvh and the skeleton glb; SMPL output of "
+                "a long motion is not supported yet (fit it with mogents bridge --to smpl135)"
+            )
+        if not texts:
+            raise click.UsageError("--sequence needs at least one TEXT:FRAMES argument")
+        return run_sequence(
+            texts,
+            transition=transition,
+            seed=seed,
+            model=model,
+            revision=revision,
+            local_files_only=local_files_only,
+            device=device,
+            dtype=dtype,
+            generation_config=generation_config,
+            out_dir=out_dir,
+            formats=_parse_formats(formats),
+            overwrite=overwrite,
+        )
     import secrets
     from datetime import datetime, timezone
     from pathlib import Path

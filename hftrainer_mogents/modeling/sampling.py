@@ -174,6 +174,8 @@ def masked_decode(
     temperature: float = 1.0,
     topk_filter_thres: float = 0.9,
     gumbel_sample: bool = False,
+    init_ids: torch.Tensor | None = None,
+    editable: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Masked iterative decoding of the base-layer ids (upstream ``MaskTransformer*.generate``).
 
@@ -192,6 +194,11 @@ def masked_decode(
             divides the probabilities and re-normalises, so it has no effect (reproduced).
         topk_filter_thres: top-k threshold (0.9 keeps the top 10 %).
         gumbel_sample: Gumbel-max instead of categorical sampling.
+        init_ids: (B, N) ids to start from (editing); only read where ``editable`` is False.
+        editable: (B, N) bool, True where a token may be (re-)generated; the others keep
+            ``init_ids`` through every step (never re-masked), and the schedule counts only the
+            editable tokens. Both None (default): every valid token is generated (the loop above,
+            unchanged bit for bit).
 
     Returns:
         (B, N) int64 ids, -1 at padded positions.
@@ -202,13 +209,27 @@ def masked_decode(
     pad_steps = lengths_to_padding_mask(token_lens, t)  # (B, T)
     padding = pad_steps[:, :, None].expand(b, t, n_j).reshape(b, t * n_j)  # (B, N)
     counts = draws.valid_counts(~padding)
-    ids = torch.where(padding, pad_id, mask_id)
-    scores = torch.where(padding, 1e5, 0.0)  # float32
+    if (init_ids is None) != (editable is None):
+        raise ValueError("init_ids and editable go together: give both or neither")
+    if editable is None:
+        ids = torch.where(padding, pad_id, mask_id)
+        scores = torch.where(padding, 1e5, 0.0)  # float32
+        n_free = None
+    else:
+        editable = editable & ~padding
+        ids = torch.where(padding, pad_id, torch.where(editable, mask_id, init_ids))
+        scores = torch.where(editable, 0.0, 1e5)  # kept tokens rank last: never re-masked
+        n_free = editable.sum(1)  # (B,)
     for timestep in torch.linspace(0, 1, timesteps, device=device):
         ratio = cosine_schedule(timestep)
-        num_masked = torch.round(ratio * token_lens * n_j).clamp(min=1)  # (B,)
+        if n_free is None:
+            num_masked = torch.round(ratio * token_lens * n_j).clamp(min=1)  # (B,)
+        else:
+            num_masked = torch.round(ratio * n_free).clamp(min=1)
         ranks = scores.argsort(dim=1).argsort(dim=1)
         is_mask = ranks < num_masked.unsqueeze(-1)
+        if editable is not None:  # clamp(min=1) must not reach a kept token
+            is_mask &= editable
         ids = torch.where(is_mask, mask_id, ids)
 
         logits = logits_fn(ids).float()  # (B, N, V)
@@ -237,6 +258,8 @@ def residual_decode(
     temperature: float = 1.0,
     topk_filter_thres: float = 0.9,
     clip_per_sample: bool = False,
+    keep_ids: torch.Tensor | None = None,
+    keep: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Residual decoding of quantizer layers 1 .. Q-1 (upstream ``ResidualTransformer*.generate``).
 
@@ -255,10 +278,20 @@ def residual_decode(
         clip_per_sample: where upstream clips the *whole batch* to ``[0, mask_id)`` when any id
             equals ``mask_id`` (turning -1 padding into code 0), apply the rule to each sample
             alone instead.
+        keep_ids: (B, N, Q) ids to keep (editing), read where ``keep`` is True.
+        keep: (B, N) bool: these positions hold ``keep_ids`` in every layer (the base layer
+            included); the history the later layers see is built from the kept ids. Draws are
+            made for every valid position as without editing, so the other positions' draws do
+            not depend on which are kept.
 
     Returns:
         (B, N, Q) int64 ids, -1 where the id is the padding id (no code).
     """
+    if (keep_ids is None) != (keep is None):
+        raise ValueError("keep_ids and keep go together: give both or neither")
+    if keep is not None:
+        keep = keep & ~padding
+        base_ids = torch.where(keep, keep_ids[..., 0], base_ids)
     counts = draws.valid_counts(~padding)
     ids = torch.where(padding, pad_id, base_ids)
     layers = [ids]
@@ -268,6 +301,8 @@ def residual_decode(
         history = emb if history is None else history + emb
         logits = logits_fn(history, layer).float()
         pred = draws.gumbel_argmax(top_k_filter(logits, topk_filter_thres), temperature, counts)
+        if keep is not None:
+            pred = torch.where(keep, keep_ids[..., layer], pred)
         ids = torch.where(padding, pad_id, pred)
         layers.append(ids)
     out = torch.stack(layers, dim=-1)  # (B, N, Q)
