@@ -31,6 +31,8 @@ __all__ = [
     "read_prompt_file",
     "prepare_output_dir",
     "finished_items",
+    "file_names",
+    "run_header",
 ]
 
 logger = logging.getLogger(__name__)
@@ -359,11 +361,33 @@ def _listed_files(run: dict[str, Any]) -> list[str]:
     return names
 
 
-def _item_files(item: dict[str, Any]) -> list[str]:
-    """The file names a run.json item lists: the values of its format keys only (other entries,
-    such as ``bvh_fk_warning``, are notes, not files)."""
-    files = item.get("files", {})
+def run_header(
+    model: str, revision: str | None, device: str | None, dtype: str, formats: Sequence[str]
+) -> dict[str, Any]:
+    """The first keys of every ``run.json``: when, which package, which model and how it ran."""
+    from datetime import datetime, timezone
+
+    from hftrainer_mogents._version import __version__
+
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "hftrainer_mogents": __version__,
+        "model": model,
+        "revision": revision,
+        "device": device,
+        "dtype": dtype,
+        "formats": list(formats),
+    }
+
+
+def file_names(files: dict[str, Any]) -> list[str]:
+    """The file names in a :func:`save_motion` record: the values of its format keys only (other
+    entries, such as ``bvh_fk_warning``, are notes, not files)."""
     return [files[k] for k in FORMATS if isinstance(files.get(k), str)]
+
+
+def _item_files(item: dict[str, Any]) -> list[str]:
+    return file_names(item.get("files", {}))
 
 
 def _read_run(path: Path) -> dict[str, Any]:

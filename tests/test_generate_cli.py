@@ -345,6 +345,8 @@ def test_skip_existing_keeps_prompts_whose_bvh_carries_a_warning(tiny_artifact, 
     assert first.exit_code == 0, first.output
     item = json.loads((out / "run.json").read_text())["items"][0]
     assert "bvh_fk_warning" in item["files"]  # random weights: bones that stretch
+    # the listing names the files only, not the note beside them
+    assert "[0] 48 frames -> 000_a_person_walks.npy, 000_a_person_walks.bvh\n" in first.output
     again = _generate(out, *args, "--skip-existing", model=tiny_artifact)
     assert again.exit_code == 0, again.output
     assert "kept 1 finished prompt(s)" in again.output and "wrote 0 motion(s)" in again.output

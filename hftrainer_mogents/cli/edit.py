@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from hftrainer_mogents._version import __version__
 from hftrainer_mogents.cli._common import generation_options, user_errors
 from hftrainer_mogents.config import DEFAULT_REPO_ID
 from hftrainer_mogents.generation_config import GenerationConfig
@@ -53,20 +52,6 @@ def _write_run(out: Any, run: dict[str, Any]) -> None:
     atomic_write_json(out / RUN_FILE, run)
 
 
-def _run_header(model: str, revision: str | None, device: str, dtype: str, formats: list[str]):
-    from datetime import datetime, timezone
-
-    return {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "hftrainer_mogents": __version__,
-        "model": model,
-        "revision": revision,
-        "device": device,
-        "dtype": dtype,
-        "formats": formats,
-    }
-
-
 def run_sequence(
     specs: tuple[str, ...] | list[str],
     *,
@@ -87,7 +72,7 @@ def run_sequence(
     import secrets
     from pathlib import Path
 
-    from hftrainer_mogents.outputs import prepare_output_dir, save_motion
+    from hftrainer_mogents.outputs import file_names, prepare_output_dir, run_header, save_motion
     from hftrainer_mogents.pipeline import MoGenTSPipeline
 
     texts, lengths = parse_sequence(specs)
@@ -108,19 +93,15 @@ def run_sequence(
     title = " / ".join(texts)
     files = save_motion(out, "sequence", motion, formats, title=title)
     run = {
-        **_run_header(model, revision, str(pipe.device), dtype, formats),
+        **run_header(model, revision, str(pipe.device), dtype, formats),
         "generation_config": generation_config.to_dict(),
         "settings": result.settings,
         "sequence": result.settings["sequence"],
         "items": [{"index": 0, "text": title, "frames": int(len(motion)), "files": files}],
     }
     _write_run(out, run)
-    click.echo(f"{len(motion)} frames ({len(texts)} prompt(s)) -> {', '.join(_names(files))}")
+    click.echo(f"{len(motion)} frames ({len(texts)} prompt(s)) -> {', '.join(file_names(files))}")
     click.echo(f"wrote 1 motion and run.json to {out}")
-
-
-def _names(files: dict[str, Any]) -> list[str]:
-    return [v for v in files.values() if isinstance(v, str)]
 
 
 @click.command()
@@ -186,7 +167,14 @@ def edit(
     import numpy as np
 
     from hftrainer_mogents.errors import InvalidInputError
-    from hftrainer_mogents.outputs import parse_formats, prepare_output_dir, save_motion, slugify
+    from hftrainer_mogents.outputs import (
+        file_names,
+        parse_formats,
+        prepare_output_dir,
+        run_header,
+        save_motion,
+        slugify,
+    )
     from hftrainer_mogents.pipeline import MoGenTSPipeline
 
     ranges = [parse_keep(k) for k in keeps]
@@ -207,7 +195,7 @@ def edit(
     edited = result.motions[0]
     files = save_motion(out, f"edit_{slugify(text)}", edited, wanted, title=text)
     run = {
-        **_run_header(model, revision, str(pipe.device), dtype, wanted),
+        **run_header(model, revision, str(pipe.device), dtype, wanted),
         "generation_config": generation_config.to_dict(),
         "settings": result.settings,
         "edit": {
@@ -220,5 +208,5 @@ def edit(
         "items": [{"index": 0, "text": text, "frames": int(len(edited)), "files": files}],
     }
     _write_run(out, run)
-    click.echo(f"{len(edited)} frames -> {', '.join(_names(files))}")
+    click.echo(f"{len(edited)} frames -> {', '.join(file_names(files))}")
     click.echo(f"wrote 1 motion and run.json to {out}")

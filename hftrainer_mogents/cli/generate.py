@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from hftrainer_mogents._version import __version__
 from hftrainer_mogents.cli._common import generation_options, user_errors
 from hftrainer_mogents.config import DEFAULT_REPO_ID
 from hftrainer_mogents.generation_config import GenerationConfig
@@ -151,18 +150,19 @@ def generate(
             overwrite=overwrite,
         )
     import secrets
-    from datetime import datetime, timezone
     from pathlib import Path
 
     import torch
 
     from hftrainer_mogents.outputs import (
         RUN_FILE,
+        file_names,
         finished_items,
         load_export_model,
         parse_formats,
         prepare_output_dir,
         read_prompt_file,
+        run_header,
         save_motion,
         slugify,
     )
@@ -236,20 +236,12 @@ def generate(
                 out, stem, motion, wanted, title=text, smpl_model=smpl_model, smpl_fit=fit
             )
             items.append({"index": i, "text": text, "frames": int(motion.shape[0]), "files": files})
-            click.echo(
-                f"[{i}] {motion.shape[0]} frames -> {', '.join(v for k, v in files.items() if isinstance(v, str))}"
-            )
+            click.echo(f"[{i}] {motion.shape[0]} frames -> {', '.join(file_names(files))}")
     if done:
         click.echo(f"kept {len(done)} finished prompt(s) of the earlier run")
     items.sort(key=lambda item: item["index"])
     run = {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "hftrainer_mogents": __version__,
-        "model": model,
-        "revision": revision,
-        "device": device_name,
-        "dtype": dtype,
-        "formats": wanted,
+        **run_header(model, revision, device_name, dtype, wanted),
         "smpl_model": None if smpl_model is None else smpl_model.path,
         "generation_config": generation_config.to_dict(),
         "settings": settings,
