@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from hftrainer_mogents.config import DEFAULT_REPO_ID
 from hftrainer_mogents.errors import InvalidInputError, MoGenTSError
 from hftrainer_mogents.generation_config import GENERATION_FIELDS, GenerationConfig
 
@@ -23,6 +24,7 @@ __all__ = [
     "script_status",
     "script_logging",
     "generation_options",
+    "model_options",
     "add_generation_arguments",
     "generation_config_from_args",
 ]
@@ -56,6 +58,33 @@ def script_status(run: Callable[[], int], *, prefix: str = "") -> int:
 def script_logging() -> None:
     """The scripts' log format: level, logger, message."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+def model_options(fn: F) -> F:
+    """The options that say which model to load and how: ``--model`` (artifact folder or hub
+    repo id), ``--revision``, ``--local-files-only``, ``--device``, ``--dtype``."""
+    options = [
+        click.option(
+            "--model",
+            default=DEFAULT_REPO_ID,
+            show_default=True,
+            help="Artifact folder or hub repo id.",
+        ),
+        click.option("--revision", default=None, help="Hub revision (branch, tag or commit)."),
+        click.option(
+            "--local-files-only", is_flag=True, help="Do not contact the hub; use the cache."
+        ),
+        click.option("--device", default=None, help="cpu or cuda (default: cuda when available)."),
+        click.option(
+            "--dtype",
+            type=click.Choice(["float32", "bfloat16"]),
+            default="float32",
+            show_default=True,
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
 
 def _option_names(name: str) -> tuple[str, str]:

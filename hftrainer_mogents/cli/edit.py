@@ -7,8 +7,7 @@ from typing import Any
 
 import click
 
-from hftrainer_mogents.cli._common import generation_options, user_errors
-from hftrainer_mogents.config import DEFAULT_REPO_ID
+from hftrainer_mogents.cli._common import generation_options, model_options, user_errors
 from hftrainer_mogents.generation_config import GenerationConfig
 
 __all__ = ["edit", "parse_keep", "parse_sequence", "run_sequence"]
@@ -119,13 +118,7 @@ def run_sequence(
 @click.option(
     "--seed", type=int, default=None, help="Random seed (default: drawn and recorded in run.json)."
 )
-@click.option("--model", default=DEFAULT_REPO_ID, show_default=True, help="Artifact or repo id.")
-@click.option("--revision", default=None, help="Hub revision (branch, tag or commit).")
-@click.option("--local-files-only", is_flag=True, help="Do not contact the hub; use the cache.")
-@click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
-@click.option(
-    "--dtype", type=click.Choice(["float32", "bfloat16"]), default="float32", show_default=True
-)
+@model_options
 @generation_options
 @click.option(
     "--out",
