@@ -15,21 +15,27 @@ Checkpoint layout (the host's): ``{"__hftrainer_meta__": {"format_version": 2, "
 
 from __future__ import annotations
 
+import inspect
 import logging
 import numbers
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from torch import nn
 
 from hftrainer_mogents.errors import ArtifactFormatError, InvalidInputError
 
+if TYPE_CHECKING:
+    from hftrainer_mogents.config import MoGenTSConfig
+
 __all__ = [
     "META_KEY",
     "BUNDLE_PARAMS_KEY",
     "CHECKPOINT_FORMAT_VERSION",
     "HostBundleMixin",
+    "HostPipelineMixin",
     "HostEvaluatorMixin",
     "flatten_metrics",
     "load_host_checkpoint",
@@ -316,6 +322,125 @@ class HostBundleMixin:
         if strict:
             raise ArtifactFormatError(message + " (strict=True)")
         logger.warning("%s", message)
+
+
+_Pipeline = TypeVar("_Pipeline", bound="HostPipelineMixin")
+
+
+class HostPipelineMixin:
+    """The host ``BasePipeline``'s class-method conventions, for a pipeline built as
+    ``cls(bundle, **kwargs)`` whose default bundle class is ``BUNDLE_CLS``:
+    ``from_pretrained(bundle_cls, path, bundle_kwargs=...)`` (through
+    :meth:`_host_from_pretrained`), ``from_config(bundle_cls, bundle_cfg, **kwargs)`` and
+    ``from_checkpoint(bundle_cls, bundle_cfg, ckpt_path, ...)``. The host's registry builds the
+    pipeline as ``PIPELINES.build({"type": ..., "bundle": bundle})``, i.e. ``cls(bundle)``.
+    """
+
+    # the bundle class of our one-argument from_pretrained and of a host call that gives none
+    BUNDLE_CLS: type
+
+    @classmethod
+    def _host_from_pretrained(
+        cls: type[_Pipeline],
+        path_or_repo_id: Any,
+        pretrained_model_name_or_path: Any,
+        bundle_cls: type | None,
+        options: Mapping[str, Any],
+        bundle_kwargs: Mapping[str, Any] | None,
+        **pipeline_kwargs: Any,
+    ) -> _Pipeline | None:
+        """The host's ``from_pretrained(bundle_cls, path, bundle_kwargs=None, ...)`` when the
+        arguments take its form (a bundle class first, or ``bundle_cls=``): the bundle is
+        ``bundle_cls.from_pretrained(path, **given, **bundle_kwargs)``, where ``given`` are the
+        ``options`` (bundle options of the pipeline's ``from_pretrained``) that the caller set
+        away from their defaults; ``pipeline_kwargs`` go to the pipeline. Returns None for our
+        form (one artifact), once its arguments are checked.
+
+        Raises:
+            InvalidInputError: an option given both in ``options`` and in ``bundle_kwargs``
+                (either form), the bundle class given twice, no artifact after the bundle class,
+                or a second positional argument without a bundle class first.
+        """
+        # the defaults are read from from_pretrained's own signature and compared by identity:
+        # a value that is not the default object was given by the caller
+        defaults = inspect.signature(cls.from_pretrained).parameters  # type: ignore[attr-defined]
+        given = {k: v for k, v in options.items() if v is not defaults[k].default}
+        clash = sorted(set(given) & set(bundle_kwargs or {}))
+        if clash:
+            raise InvalidInputError(
+                f"{clash} given both as arguments and in bundle_kwargs; give each once"
+            )
+        if bundle_cls is not None:  # the host's convention, by keyword
+            if isinstance(path_or_repo_id, type):
+                raise InvalidInputError("the bundle class is given twice; give it once")
+            if pretrained_model_name_or_path is None:
+                pretrained_model_name_or_path = path_or_repo_id
+            path_or_repo_id = bundle_cls
+        if isinstance(path_or_repo_id, type):  # the host's convention
+            if pretrained_model_name_or_path is None:
+                raise InvalidInputError(
+                    f"from_pretrained({path_or_repo_id.__name__}, path): the artifact path is "
+                    "missing after the bundle class"
+                )
+            bundle = path_or_repo_id.from_pretrained(
+                pretrained_model_name_or_path, **given, **dict(bundle_kwargs or {})
+            )
+            bundle.eval()
+            return cls(bundle, **pipeline_kwargs)
+        if pretrained_model_name_or_path is not None:
+            raise InvalidInputError(
+                "a second positional argument is the artifact only when the first is a bundle "
+                f"class (the host's form); got {path_or_repo_id!r} and "
+                f"{pretrained_model_name_or_path!r}: pass one artifact"
+            )
+        return None
+
+    @classmethod
+    def from_config(
+        cls: type[_Pipeline],
+        bundle_cls: type | MoGenTSConfig | Mapping[str, Any] | None = None,
+        bundle_cfg: MoGenTSConfig | Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> _Pipeline:
+        """A pipeline around ``bundle_cls.from_config(bundle_cfg)`` (untrained networks): the
+        host's ``from_config(bundle_cls, bundle_cfg, **kwargs)``; ``bundle_cls`` defaults to
+        :attr:`BUNDLE_CLS`, and a config alone may come first. ``kwargs`` go to the pipeline."""
+        if not isinstance(bundle_cls, type) and bundle_cls is not None:
+            if bundle_cfg is not None:
+                raise InvalidInputError(
+                    f"from_config(bundle_cls, bundle_cfg): {bundle_cls!r} is not a bundle class"
+                )
+            bundle_cls, bundle_cfg = None, bundle_cls
+        bundle = (bundle_cls or cls.BUNDLE_CLS).from_config(bundle_cfg)
+        bundle.eval()
+        return cls(bundle, **kwargs)
+
+    @classmethod
+    def from_checkpoint(
+        cls: type[_Pipeline],
+        bundle_cls: type | None,
+        bundle_cfg: MoGenTSConfig | Mapping[str, Any] | None,
+        ckpt_path: str | os.PathLike[str],
+        *,
+        exclude_bundle_keys: Sequence[str] | None = None,
+        strict: bool = False,
+        **kwargs: Any,
+    ) -> _Pipeline:
+        """The host's convention: ``bundle_cls.from_config(bundle_cfg)``, then the host checkpoint
+        at ``ckpt_path`` (a ``model.pt`` / ``.safetensors`` file or the host's checkpoint folder)
+        through ``load_state_dict_selective``. ``kwargs`` go to the pipeline.
+
+        Raises:
+            ArtifactNotFoundError: no checkpoint at ``ckpt_path``.
+        """
+        bundle = (bundle_cls or cls.BUNDLE_CLS).from_config(bundle_cfg)
+        state = load_host_checkpoint(ckpt_path)
+        options: dict[str, Any] = {"strict": strict} if strict else {}
+        if exclude_bundle_keys is not None:
+            options["exclude_bundle_keys"] = list(exclude_bundle_keys)
+        bundle.load_state_dict_selective(state, **options)
+        bundle.eval()
+        return cls(bundle, **kwargs)
 
 
 def load_host_checkpoint(path: Any) -> dict[str, Any]:
