@@ -118,22 +118,8 @@ class EditingMixin:
             InvalidInputError: bad motions, texts, keep ranges or settings (before any compute).
         """
         # 1. Check inputs
-        single = isinstance(text, str)
-        texts = _check_texts(text)
-        motions = [motion] if single else motion
-        keeps = [keep] if single else keep
-        if not isinstance(motions, (list, tuple)) or not isinstance(keeps, (list, tuple)):
-            raise InvalidInputError(
-                "for a batch give lists: motion=[...], text=[...], keep=[...] (one per motion)"
-            )
-        if len(motions) != len(texts) or len(keeps) != len(texts):
-            raise InvalidInputError(
-                f"got {len(motions)} motions, {len(texts)} texts and {len(keeps)} keeps; give "
-                "one text and one keep per motion"
-            )
         width = self.bundle.config.vq.input_width
-        arrays = [_check_motion(m, i, width) for i, m in enumerate(motions)]
-        kept = [_check_keep(k, len(a), i) for i, (k, a) in enumerate(zip(keeps, arrays))]
+        texts, arrays, kept = _check_edit_inputs(motion, text, keep, width)
         call = self._prepare_call(
             len(texts),
             generation_config=generation_config,
@@ -165,10 +151,7 @@ class EditingMixin:
                 call.config,
             )
             for i, result in enumerate(split["motions"], start=start):
-                if blend:
-                    far = _far_from_edit(_edited_steps(kept[i]), reach)
-                    result = np.where(far[:, None], arrays[i], result).astype(np.float32)
-                out_motions.append(result)
+                out_motions.append(_blend(arrays[i], result, kept[i], reach) if blend else result)
             tokens.extend(split["tokens"])
 
         # 3. Outputs
@@ -236,6 +219,36 @@ class EditingMixin:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _check_edit_inputs(
+    motion: Any, text: str | Sequence[str], keep: Any, width: int
+) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
+    """``edit``'s inputs as lists: texts, ``(T_i, width)`` float32 motions and ``(T_i,)`` bool
+    keep masks (one motion, text and keep, or lists of them)."""
+    single = isinstance(text, str)
+    texts = _check_texts(text)
+    motions = [motion] if single else motion
+    keeps = [keep] if single else keep
+    if not isinstance(motions, (list, tuple)) or not isinstance(keeps, (list, tuple)):
+        raise InvalidInputError(
+            "for a batch give lists: motion=[...], text=[...], keep=[...] (one per motion)"
+        )
+    if len(motions) != len(texts) or len(keeps) != len(texts):
+        raise InvalidInputError(
+            f"got {len(motions)} motions, {len(texts)} texts and {len(keeps)} keeps; give "
+            "one text and one keep per motion"
+        )
+    arrays = [_check_motion(m, i, width) for i, m in enumerate(motions)]
+    kept = [_check_keep(k, len(a), i) for i, (k, a) in enumerate(zip(keeps, arrays))]
+    return texts, arrays, kept
+
+
+def _blend(source: np.ndarray, edited: np.ndarray, keep: np.ndarray, reach: int) -> np.ndarray:
+    """``edited`` with the ``source`` frames put back where they are kept and farther than
+    ``reach`` frames from an edited step (``blend=True``)."""
+    far = _far_from_edit(_edited_steps(keep), reach)
+    return np.where(far[:, None], source, edited).astype(np.float32)
 
 
 def _edited_steps(keep: np.ndarray) -> np.ndarray:

@@ -157,3 +157,27 @@ def _check_features(features: Any, n_texts: int, bundle: MoGenTSBundle) -> torch
     if not torch.isfinite(tensor).all():
         raise InvalidInputError("text_features contains NaN or infinite values")
     return tensor.to(device=bundle.device, dtype=torch.float32)
+
+
+def _check_inputs(
+    bundle: MoGenTSBundle,
+    texts: Sequence[str] | str,
+    lengths: Sequence[float] | None,
+    clamp: bool | None,
+    text_features: Any,
+) -> tuple[list[str], list[int] | None, torch.Tensor | None]:
+    """The texts, frames (None: to be estimated) and text features of a generation call.
+
+    Raises:
+        InvalidInputError: bad texts, lengths or features, or ``lengths=None`` without a length
+            estimator in the bundle.
+    """
+    texts = _check_texts(texts)
+    frames = None if lengths is None else _check_lengths(lengths, len(texts), clamp=clamp)
+    if frames is None and bundle.length_estimator is None:
+        raise InvalidInputError(
+            "lengths=None needs the length estimator, which this artifact lacks; pass lengths "
+            "(frames at 20 fps) or load an artifact with a length estimator"
+        )
+    features = None if text_features is None else _check_features(text_features, len(texts), bundle)
+    return texts, frames, features

@@ -34,7 +34,6 @@ import torch
 
 from hftrainer_mogents import artifact
 from hftrainer_mogents.bundle import MoGenTSBundle
-from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.generation_config import GenerationConfig
 from hftrainer_mogents.host_compat import HostPipelineMixin
 from hftrainer_mogents.modeling.sampling import Draws
@@ -45,7 +44,7 @@ from hftrainer_mogents.pipeline.decoding import (
     generate_reference,
 )
 from hftrainer_mogents.pipeline.editing import EditingMixin
-from hftrainer_mogents.pipeline.inputs import _check_features, _check_lengths, _check_texts
+from hftrainer_mogents.pipeline.inputs import _check_inputs
 from hftrainer_mogents.pipeline.long_motion import LongMotionMixin
 from hftrainer_mogents.pipeline.output import MoGenTSOutput
 from hftrainer_mogents.pipeline.prepare import PreparedCall, prepare_call
@@ -61,7 +60,10 @@ class MoGenTSPipeline(HostPipelineMixin, EditingMixin, LongMotionMixin):
     Besides our one-argument ``from_pretrained(path)``, it takes the hftrainer host's pipeline
     conventions (``from_pretrained(bundle_cls, path, bundle_kwargs=...)``, ``from_config``,
     ``from_checkpoint(bundle_cls, bundle_cfg, ckpt_path)``) and is built by the host's
-    ``PIPELINES.build({"type": "MoGenTSPipeline", "bundle": bundle})``.
+    ``PIPELINES.build({"type": "MoGenTSPipeline", "bundle": bundle})``; the host's forms come
+    from :class:`~hftrainer_mogents.host_compat.HostPipelineMixin`. Temporal editing (:meth:`edit`)
+    and long motions (:meth:`generate_long`) run over the same bundle, from
+    :class:`~.editing.EditingMixin` and :class:`~.long_motion.LongMotionMixin`.
 
     Examples:
         >>> pipe = MoGenTSPipeline.from_pretrained("checkpoints/mogents/humanml3d")  # doctest: +SKIP
@@ -254,13 +256,8 @@ class MoGenTSPipeline(HostPipelineMixin, EditingMixin, LongMotionMixin):
                 gumbel_sample: in the zoo's positional order (``infer_t2m(captions, lengths,
                 cond_scale, time_steps, topkr, temperature, res_cond_scale, res_temperature,
                 gumbel_sample, clamp)``), override single settings of ``generation_config`` for
-                this call
-                (None keeps its value): masked-decoding iterations (the paper's evaluation uses
-                10; the official demo 18), guidance of the mask and of the residual transformers,
-                top-k filter threshold (0.9 keeps the top 10 % of the logits), mask-transformer
-                temperature (only acts with ``gumbel_sample=True``: upstream's categorical
-                sampling ignores it), residual temperature, Gumbel-max instead of categorical
-                sampling for the base layer.
+                this call (None keeps its value); each is documented in
+                :class:`~hftrainer_mogents.generation_config.GenerationConfig`.
             clamp: how lengths are fitted to the model. None (default): floored to a multiple of
                 4 and kept within 196 frames, with a warning; below 40 frames is refused. True
                 (the zoo's ``clamp_length``): the same, and a short length is raised to 40 with
@@ -290,18 +287,7 @@ class MoGenTSPipeline(HostPipelineMixin, EditingMixin, LongMotionMixin):
             InvalidInputError: bad texts, lengths or settings (checked before any compute).
         """
         # 1. Check inputs
-        texts = _check_texts(texts)
-        frames = None if lengths is None else _check_lengths(lengths, len(texts), clamp=clamp)
-        if frames is None and self.bundle.length_estimator is None:
-            raise InvalidInputError(
-                "lengths=None needs the length estimator, which this artifact lacks; pass lengths "
-                "(frames at 20 fps) or load an artifact with a length estimator"
-            )
-        features = (
-            None
-            if text_features is None
-            else _check_features(text_features, len(texts), self.bundle)
-        )
+        texts, frames, features = _check_inputs(self.bundle, texts, lengths, clamp, text_features)
         # 2. Settings and randomness: a seed for the call, or the caller's generators
         call = self._prepare_call(
             len(texts),
@@ -320,16 +306,38 @@ class MoGenTSPipeline(HostPipelineMixin, EditingMixin, LongMotionMixin):
         )
 
         # 3. Generate batch by batch: text -> lengths -> base tokens -> residual layers -> decode
+        motions, out_lengths, tokens = self._generate(texts, frames, features, call)
+        # 4. Outputs
+        if not return_dict:
+            return motions, out_lengths
+        return MoGenTSOutput(
+            motions=motions,
+            lengths=out_lengths,
+            seed=call.seed,
+            mode=mode,
+            tokens=tokens if return_tokens else None,
+            settings=call.settings(),
+            generation_config=call.config,
+        )
+
+    def _generate(
+        self,
+        texts: list[str],
+        frames: list[int] | None,
+        features: torch.Tensor | None,
+        call: PreparedCall,
+    ) -> tuple[list[np.ndarray], list[int], list[dict[str, np.ndarray]]]:
+        """The motions, lengths and token ids of ``texts``, batch by batch in ``call.mode``."""
         motions: list[np.ndarray] = []
-        out_lengths: list[int] = []
+        lengths: list[int] = []
         tokens: list[dict[str, np.ndarray]] = []
-        starts = range(0, len(texts), batch_size)
+        starts = range(0, len(texts), call.batch_size)
         for start in self.progress_bar(starts, total=len(starts)):
-            stop = min(start + batch_size, len(texts))
+            stop = min(start + call.batch_size, len(texts))
             chunk = texts[start:stop]
             chunk_frames = None if frames is None else frames[start:stop]
             chunk_features = None if features is None else features[start:stop]
-            if mode == "reference":
+            if call.mode == "reference":
                 result = generate_reference(
                     self.bundle,
                     chunk,
@@ -349,20 +357,9 @@ class MoGenTSPipeline(HostPipelineMixin, EditingMixin, LongMotionMixin):
                     graphs=self.cuda_graphs,
                 )
             motions.extend(result["motions"])
-            out_lengths.extend(result["lengths"])
+            lengths.extend(result["lengths"])
             tokens.extend(result["tokens"])
-        # 4. Outputs
-        if not return_dict:
-            return motions, out_lengths
-        return MoGenTSOutput(
-            motions=motions,
-            lengths=out_lengths,
-            seed=call.seed,
-            mode=mode,
-            tokens=tokens if return_tokens else None,
-            settings=call.settings(),
-            generation_config=call.config,
-        )
+        return motions, lengths, tokens
 
     def _prepare_call(self, n_texts: int, **options: Any) -> PreparedCall:
         """Check and resolve a call's settings, seed and generators against this pipeline's
