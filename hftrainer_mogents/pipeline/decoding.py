@@ -164,6 +164,20 @@ def estimate_lengths(
 # ---------------------------------------------------------------------- tokens
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """What the two decoding stages of one batch share."""
+
+    bundle: MoGenTSBundle
+    token_lens: torch.Tensor  # (B,) int64, token steps per sample
+    pad_steps: torch.Tensor  # (B, T) bool, True = padding
+    draws: Draws
+    config: GenerationConfig
+    text_feature: TextFeature
+    run: Runner
+    reference: bool
+
+
 def decode_tokens(
     bundle: MoGenTSBundle,
     token_lens: torch.Tensor,
@@ -205,20 +219,6 @@ def decode_tokens(
     base_aux, base_ts = _base_tokens(batch, edit)
     ids_aux, ids_ts = _residual_tokens(batch, base_aux, base_ts, edit)
     return ids_aux, ids_ts.view(bsz, t, j, q)
-
-
-@dataclass(frozen=True)
-class _Batch:
-    """What the two decoding stages of one batch share."""
-
-    bundle: MoGenTSBundle
-    token_lens: torch.Tensor  # (B,) int64, token steps per sample
-    pad_steps: torch.Tensor  # (B, T) bool, True = padding
-    draws: Draws
-    config: GenerationConfig
-    text_feature: TextFeature
-    run: Runner
-    reference: bool
 
 
 def _edit_constraints(

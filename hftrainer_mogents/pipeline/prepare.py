@@ -5,6 +5,7 @@ overrides, the seed and the generators (as transformers' ``_prepare_generation_c
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,7 +130,7 @@ def prepare_call(
     *,
     generation_config: GenerationConfig | None = None,
     seed: int | None = None,
-    generator: torch.Generator | Any = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
     batch_size: int = 32,
     mode: str = "fast",
     reference_refusal: str | None = None,

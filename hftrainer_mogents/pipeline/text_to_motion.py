@@ -367,7 +367,8 @@ class MoGenTSPipeline(HostPipelineMixin, EditingMixin, LongMotionMixin):
         arguments ``options`` are); ``__call__``, ``edit`` and ``generate_long`` start here."""
         return prepare_call(self.generation_config, self.device, n_texts, **options)
 
-    # ------------------------------------------------------------------ internals kept for tests
+    # ------------------------------------------------------------------ internals that tests and
+    # scripts/plot_edit.py call
 
     def _decode_tokens(
         self,
