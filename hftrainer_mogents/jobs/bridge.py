@@ -277,32 +277,19 @@ def run_ik(
         return finished and (out272 is None or _finished(out272 / f"{path.stem}.npy", None, 272))
 
     def work(chunk: list[Path]) -> list[dict[str, str]]:
-        failures, prepared = [], []
-        for path in chunk:
-            try:
-                motion = _load(path)
-                if mean is not None and std is not None and motion.ndim == 2:
-                    motion = motion * std + mean
-                length = (target_lengths or {}).get(path.stem)
-                prepared.append(smpl135.prepare_clip(motion, cfg, path.stem, target_length=length))
-            except MoGenTSError as err:
-                failures.append({"sid": path.stem, "error": str(err)})
-        for res in smpl135.fit_clips(prepared, model, cfg, device=dev) if prepared else []:
-            if not np.isfinite(res.motion_135).all():
-                failures.append({"sid": res.name, "error": "the fit diverged (non-finite values)"})
-                continue
-            arrays = res.to_npz_dict()
-            if meta_dir is not None:
-                sidecar = meta_dir / f"{res.name}.npz"
-                source = None if restore_root_translation == "none" else _source_transl(sidecar)
-                arrays = restore_root(arrays, source, restore_root_translation, rest)
-            atomic_save_npz(out / f"{res.name}.npz", **arrays)
-            if out272 is not None:
-                feats = fitted_clip_272(
-                    arrays["motion_135"], arrays["fitted_joints"], ms272_skeleton
-                )
-                atomic_save_npy(out272 / f"{res.name}.npy", feats)
-        return failures
+        clips = [(p, mean, std, (target_lengths or {}).get(p.stem)) for p in chunk]
+        return _fit_and_save(
+            clips,
+            out,
+            out272,
+            model,
+            cfg,
+            dev,
+            rest,
+            meta_dir,
+            restore_root_translation,
+            ms272_skeleton,
+        )
 
     job = run_job(
         files,
@@ -340,6 +327,45 @@ def run_ik(
     )
     write_summary(out, IK_SUMMARY, summary, **job.shard, sort_keys=False)
     return summary
+
+
+def _fit_and_save(
+    clips: list[tuple[Path, np.ndarray | None, np.ndarray | None, int | None]],
+    out: Path,
+    out272: Path | None,
+    model: smpl135.SMPLModel,
+    cfg: smpl135.IKConfig,
+    dev: torch.device,
+    rest: torch.Tensor,
+    meta_dir: Path | None,
+    restore: str,
+    skeleton: str,
+) -> list[dict[str, str]]:
+    """One chunk of :func:`run_ik`: the clips (path, mean, std, target length) loaded, fitted
+    together and saved; the clips that fail are returned."""
+    failures, prepared = [], []
+    for path, mean, std, length in clips:
+        try:
+            motion = _load(path)
+            if mean is not None and std is not None and motion.ndim == 2:
+                motion = motion * std + mean
+            prepared.append(smpl135.prepare_clip(motion, cfg, path.stem, target_length=length))
+        except MoGenTSError as err:
+            failures.append({"sid": path.stem, "error": str(err)})
+    for res in smpl135.fit_clips(prepared, model, cfg, device=dev) if prepared else []:
+        if not np.isfinite(res.motion_135).all():
+            failures.append({"sid": res.name, "error": "the fit diverged (non-finite values)"})
+            continue
+        arrays = res.to_npz_dict()
+        if meta_dir is not None:
+            sidecar = meta_dir / f"{res.name}.npz"
+            source = None if restore == "none" else _source_transl(sidecar)
+            arrays = restore_root(arrays, source, restore, rest)
+        atomic_save_npz(out / f"{res.name}.npz", **arrays)
+        if out272 is not None:
+            feats = fitted_clip_272(arrays["motion_135"], arrays["fitted_joints"], skeleton)
+            atomic_save_npy(out272 / f"{res.name}.npy", feats)
+    return failures
 
 
 def _source_transl(sidecar: Path) -> np.ndarray | None:
