@@ -145,7 +145,7 @@ if [[ " $STAGES " == *" G "* ]]; then
         || { echo "[stage G] failed; see $LOGDIR/gt_convert272.log" >&2; exit 1; }
     "$PY" - "$GT272" "$GT_DATA_ROOT" "$GT_ROOT" <<'PYEOF'
 import sys
-from hftrainer_mogents.motion.bridge import make_bridged_reference
+from hftrainer_mogents.jobs.bridge import make_bridged_reference
 make_bridged_reference(sys.argv[1], sys.argv[2], sys.argv[3])
 PYEOF
 fi

@@ -20,7 +20,8 @@ from conftest import DEVICES, REPO_ROOT, require_fixture
 from hftrainer_mogents.cli import cli
 from hftrainer_mogents.cli.bridge import ik_main
 from hftrainer_mogents.errors import InvalidInputError
-from hftrainer_mogents.motion import bridge, hml263, ms272, smpl135
+from hftrainer_mogents.jobs import bridge
+from hftrainer_mogents.motion import hml263, ms272, smpl135
 
 NAMES = ["walk_turn", "sway_arms", "short_spin"]
 
@@ -467,7 +468,7 @@ def test_resumed_bridge_jobs_redo_damaged_outputs(
     assert first["failed"] == 0
     npz = sorted((tmp_path / "ik").glob("*.npz"))
     npz[0].write_bytes(npz[0].read_bytes()[:100])
-    with caplog.at_level("WARNING", logger="hftrainer_mogents.motion.bridge"):
+    with caplog.at_level("WARNING", logger="hftrainer_mogents.jobs.bridge"):
         again = bridge.run_ik(tmp_path / "in", tmp_path / "ik", model_dir=model_dir, config=cfg,
                               skip_existing=True, progress=False)  # fmt: skip
     assert again["skipped_existing"] == len(npz) - 1 and f"{npz[0]} is not a whole output" in (

@@ -224,7 +224,7 @@ def test_a_bvh_far_from_its_joints_is_warned_about_and_recorded(fixtures_dir, tm
     assert real["bvh_fk_error_cm"]["max"] < 0.01 and "bvh_fk_warning" not in real
     stretched = features.copy()
     stretched[::2, 4 : 4 + 21 * 3] *= 1.3  # root-relative joints: bones change length
-    with caplog.at_level(logging.WARNING, logger="hftrainer_mogents.outputs"):
+    with caplog.at_level(logging.WARNING, logger="hftrainer_mogents.exports"):
         bad = save_motion(tmp_path, "bad", stretched, ["bvh"])
     assert bad["bvh_fk_error_cm"]["max"] > 2.0
     assert bad["bvh_fk_warning"].startswith("bad.bvh: the BVH skeleton misses the joints by up to")

@@ -212,7 +212,7 @@ def bridge(
     progress: bool,
 ) -> None:
     """Convert HumanML3D-263 clips to SMPL motion_135 or MotionStreamer-272 (batched IK)."""
-    from hftrainer_mogents.motion.bridge import load_target_lengths, run_bridge
+    from hftrainer_mogents.jobs.bridge import load_target_lengths, run_bridge
     from hftrainer_mogents.motion.smpl135 import IKConfig
 
     _set_threads(threads)
@@ -383,7 +383,7 @@ def build_ik_parser() -> argparse.ArgumentParser:
 def ik_main(argv: Sequence[str] | None = None) -> int:
     """Run ``hml263_to_smpl_ik.py``; prints the summary (without its items). Returns the exit
     status (2 on one of our errors)."""
-    from hftrainer_mogents.motion.bridge import load_target_lengths, run_ik
+    from hftrainer_mogents.jobs.bridge import load_target_lengths, run_ik
     from hftrainer_mogents.motion.smpl135 import IKConfig
 
     args = build_ik_parser().parse_args(argv)
@@ -487,7 +487,7 @@ def build_convert272_parser() -> argparse.ArgumentParser:
 def convert272_main(argv: Sequence[str] | None = None) -> int:
     """Run ``convert_motion135_to_h3d272.py``; prints the summary. Returns the exit status (2 on
     one of our errors)."""
-    from hftrainer_mogents.motion.bridge import run_272
+    from hftrainer_mogents.jobs.bridge import run_272
 
     args = build_convert272_parser().parse_args(argv)
     script_logging()

@@ -9,8 +9,9 @@ import click
 
 from hftrainer_mogents.cli._common import generation_options, model_options, user_errors
 from hftrainer_mogents.generation_config import GenerationConfig
+from hftrainer_mogents.jobs.generate import ModelSource
 
-__all__ = ["generate"]
+__all__ = ["generate", "parse_sequence", "run_sequence"]
 
 
 @click.command()
@@ -108,21 +109,11 @@ def generate(
     """Generate motions from text and write features, joints, animations, BVH, SMPL and glTF
     files."""
     if sequence:
-        from hftrainer_mogents.cli.edit import run_sequence
-        from hftrainer_mogents.outputs import parse_formats as _parse_formats
+        from hftrainer_mogents.exports import parse_formats
 
-        if from_file or lengths or skip_existing or mode != "fast":
-            raise click.UsageError(
-                "--sequence takes TEXT:FRAMES arguments; --from-file, --length, --skip-existing "
-                "and --mode reference do not apply"
-            )
-        if smpl_model_dir is not None or {"smpl"} & set(formats.split(",")):
-            raise click.UsageError(
-                "--sequence writes npy, joints, gif, mp4, bvh and the skeleton glb; SMPL output of "
-                "a long motion is not supported yet (fit it with mogents bridge --to smpl135)"
-            )
-        if not texts:
-            raise click.UsageError("--sequence needs at least one TEXT:FRAMES argument")
+        _check_sequence_flags(
+            texts, from_file, lengths, skip_existing, mode, smpl_model_dir, formats
+        )
         return run_sequence(
             texts,
             transition=transition,
@@ -134,29 +125,82 @@ def generate(
             dtype=dtype,
             generation_config=generation_config,
             out_dir=out_dir,
-            formats=_parse_formats(formats),
+            formats=parse_formats(formats),
             overwrite=overwrite,
         )
     import secrets
-    from pathlib import Path
 
     import torch
 
-    from hftrainer_mogents.outputs import (
-        RUN_FILE,
-        file_names,
-        finished_items,
-        load_export_model,
-        parse_formats,
-        prepare_output_dir,
-        read_prompt_file,
-        run_header,
-        save_motion,
-        slugify,
+    from hftrainer_mogents.exports import file_names, load_export_model, parse_formats
+    from hftrainer_mogents.jobs.generate import RunItem, generate_run, prepare_output_dir, slugify
+    from hftrainer_mogents.pipeline import sample_seed
+
+    prompts, per_prompt = _prompts(texts, from_file, lengths)
+    wanted = parse_formats(formats, model_dir=smpl_model_dir)
+    smpl_model = load_export_model(wanted, smpl_model_dir)  # read before the generator loads
+    if skip_existing and mode != "fast":
+        raise click.BadParameter(
+            "resuming needs --mode fast (reference mode's draws couple the prompts of a batch)",
+            param_hint="--skip-existing",
+        )
+    # the destination is checked before the model is loaded
+    previous = prepare_output_dir(out_dir, overwrite=overwrite, skip_existing=skip_existing)
+    if previous is not None:
+        seed = _resumed_seed(previous, seed, model, wanted, generation_config, per_prompt)
+    seed = secrets.randbits(31) if seed is None else seed
+
+    def produce(pipe: Any, todo: list[RunItem]) -> tuple[list[Any], dict[str, Any]]:
+        # each prompt draws from its own generator seeded from (seed, its index): a resumed run
+        # generates exactly what the full run would have
+        draws = (
+            {"seed": seed}
+            if len(todo) == len(prompts)
+            else {
+                "generator": [
+                    torch.Generator().manual_seed(sample_seed(seed, it.index)) for it in todo
+                ]
+            }
+        )
+        result = pipe(
+            [it.text for it in todo],
+            None if per_prompt is None else [per_prompt[it.index] for it in todo],
+            generation_config=generation_config,
+            batch_size=batch_size,
+            mode=mode,
+            **draws,
+        )
+        return result.motions, {}
+
+    settings = {**generation_config.to_dict(), "batch_size": batch_size, "mode": mode, "seed": seed}
+    _, job = generate_run(
+        out_dir,
+        [RunItem(i, text, f"{i:03d}_{slugify(text)}") for i, text in enumerate(prompts)],
+        produce,
+        source=ModelSource(model, revision, local_files_only, device, dtype),
+        formats=wanted,
+        record={
+            "smpl_model": None if smpl_model is None else smpl_model.path,
+            "generation_config": generation_config.to_dict(),
+            "settings": settings,
+            "requested_lengths": per_prompt,
+        },
+        previous=previous,
+        smpl_model=smpl_model,
+        on_item=lambda e: click.echo(
+            f"[{e['index']}] {e['frames']} frames -> {', '.join(file_names(e['files']))}"
+        ),
     )
-    from hftrainer_mogents.pipeline import MoGenTSPipeline, sample_seed
-    from hftrainer_mogents.utils.io import atomic_write_json
-    from hftrainer_mogents.utils.memory import keep_freed_memory
+    if job.skipped:
+        click.echo(f"kept {job.skipped} finished prompt(s) of the earlier run")
+    click.echo(f"wrote {len(job.todo)} motion(s) and run.json to {out_dir}")
+
+
+def _prompts(
+    texts: tuple[str, ...], from_file: str | None, lengths: tuple[float, ...]
+) -> tuple[list[str], list[float] | None]:
+    """The prompts (arguments, then the file's) and one length per prompt (None: estimated)."""
+    from hftrainer_mogents.jobs.generate import read_prompt_file
 
     prompts = list(texts) + (read_prompt_file(from_file) if from_file else [])
     if not prompts:
@@ -166,78 +210,100 @@ def generate(
             f"{len(lengths)} --length values for {len(prompts)} prompts: give one, or one per prompt",
             param_hint="--length",
         )
-    wanted = parse_formats(formats, model_dir=smpl_model_dir)
-    smpl_model = load_export_model(wanted, smpl_model_dir)  # read before the generator loads
-    per_prompt = (
-        None
-        if not lengths
-        else (list(lengths) * len(prompts) if len(lengths) == 1 else list(lengths))
-    )
-    if skip_existing and mode != "fast":
-        raise click.BadParameter(
-            "resuming needs --mode fast (reference mode's draws couple the prompts of a batch)",
-            param_hint="--skip-existing",
+    if not lengths:
+        return prompts, None
+    return prompts, list(lengths) * len(prompts) if len(lengths) == 1 else list(lengths)
+
+
+def _check_sequence_flags(
+    texts: tuple[str, ...],
+    from_file: str | None,
+    lengths: tuple[float, ...],
+    skip_existing: bool,
+    mode: str,
+    smpl_model_dir: str | None,
+    formats: str,
+) -> None:
+    """Refuse the flags ``--sequence`` does not take."""
+    if from_file or lengths or skip_existing or mode != "fast":
+        raise click.UsageError(
+            "--sequence takes TEXT:FRAMES arguments; --from-file, --length, --skip-existing "
+            "and --mode reference do not apply"
         )
-    # the destination is checked before the model is loaded
-    out = Path(out_dir)
-    previous = prepare_output_dir(out, overwrite=overwrite, skip_existing=skip_existing)
-    if previous is not None:
-        seed = _resumed_seed(previous, seed, model, wanted, generation_config, per_prompt)
+    if smpl_model_dir is not None or {"smpl"} & set(formats.split(",")):
+        raise click.UsageError(
+            "--sequence writes npy, joints, gif, mp4, bvh and the skeleton glb; SMPL output of "
+            "a long motion is not supported yet (fit it with mogents bridge --to smpl135)"
+        )
+    if not texts:
+        raise click.UsageError("--sequence needs at least one TEXT:FRAMES argument")
+
+
+def parse_sequence(specs: tuple[str, ...] | list[str]) -> tuple[list[str], list[int]]:
+    """``["walks forward:120", ...]`` -> texts and frame counts (the last ``:`` splits)."""
+    texts, lengths = [], []
+    for spec in specs:
+        text, sep, frames = spec.rpartition(":")
+        try:
+            if not sep or not text.strip():
+                raise ValueError
+            lengths.append(int(frames))
+        except ValueError:
+            raise click.BadParameter(
+                f"{spec!r}: with --sequence each prompt is TEXT:FRAMES, e.g. 'walks forward:120'",
+                param_hint="--sequence",
+            ) from None
+        texts.append(text)
+    return texts, lengths
+
+
+def run_sequence(
+    specs: tuple[str, ...] | list[str],
+    *,
+    transition: int,
+    seed: int | None,
+    model: str,
+    revision: str | None,
+    local_files_only: bool,
+    device: str | None,
+    dtype: str,
+    generation_config: GenerationConfig,
+    out_dir: str,
+    formats: list[str],
+    overwrite: bool,
+) -> None:
+    """``mogents generate --sequence``: one long motion (``generate_long``) written as
+    ``sequence.*`` with a ``run.json`` recording the prompts, frames and windows."""
+    import secrets
+
+    from hftrainer_mogents.exports import file_names
+    from hftrainer_mogents.jobs.generate import RunItem, generate_run, prepare_output_dir
+
+    texts, lengths = parse_sequence(specs)
+    prepare_output_dir(out_dir, overwrite=overwrite)
     seed = secrets.randbits(31) if seed is None else seed
-    done = finished_items(previous, prompts, out)
-    todo = [i for i in range(len(prompts)) if i not in done]
 
-    items = list(done.values())
-    settings = {**generation_config.to_dict(), "batch_size": batch_size, "mode": mode, "seed": seed}
-    device_name = str(device) if device is not None else None
-    if todo:
-        pipe = MoGenTSPipeline.from_pretrained(
-            model, revision=revision, local_files_only=local_files_only, device=device, dtype=dtype
+    def produce(pipe: Any, todo: list[RunItem]) -> tuple[list[Any], dict[str, Any]]:
+        result = pipe.generate_long(
+            texts, lengths, transition=transition, seed=seed, generation_config=generation_config
         )
-        device_name = str(pipe.device)
-        if pipe.device.type == "cpu":
-            keep_freed_memory()  # this process is ours: spare the page faults of every forward
-        # each prompt draws from its own generator seeded from (seed, its index): a resumed run
-        # generates exactly what the full run would have
-        draws = (
-            {"seed": seed}
-            if len(todo) == len(prompts)
-            else {"generator": [torch.Generator().manual_seed(sample_seed(seed, i)) for i in todo]}
-        )
-        result = pipe(
-            [prompts[i] for i in todo],
-            None if per_prompt is None else [per_prompt[i] for i in todo],
-            generation_config=generation_config,
-            batch_size=batch_size,
-            mode=mode,
-            **draws,
-        )
-        fits = [None] * len(todo)
-        if smpl_model is not None:  # one batched IK for the whole run
-            from hftrainer_mogents.motion.export import fit_smpl_params
+        return result.motions, {
+            "settings": result.settings,
+            "sequence": result.settings["sequence"],
+        }
 
-            fits = fit_smpl_params(result.motions, model=smpl_model, device=device_name)
-        for i, motion, fit in zip(todo, result.motions, fits):
-            text = prompts[i]
-            stem = f"{i:03d}_{slugify(text)}"
-            files = save_motion(
-                out, stem, motion, wanted, title=text, smpl_model=smpl_model, smpl_fit=fit
-            )
-            items.append({"index": i, "text": text, "frames": int(motion.shape[0]), "files": files})
-            click.echo(f"[{i}] {motion.shape[0]} frames -> {', '.join(file_names(files))}")
-    if done:
-        click.echo(f"kept {len(done)} finished prompt(s) of the earlier run")
-    items.sort(key=lambda item: item["index"])
-    run = {
-        **run_header(model, revision, device_name, dtype, wanted),
-        "smpl_model": None if smpl_model is None else smpl_model.path,
-        "generation_config": generation_config.to_dict(),
-        "settings": settings,
-        "requested_lengths": per_prompt,
-        "items": items,
-    }
-    atomic_write_json(out / RUN_FILE, run)
-    click.echo(f"wrote {len(todo)} motion(s) and run.json to {out}")
+    run, _ = generate_run(
+        out_dir,
+        [RunItem(0, " / ".join(texts), "sequence")],
+        produce,
+        source=ModelSource(model, revision, local_files_only, device, dtype),
+        formats=formats,
+        record={"generation_config": generation_config.to_dict()},
+    )
+    item = run["items"][0]
+    names = ", ".join(file_names(item["files"]))
+    click.echo(f"{item['frames']} frames ({len(texts)} prompt(s)) -> {names}")
+    click.echo(f"wrote 1 motion and run.json to {out_dir}")
 
 
 def _resumed_seed(

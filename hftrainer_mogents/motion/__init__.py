@@ -16,7 +16,8 @@ Submodules (each a set of pure functions; import the one you need):
   ``motion_135`` (a package: ``body_model``, ``kinematics``, ``motion135``, ``fit``).
 - :mod:`~hftrainer_mogents.motion.ms272`: MotionStreamer-272 encoding and recovery.
 - :mod:`~hftrainer_mogents.motion.converters`: the representation graph and ``convert``.
-- :mod:`~hftrainer_mogents.motion.bridge`: sharded, resumable batch jobs of the bridge.
+- :mod:`~hftrainer_mogents.motion.bridge`: the pure steps of the bridge (its batch jobs are in
+  :mod:`hftrainer_mogents.jobs.bridge`).
 - :mod:`~hftrainer_mogents.motion.export`: SMPL parameters of 263 motions at their own frame rate
   (``generate --format smpl``).
 - :mod:`~hftrainer_mogents.motion.gltf`: glTF 2.0 binaries of a skinned SMPL body or a skeleton

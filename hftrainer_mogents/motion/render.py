@@ -46,6 +46,7 @@ from hftrainer_mogents.utils.io import atomic_path
 __all__ = [
     "LIMB_COLORS",
     "LIMBS",
+    "ffmpeg_available",
     "render_animation",
     "render_frame",
 ]
@@ -163,8 +164,8 @@ def ffmpeg_executable() -> str | None:
         return None
 
 
-def _ffmpeg_available() -> bool:
-    """Whether an ``ffmpeg`` exists; points matplotlib's writer at it."""
+def ffmpeg_available() -> bool:
+    """Whether an ``ffmpeg`` exists (MP4 can be written); points matplotlib's writer at it."""
     import matplotlib
 
     exe = ffmpeg_executable()
@@ -172,6 +173,9 @@ def _ffmpeg_available() -> bool:
         return False
     matplotlib.rcParams["animation.ffmpeg_path"] = exe
     return True
+
+
+_ffmpeg_available = ffmpeg_available  # the old private name, kept for callers of 0.1
 
 
 def _check_joints(joints: Any) -> np.ndarray:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +47,6 @@ from hftrainer_mogents.evaluation.hml263.dataset import (
     read_test_split,
 )
 from hftrainer_mogents.generation_config import GenerationConfig
-from hftrainer_mogents.utils.sharding import shard_summary_name
 
 __all__ = [
     "PREDICTIONS_FORMAT",
@@ -264,21 +262,6 @@ def plan_test_split(
     return GenerationPlan(batches, settings)
 
 
-def _prediction_problem(path: Path, frames: int) -> str | None:
-    """Why ``path`` is not a finished ``(frames, 263)`` prediction (None when it is)."""
-    if not path.is_file():
-        return "missing"
-    try:
-        motion = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
-        return f"unreadable ({type(err).__name__}: {err})"
-    if motion.shape != (frames, DIM_POSE):
-        return f"shape {motion.shape}, expected {(frames, DIM_POSE)}"
-    if not np.issubdtype(motion.dtype, np.floating) or not np.isfinite(motion).all():
-        return "not finite floating-point values"
-    return None
-
-
 def model_fingerprint(generator: Any) -> str | None:
     """The generator's ``fingerprint()`` (e.g. :meth:`MoGenTSPipeline.fingerprint`, a digest of
     its weights), or None for a generator that offers none."""
@@ -370,28 +353,12 @@ def generate_test_split(
         The run summary (also written to ``_generation_summary*.json``): ``written``,
         ``skipped``, ``failed`` (keys and errors), ``n_batches``, ``seconds``.
     """
-    from tqdm.auto import tqdm
-
-    from hftrainer_mogents.utils.io import atomic_save_npy, atomic_write_json
+    from hftrainer_mogents.utils.io import atomic_write_json
+    from hftrainer_mogents.utils.runner import output_problem, run_job, write_summary
     from hftrainer_mogents.utils.sharding import resolve_shard
 
     num_shards, shard_index = resolve_shard(num_shards, shard_index)
-    if split is None:
-        if dataset_root is None:
-            raise InvalidInputError("pass dataset_root (a HumanML3D folder) or split")
-        split = read_test_split(dataset_root, split_file=split_file, max_samples=max_samples)
-    if anno_file is not None:
-        missing = [k for k, why in split.skipped.items() if why.startswith("missing")]
-        extra = read_anno_fallback(anno_file, missing, output_fps=anno_output_fps)
-        if extra:
-            logger.info("%d ids without dataset files generated from %s", len(extra), anno_file)
-            split = HumanML3DTestSplit(
-                split.root,
-                split.split_file,
-                sorted([*split.entries, *extra], key=lambda e: e.length),
-                {k: v for k, v in split.skipped.items() if k not in {e.key for e in extra}},
-                split.texts_dir,
-            )
+    split = _with_fallback(split, dataset_root, split_file, max_samples, anno_file, anno_output_fps)
     plan = plan_test_split(
         split,
         seed=seed,
@@ -409,88 +376,135 @@ def generate_test_split(
     _check_manifest(manifest_path, manifest, skip_existing)
     atomic_write_json(manifest_path, manifest)  # same content from every shard
 
-    mine = [b for b in plan.batches if b.index % num_shards == shard_index]
-    written = skipped = 0
-    failed: list[dict[str, Any]] = []
+    counts = {"written": 0, "skipped": 0}
     redone: list[dict[str, Any]] = []
-    start_time = time.perf_counter()
-    for batch in tqdm(
-        mine, desc=f"generate (shard {shard_index}/{num_shards})", disable=not progress
-    ):
-        todo = None
-        if skip_existing:  # an existing file counts as done only if it is a whole prediction
-            problems = [
-                _prediction_problem(out / f, it.length) for f, it in zip(batch.files, batch.items)
-            ]
-            for name, problem in zip(batch.files, problems):
-                if problem not in (None, "missing"):
-                    logger.warning("redoing %s: %s", name, problem)
-                    redone.append({"file": name, "problem": problem})
-            todo = [problem is not None for problem in problems]
-        if todo is not None and not any(todo):
-            skipped += len(batch.files)
-            continue
+    todo_files: dict[int, list[bool]] = {}  # batch -> which of its files to (re)write
+
+    def done(batch: PlannedBatch) -> bool:
+        # an existing file counts as done only if it is a whole prediction
+        problems = [
+            output_problem(out / f, shape=(it.length, DIM_POSE))
+            for f, it in zip(batch.files, batch.items)
+        ]
+        for name, problem in zip(batch.files, problems):
+            if problem not in (None, "missing"):
+                logger.warning("redoing %s: %s", name, problem)
+                redone.append({"file": name, "problem": problem})
+        todo_files[batch.index] = [problem is not None for problem in problems]
+        if not any(todo_files[batch.index]):
+            counts["skipped"] += len(batch.files)
+            return True
+        return False
+
+    def work(chunk: list[PlannedBatch]) -> list[dict[str, Any]]:
+        batch = chunk[0]
         kwargs = plan.settings["mm_generation_kwargs" if batch.mm else "generation_kwargs"]
-        try:
-            motions = generator.infer_t2m(
-                [it.text for it in batch.items],
-                [it.length for it in batch.items],
-                seed=batch.seed,
-                batch_size=batch_size,
-                **kwargs,
-            )
-            if len(motions) != len(batch.items):
-                raise InvalidInputError(
-                    f"infer_t2m returned {len(motions)} motions for {len(batch.items)} texts"
-                )
-        except Exception as err:  # one failing batch must not stop the run; it is recorded
-            logger.exception("batch %d failed", batch.index)
-            failed.append(
-                {
-                    "batch": batch.index,
-                    "files": list(batch.files),
-                    "error": f"{type(err).__name__}: {err}",
-                }
-            )
-            continue
-        for k, (name, motion) in enumerate(zip(batch.files, motions)):
-            if todo is not None and not todo[k]:
-                skipped += 1
-                continue
-            motion = np.asarray(motion, dtype=np.float32)
-            if motion.ndim != 2 or motion.shape[1] != DIM_POSE or not np.isfinite(motion).all():
-                failed.append(
-                    {
-                        "batch": batch.index,
-                        "files": [name],
-                        "error": f"bad output: shape {motion.shape}, finite "
-                        f"{bool(np.isfinite(motion).all())}",
-                    }
-                )
-                continue
-            atomic_save_npy(out / name, motion)
-            written += 1
+        todo = todo_files.get(batch.index, [True] * len(batch.files))
+        return _generate_batch(generator, batch, todo, out, batch_size, kwargs, counts)
+
+    run = run_job(
+        plan.batches,
+        work,
+        done=done,
+        skip_existing=skip_existing,
+        num_shards=num_shards,
+        shard_index=shard_index,
+        progress=progress,
+        desc=f"generate (shard {shard_index}/{num_shards})",
+    )
     summary = {
         "out_dir": str(out),
         "num_shards": num_shards,
         "shard_index": shard_index,
-        "n_batches": len(mine),
-        "n_files": sum(len(b.files) for b in mine),
-        "written": written,
-        "skipped": skipped,
-        "failed": failed,
+        "n_batches": len(run.items),
+        "n_files": sum(len(b.files) for b in run.items),
+        **counts,
+        "failed": run.failures,
         "redone": redone,
-        "seconds": round(time.perf_counter() - start_time, 3),
-        "settings": {k: v for k, v in plan.settings.items()},
+        "seconds": round(run.seconds, 3),
+        "settings": dict(plan.settings),
     }
-    atomic_write_json(out / shard_summary_name(SUMMARY_STEM, num_shards, shard_index), summary)
+    write_summary(out, SUMMARY_STEM, summary, num_shards=num_shards, shard_index=shard_index)
     logger.info(
         "[done] written %d, skipped %d, failed %d",
-        written,
-        skipped,
-        sum(len(f["files"]) for f in failed),
+        counts["written"],
+        counts["skipped"],
+        sum(len(f["files"]) for f in run.failures),
     )
     return summary
+
+
+def _with_fallback(
+    split: HumanML3DTestSplit | None,
+    dataset_root: str | os.PathLike[str] | None,
+    split_file: str | os.PathLike[str] | None,
+    max_samples: int | None,
+    anno_file: str | os.PathLike[str] | None,
+    anno_output_fps: float,
+) -> HumanML3DTestSplit:
+    """The split to generate: read unless given, with the annotation file's ids added."""
+    if split is None:
+        if dataset_root is None:
+            raise InvalidInputError("pass dataset_root (a HumanML3D folder) or split")
+        split = read_test_split(dataset_root, split_file=split_file, max_samples=max_samples)
+    if anno_file is None:
+        return split
+    missing = [k for k, why in split.skipped.items() if why.startswith("missing")]
+    extra = read_anno_fallback(anno_file, missing, output_fps=anno_output_fps)
+    if not extra:
+        return split
+    logger.info("%d ids without dataset files generated from %s", len(extra), anno_file)
+    return HumanML3DTestSplit(
+        split.root,
+        split.split_file,
+        sorted([*split.entries, *extra], key=lambda e: e.length),
+        {k: v for k, v in split.skipped.items() if k not in {e.key for e in extra}},
+        split.texts_dir,
+    )
+
+
+def _generate_batch(
+    generator: TextToMotionGenerator,
+    batch: PlannedBatch,
+    todo: list[bool],
+    out: Path,
+    batch_size: int,
+    kwargs: dict[str, Any],
+    counts: dict[str, int],
+) -> list[dict[str, Any]]:
+    """One generator call of the plan: its files written (those in ``todo``), its failures
+    returned; one failing batch must not stop the run."""
+    from hftrainer_mogents.utils.io import atomic_save_npy
+
+    try:
+        motions = generator.infer_t2m(
+            [it.text for it in batch.items],
+            [it.length for it in batch.items],
+            seed=batch.seed,
+            batch_size=batch_size,
+            **kwargs,
+        )
+        if len(motions) != len(batch.items):
+            raise InvalidInputError(
+                f"infer_t2m returned {len(motions)} motions for {len(batch.items)} texts"
+            )
+    except Exception as err:  # recorded in the summary; the other batches go on
+        logger.exception("batch %d failed", batch.index)
+        error = f"{type(err).__name__}: {err}"
+        return [{"batch": batch.index, "files": list(batch.files), "error": error}]
+    failed = []
+    for name, motion, needed in zip(batch.files, motions, todo):
+        if not needed:
+            counts["skipped"] += 1
+            continue
+        motion = np.asarray(motion, dtype=np.float32)
+        if motion.ndim != 2 or motion.shape[1] != DIM_POSE or not np.isfinite(motion).all():
+            error = f"bad output: shape {motion.shape}, finite {bool(np.isfinite(motion).all())}"
+            failed.append({"batch": batch.index, "files": [name], "error": error})
+            continue
+        atomic_save_npy(out / name, motion)
+        counts["written"] += 1
+    return failed
 
 
 def read_anno_fallback(
