@@ -57,8 +57,12 @@ def script_status(run: Callable[[], int], *, prefix: str = "") -> int:
     try:
         return run()
     except MoGenTSError as err:
-        print(f"{prefix}{type(err).__name__}: {err}", file=sys.stderr)
-        return 2
+        return _error_status(err, prefix)
+
+
+def _error_status(err: MoGenTSError, prefix: str = "") -> int:
+    print(f"{prefix}{type(err).__name__}: {err}", file=sys.stderr)
+    return 2
 
 
 def script_logging() -> None:
@@ -118,23 +122,16 @@ class Script:
                 default_map=dict(self.preset),
             )
         except click.ClickException as err:
-            if isinstance(err.__cause__, MoGenTSError):
-                return script_status(_raiser(err.__cause__))
+            if isinstance(err.__cause__, MoGenTSError):  # raised through user_errors
+                return _error_status(err.__cause__)
             err.show()
             return err.exit_code
         except click.Abort:
             click.echo("Aborted!", err=True)
             return 1
         except MoGenTSError as err:
-            return script_status(_raiser(err))
+            return _error_status(err)
         return status if isinstance(status, int) else 0
-
-
-def _raiser(err: BaseException) -> Callable[[], int]:
-    def run() -> int:
-        raise err
-
-    return run
 
 
 def in_script(ctx: click.Context | None = None) -> Script | None:
