@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """SMPL motion_135 (the IK's .npz) -> MotionStreamer-272 (T, 272) .npy.
 
-Thin wrapper over :mod:`hftrainer_mogents.cli.bridge` (the zoo's flags)::
+Thin wrapper over the click command ``convert272`` of :mod:`hftrainer_mogents.cli.bridge`::
 
     python scripts/convert_motion135_to_h3d272.py --in-dir SMPL135 --out-dir PRED272 \
         --skip-existing [--model-dir body_models]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """HumanML3D-263 .npy clips -> SMPL motion_135 .npz by batched inverse kinematics.
 
-Thin wrapper over :mod:`hftrainer_mogents.cli.bridge` (the zoo's flags)::
+Thin wrapper: `mogents bridge` with the zoo's defaults (:mod:`hftrainer_mogents.cli.bridge`)::
 
     python scripts/hml263_to_smpl_ik.py --in-dir PRED263 --out-dir SMPL135 \
         --model-dir body_models --source-fps 20 --target-fps 30 --floor-align \

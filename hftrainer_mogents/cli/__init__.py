@@ -1,5 +1,7 @@
-"""The command-line front-ends: the ``mogents`` command and the argparse parsers behind the
-seed-compatible ``scripts/``. Each is a thin layer over one library call per job.
+"""The command-line front-ends: the ``mogents`` command and the zoo-compatible ``scripts/``.
+Each job is one click command, a thin layer over one library call; a script runs that command
+under its own name with the zoo's defaults as a preset (:class:`~hftrainer_mogents.cli._common.Script`), and the zoo's
+flag names are extra names of the command's options.
 
 - :mod:`.info`: ``mogents info``;
 - :mod:`.generate`: ``mogents generate``;
@@ -9,10 +11,11 @@ seed-compatible ``scripts/``. Each is a thin layer over one library call per job
   ``python -m hftrainer_mogents.convert.smpl_model``;
 - :mod:`.evaluate`: ``mogents evaluate hml263|ms272`` and ``scripts/verify_evaluators.py``;
 - :mod:`.split_generation`: ``scripts/mogents_t2m_h3d263.py`` (generate the HumanML3D test split);
-- :mod:`.bridge`: ``mogents bridge``, ``scripts/hml263_to_smpl_ik.py`` and
-  ``scripts/convert_motion135_to_h3d272.py`` (the stages of the chain script);
+- :mod:`.bridge`: ``mogents bridge``, which is also ``scripts/hml263_to_smpl_ik.py`` (under
+  the zoo's preset), and ``scripts/convert_motion135_to_h3d272.py`` (the stages of the chain
+  script);
 - :mod:`.publish`: ``mogents publish``;
-- :mod:`._common`: error handling shared by all of them.
+- :mod:`._common`: error handling, shared options and :class:`~hftrainer_mogents.cli._common.Script`.
 
 Each command imports torch and model code inside its body, so ``mogents --help`` is instant.
 Library errors (:class:`~hftrainer_mogents.errors.MoGenTSError`) become a one-line message and a

@@ -1,7 +1,9 @@
 """What every front-end shares: our typed errors become a one-line message and an exit status,
 never a traceback (``click.ClickException`` for the ``mogents`` commands, status 2 for the
-argparse scripts), and the generation settings as options, built from
-:class:`~hftrainer_mogents.generation_config.GenerationConfig` so no command restates them."""
+zoo's scripts), the generation settings as options, built from
+:class:`~hftrainer_mogents.generation_config.GenerationConfig` so no command restates them, and
+:class:`Script`: a zoo-compatible script is a click command run under the script's name with a
+preset of the zoo's defaults (click's ``default_map``), so each job is declared once."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import dataclasses
 import functools
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import click
@@ -20,6 +23,9 @@ from hftrainer_mogents.errors import InvalidInputError, MoGenTSError
 from hftrainer_mogents.generation_config import GENERATION_FIELDS, GenerationConfig
 
 __all__ = [
+    "Script",
+    "ScopedOption",
+    "in_script",
     "user_errors",
     "script_status",
     "script_logging",
@@ -51,13 +57,111 @@ def script_status(run: Callable[[], int], *, prefix: str = "") -> int:
     try:
         return run()
     except MoGenTSError as err:
-        print(f"{prefix}{type(err).__name__}: {err}", file=sys.stderr)
-        return 2
+        return _error_status(err, prefix)
+
+
+def _error_status(err: MoGenTSError, prefix: str = "") -> int:
+    print(f"{prefix}{type(err).__name__}: {err}", file=sys.stderr)
+    return 2
 
 
 def script_logging() -> None:
     """The scripts' log format: level, logger, message."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+@dataclass(frozen=True)
+class Script:
+    """A zoo-compatible script: ``command`` run as ``prog_name`` with ``preset`` as its defaults.
+
+    The preset is click's ``default_map`` (parameter name -> default), so the script's defaults
+    show in its ``--help`` and its flags are the command's own. Run as a script, a command's
+    context carries this object as ``ctx.obj`` (see :func:`in_script`); one of our errors prints
+    ``Name: message`` on stderr and gives exit status 2, as the zoo's scripts do.
+
+    Attributes:
+        command: the click command of the job.
+        prog_name: the script's name in usage lines.
+        preset: the script's defaults where they differ from the command's.
+        scope: which :class:`ScopedOption` options the script shows and accepts.
+    """
+
+    command: click.Command
+    prog_name: str
+    preset: Mapping[str, Any] = field(default_factory=dict)
+    scope: str = "zoo"
+
+    def make_context(self, argv: Sequence[str]) -> click.Context:
+        """Parse ``argv`` under the preset (usage errors raise ``click.UsageError``)."""
+        return self.command.make_context(
+            self.prog_name, list(argv), obj=self, default_map=dict(self.preset)
+        )
+
+    def parse_args(self, argv: Sequence[str]) -> dict[str, Any]:
+        """The settings ``argv`` resolves to (parameter name -> value), without running the job."""
+        with self.make_context(argv) as ctx:
+            return dict(ctx.params)
+
+    def format_help(self) -> str:
+        """The script's ``--help`` text."""
+        with self.command.make_context(
+            self.prog_name, [], obj=self, default_map=dict(self.preset), resilient_parsing=True
+        ) as ctx:
+            return ctx.get_help()
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        """Run the script on ``argv`` (default ``sys.argv[1:]``). Returns the exit status: the
+        job's, 2 on a usage error or one of our errors (printed as one line on stderr)."""
+        script_logging()
+        try:
+            status = self.command.main(
+                list(sys.argv[1:] if argv is None else argv),
+                prog_name=self.prog_name,
+                standalone_mode=False,
+                obj=self,
+                default_map=dict(self.preset),
+            )
+        except click.ClickException as err:
+            if isinstance(err.__cause__, MoGenTSError):  # raised through user_errors
+                return _error_status(err.__cause__)
+            err.show()
+            return err.exit_code
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            return 1
+        except MoGenTSError as err:
+            return _error_status(err)
+        return status if isinstance(status, int) else 0
+
+
+def in_script(ctx: click.Context | None = None) -> Script | None:
+    """The :class:`Script` a command runs as, or ``None`` under ``mogents``."""
+    ctx = ctx or click.get_current_context()
+    return ctx.obj if isinstance(ctx.obj, Script) else None
+
+
+class ScopedOption(click.Option):
+    """An option of one front-end only: ``scope="mogents"`` for the ``mogents`` command, else a
+    :attr:`Script.scope` (``"zoo"``). Elsewhere it is left out of ``--help``, refused on the
+    command line as an unknown option, and takes its (preset) default."""
+
+    def __init__(self, *args: Any, scope: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.scope = scope
+
+    def _in_scope(self, ctx: click.Context) -> bool:
+        script = in_script(ctx)
+        return self.scope == (script.scope if script is not None else "mogents")
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        return super().get_help_record(ctx) if self._in_scope(ctx) else None
+
+    def handle_parse_result(
+        self, ctx: click.Context, opts: Mapping[str, Any], args: list[str]
+    ) -> tuple[Any, list[str]]:
+        if self.name in opts and not self._in_scope(ctx):
+            raise click.NoSuchOption(self.opts[0], ctx=ctx)
+        return super().handle_parse_result(ctx, opts, args)
 
 
 def model_options(fn: F) -> F:

@@ -1,22 +1,26 @@
 """The converters' front-ends: ``mogents convert`` (also ``scripts/convert_mogents_checkpoint.py``),
 ``mogents convert-evaluator``, ``mogents convert-evaluator-ms272``, and the SMPL model conversion
 ``mogents convert-smpl-model SRC.pkl DST.npz`` (also ``python -m
-hftrainer_mogents.convert.smpl_model SRC.pkl DST.npz``, :func:`smpl_model_main`)."""
+hftrainer_mogents.convert.smpl_model SRC.pkl DST.npz``, :func:`smpl_model_main`).
+
+``scripts/convert_mogents_checkpoint.py`` runs ``mogents convert`` under its own name: the
+command's flags are the zoo's underscore spellings with the hyphenated ones as extra names, and
+its defaults are the zoo's."""
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 
 import click
 
-from hftrainer_mogents.cli._common import user_errors
+from hftrainer_mogents.cli._common import Script, user_errors
 
 __all__ = [
     "convert",
     "convert_evaluator",
     "convert_evaluator_ms272",
     "convert_smpl_model",
+    "SMPL_MODEL_SCRIPT",
     "build_smpl_model_parser",
     "smpl_model_main",
 ]
@@ -295,21 +299,16 @@ def _convert_smpl_model(src: str, dst: str) -> str:
     return f"wrote {dst}: {shapes}"
 
 
-def build_smpl_model_parser() -> argparse.ArgumentParser:
-    """The parser of ``python -m hftrainer_mogents.convert.smpl_model``."""
-    parser = argparse.ArgumentParser(
-        description="Convert an official SMPL .pkl (chumpy) to a plain .npz, safely."
-    )
-    parser.add_argument(
-        "src", help="SMPL .pkl file (e.g. basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl)"
-    )
-    parser.add_argument("dst", help="output .npz (e.g. body_models/SMPL_NEUTRAL.npz)")
-    return parser
+#: ``python -m hftrainer_mogents.convert.smpl_model``: ``mogents convert-smpl-model``.
+SMPL_MODEL_SCRIPT = Script(convert_smpl_model, "python -m hftrainer_mogents.convert.smpl_model")
+
+
+def build_smpl_model_parser() -> Script:
+    """``python -m hftrainer_mogents.convert.smpl_model``: :data:`SMPL_MODEL_SCRIPT`."""
+    return SMPL_MODEL_SCRIPT
 
 
 def smpl_model_main(argv: Sequence[str] | None = None) -> int:
     """``python -m hftrainer_mogents.convert.smpl_model SRC.pkl DST.npz``; prints the arrays
     written. Returns the exit status."""
-    args = build_smpl_model_parser().parse_args(argv)
-    print(_convert_smpl_model(args.src, args.dst))
-    return 0
+    return SMPL_MODEL_SCRIPT.main(argv)

@@ -1,27 +1,26 @@
-"""The evaluators' front-ends: ``mogents evaluate hml263|ms272`` and the parser behind
+"""The evaluators' front-ends: ``mogents evaluate hml263|ms272`` and
 ``scripts/verify_evaluators.py`` (score prediction folders, one :class:`Verifier` per evaluator).
 
-Every evaluation goes through the evaluator's ``run_benchmark`` (generate when asked, evaluate,
-write ``verify_<name>.json`` and ``.md``).
+Each evaluator's options are declared once, on its ``mogents evaluate`` command, with the zoo's
+``--<name>-*`` spelling as an extra name (``--pred-dir`` / ``--hml263-pred``); the script's
+command takes those options under the zoo's names alone (:func:`zoo_options`), with the same
+defaults. Every evaluation goes through the evaluator's ``run_benchmark`` (generate when asked,
+evaluate, write ``verify_<name>.json`` and ``.md``).
 """
 
 from __future__ import annotations
 
-import argparse
+import copy
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal, TypeVar
 
 import click
 
-from hftrainer_mogents.cli._common import (
-    generation_options,
-    script_logging,
-    script_status,
-    user_errors,
-)
+from hftrainer_mogents.cli._common import Script, generation_options, script_status, user_errors
 from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.generation_config import GenerationConfig
 
@@ -30,7 +29,10 @@ __all__ = [
     "evaluate_hml263",
     "evaluate_ms272",
     "Verifier",
+    "VerifierOptions",
     "VERIFIERS",
+    "zoo_options",
+    "build_verify_command",
     "build_verify_parser",
     "verify_main",
 ]
@@ -56,19 +58,55 @@ def _echo_reports(reports: tuple[Path, Path]) -> None:
 
 
 def _evaluation_options(fn: F) -> F:
-    """The options every ``mogents evaluate`` command shares."""
+    """The options every evaluation shares (each ``mogents evaluate`` command and
+    ``verify_evaluators.py``)."""
     options = [
         click.option("--gt-only", is_flag=True, help="Score the real data only."),
         click.option("--n-repeats", type=int, default=20, show_default=True),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--device", default=None, help="Torch device [default: cuda if available]."),
         click.option("--strict", is_flag=True, help="Fail on a missing prediction."),
-        click.option("--max-samples", type=int, default=None, help="First ids of the split only."),
-        click.option("--diversity-times", type=int, default=None, help="Diversity pairs."),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def _subset_options(prefix: str) -> Callable[[F], F]:
+    """The options that choose which part of the split is scored, ``--<prefix>-*`` in the zoo."""
+
+    def decorate(fn: F) -> F:
+        options = [
+            click.option(
+                "--split-file",
+                f"--{prefix}-split-file",
+                "split_file",
+                type=click.Path(dir_okay=False),
+                default=None,
+                help="Id list instead of split/test.txt.",
+            ),
+            click.option(
+                "--max-samples",
+                f"--{prefix}-max-samples",
+                "max_samples",
+                type=int,
+                default=None,
+                help="First ids of the split only.",
+            ),
+            click.option(
+                "--diversity-times",
+                f"--{prefix}-diversity-times",
+                "diversity_times",
+                type=int,
+                default=None,
+                help="Diversity pairs.",
+            ),
+        ]
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
 
 
 @click.group()
@@ -80,19 +118,25 @@ def evaluate() -> None:
 @_evaluation_options
 @click.option(
     "--pred-dir",
+    "--hml263-pred",
+    "pred_dir",
     type=click.Path(file_okay=False),
     default=None,
-    help="Predictions (<key>.npy, (T, 263) at 20 fps); generated there first with --model-path.",
+    help="Predictions (<key>.npy, (T, 263) at 20 fps).",
 )
 @click.option(
     "--dataset-root",
+    "--hml263-gt-root",
+    "dataset_root",
     type=click.Path(file_okay=False),
     default="dataset/HumanML3D",
     show_default=True,
     help="HumanML3D folder (new_joint_vecs/, texts/, split/test.txt).",
 )
+@_subset_options("hml263")
 @click.option(
     "--evaluator",
+    "--hml263-evaluator",
     "evaluator_dir",
     type=click.Path(file_okay=False),
     default="checkpoints/evaluators/hml263",
@@ -107,13 +151,31 @@ def evaluate() -> None:
 )
 @click.option(
     "--texts-dir",
+    "--hml263-texts-dir",
+    "texts_dir",
     type=click.Path(file_okay=False),
     default=None,
     help="Captions (<id>.txt) instead of <dataset-root>/texts; must be the generation's.",
 )
-@click.option("--model-path", default=None, help="Generate the test split with this model first.")
+@click.option(
+    "--caption-selection",
+    "--hml263-caption-selection",
+    "caption_selection",
+    type=click.Choice(["generated", "first", "random"]),
+    default=None,
+    help="Caption scored per item: the one it was generated from (generation.json, else the "
+    "first), the first, or a random one per repeat (the reference's) [default: generated with "
+    "predictions, random with --gt-only].",
+)
+@click.option(
+    "--model-path",
+    default=None,
+    help="Generate the test split into --pred-dir with this model first.",
+)
 @click.option(
     "--dtype",
+    "--hml263-dtype",
+    "dtype",
     type=click.Choice(["fp32", "bf16"]),
     default="fp32",
     show_default=True,
@@ -121,11 +183,20 @@ def evaluate() -> None:
 )
 @click.option(
     "--gt-cache",
+    "--hml263-gt-cache",
+    "gt_cache",
     type=click.Path(file_okay=False),
     default=None,
-    help="Cache of the real-motion embeddings [default: $XDG_CACHE_HOME/hftrainer_mogents/hml263].",
+    help="Cache of the real-motion embeddings (model-independent; reused by later runs) "
+    "[default: $XDG_CACHE_HOME/hftrainer_mogents/hml263].",
 )
-@click.option("--no-gt-cache", is_flag=True, help="Encode the real motions every time.")
+@click.option(
+    "--no-gt-cache",
+    "--hml263-no-gt-cache",
+    "no_gt_cache",
+    is_flag=True,
+    help="Encode the real motions every time.",
+)
 @click.option(
     "--mm-samples",
     type=int,
@@ -145,6 +216,8 @@ def evaluate_hml263(
     evaluator_dir: str,
     out_dir: str | None,
     texts_dir: str | None,
+    caption_selection: str | None,
+    split_file: str | None,
     model_path: str | None,
     gt_only: bool,
     n_repeats: int,
@@ -183,8 +256,10 @@ def evaluate_hml263(
         device=device,
         dtype=dtype,
         gt_only=gt_only,
+        split_file=split_file,
         max_samples=max_samples,
         texts_dir=texts_dir,
+        caption_selection=caption_selection,
         seed=seed,
         n_repeats=n_repeats,
         mm_samples=mm_samples,
@@ -209,19 +284,25 @@ def evaluate_hml263(
 @_evaluation_options
 @click.option(
     "--pred-dir",
+    "--ms272-pred",
+    "pred_dir",
     type=click.Path(file_okay=False),
     default=None,
     help="Predictions (<key>.npy, (T, 272) raw at 30 fps), e.g. the output of mogents bridge.",
 )
 @click.option(
     "--data-root",
+    "--ms272-data-root",
+    "data_root",
     type=click.Path(file_okay=False),
     default="data/evaluators/humanml3d_272",
     show_default=True,
     help="humanml3d_272 folder (motion_data/, texts/, split/test.txt, mean_std/).",
 )
+@_subset_options("ms272")
 @click.option(
     "--evaluator",
+    "--ms272-evaluator",
     "evaluator_dir",
     type=click.Path(file_okay=False),
     default="checkpoints/evaluators/ms272",
@@ -236,19 +317,29 @@ def evaluate_hml263(
 )
 @click.option(
     "--caption-selection",
+    "--ms272-caption-selection",
+    "caption_selection",
     type=click.Choice(["first", "random"]),
     default=None,
-    help="[default: first with predictions, random with --gt-only]",
+    help="Caption per sample [default: first with predictions, random with --gt-only].",
 )
 @click.option(
     "--pairs",
+    "--ms272-pairs",
+    "pairs",
     type=click.Choice(["entry", "caption"]),
     default="entry",
     show_default=True,
     help="One sample per test entry, or per caption line (the zoo's variant).",
 )
 @click.option(
-    "--batch-size", type=int, default=32, show_default=True, help="R-precision batch size."
+    "--batch-size",
+    "--ms272-batch-size",
+    "batch_size",
+    type=int,
+    default=32,
+    show_default=True,
+    help="R-precision batch size.",
 )
 @user_errors
 def evaluate_ms272(
@@ -259,6 +350,7 @@ def evaluate_ms272(
     caption_selection: Literal["first", "random"] | None,
     pairs: Literal["entry", "caption"],
     batch_size: int,
+    split_file: str | None,
     gt_only: bool,
     n_repeats: int,
     seed: int,
@@ -279,6 +371,7 @@ def evaluate_ms272(
         report_dir=out_dir,
         device=device,
         gt_only=gt_only,
+        split_file=split_file,
         caption_selection=caption_selection,
         pairs=pairs,
         strict=strict,
@@ -294,72 +387,77 @@ def evaluate_ms272(
 # ------------------------------------------------------------------ scripts/verify_evaluators.py
 
 
+def zoo_options(command: click.Command, prefix: str) -> list[click.Parameter]:
+    """The options of ``command`` that have a ``--<prefix>-*`` name, under that name alone (the
+    zoo's spelling; parameter name from it, e.g. ``hml263_gt_root``), with the same defaults."""
+    found: list[click.Parameter] = []
+    for param in command.params:
+        names = [o for o in param.opts if o.startswith(f"--{prefix}-")]
+        if not names:
+            continue
+        clone = copy.copy(param)
+        clone.opts = names
+        clone.secondary_opts = []
+        clone.name = names[0][2:].replace("-", "_")
+        found.append(clone)
+    return found
+
+
+class VerifierOptions:
+    """The options a :class:`Verifier` adds to ``verify_evaluators.py``: click options
+    (:meth:`add_option`), or simple ones in argparse's words (:meth:`add_argument`)."""
+
+    def __init__(self) -> None:
+        self.params: list[click.Parameter] = []
+
+    def add_option(self, *options: click.Parameter) -> None:
+        """Add click options as they are."""
+        self.params.extend(options)
+
+    def add_argument(
+        self,
+        *names: str,
+        action: str | None = None,
+        choices: Sequence[str] | None = None,
+        type: Callable[[str], Any] | None = None,  # noqa: A002 - argparse's keyword
+        default: Any = None,
+        required: bool = False,
+        help: str | None = None,  # noqa: A002 - argparse's keyword
+    ) -> None:
+        """Add an option as ``argparse.ArgumentParser.add_argument`` would (``store_true``
+        flags, ``choices``, ``type``, ``default``, ``required``)."""
+        if action == "store_true":
+            self.params.append(click.Option(names, is_flag=True, help=help))
+        elif action is not None:
+            raise ValueError(f"action {action!r} is not supported; add a click option instead")
+        else:
+            kind = click.Choice(list(choices)) if choices else type
+            self.params.append(
+                click.Option(names, type=kind, default=default, required=required, help=help)
+            )
+
+    def add_argument_group(self, title: str) -> VerifierOptions:
+        """Options are listed together; the group title is not kept."""
+        return self
+
+
 @dataclass(frozen=True)
 class Verifier:
     """One evaluator of ``verify_evaluators.py``; adding one is one entry of :data:`VERIFIERS`.
 
     Attributes:
         name: the ``--which`` value and the report name ``verify_<name>``.
-        add_arguments: adds the evaluator's ``--<name>-*`` options to the parser.
-        run: ``(args, out_dir) -> list of written paths``; evaluates and writes the reports.
+        add_arguments: adds the evaluator's ``--<name>-*`` options (to a :class:`VerifierOptions`).
+        run: ``(args, out_dir) -> list of written paths``; evaluates and writes the reports
+            (``args`` holds every option of the script as an attribute).
     """
 
     name: str
-    add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace, Path], list[Path]]
+    add_arguments: Callable[[VerifierOptions], None]
+    run: Callable[[Any, Path], list[Path]]
 
 
-def _hml263_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("hml263 (HumanML3D-263, Guo et al. evaluator)")
-    group.add_argument("--hml263-pred", help="prediction folder (<key>.npy, (T, 263), 20 fps)")
-    group.add_argument(
-        "--hml263-gt-root", default="dataset/HumanML3D", help="HumanML3D folder (test split)"
-    )
-    group.add_argument("--hml263-split-file", default=None, help="id list instead of test.txt")
-    group.add_argument(
-        "--hml263-texts-dir",
-        default=None,
-        help="caption texts (<id>.txt) the evaluator reads; must match the captions used for "
-        "generation (default: <gt-root>/texts)",
-    )
-    group.add_argument(
-        "--hml263-evaluator",
-        default="checkpoints/evaluators/hml263",
-        help="converted evaluator (mogents convert-evaluator)",
-    )
-    group.add_argument(
-        "--hml263-caption-selection",
-        choices=("generated", "first", "random"),
-        default=None,
-        help="caption scored per item: the one it was generated from (generation.json, else "
-        "the first; default with predictions), the first, or a random one per repeat (the "
-        "reference's choice; default with --gt-only)",
-    )
-    group.add_argument("--hml263-max-samples", type=int, default=None, help="first ids only")
-    group.add_argument(
-        "--hml263-gt-cache",
-        default=None,
-        help="cache of the real-motion embeddings (model-independent; reused by later runs) "
-        "[default: $XDG_CACHE_HOME/hftrainer_mogents/hml263]",
-    )
-    group.add_argument(
-        "--hml263-no-gt-cache", action="store_true", help="encode the real motions every time"
-    )
-    group.add_argument(
-        "--hml263-dtype",
-        choices=("fp32", "bf16"),
-        default="fp32",
-        help="evaluator precision: fp32 (reference) or bf16 (faster on bf16 hardware; drifts)",
-    )
-    group.add_argument(
-        "--hml263-diversity-times",
-        type=int,
-        default=None,
-        help="diversity pairs (default 300 above 300 samples, else 100)",
-    )
-
-
-def _run_hml263(args: argparse.Namespace, out_dir: Path) -> list[Path]:
+def _run_hml263(args: Any, out_dir: Path) -> list[Path]:
     from hftrainer_mogents.evaluation.hml263.benchmark import run_benchmark
 
     if not args.gt_only and not args.hml263_pred:
@@ -387,38 +485,7 @@ def _run_hml263(args: argparse.Namespace, out_dir: Path) -> list[Path]:
     return list(out["reports"])
 
 
-def _ms272_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("ms272 (MotionStreamer-272, TMR-style evaluator)")
-    group.add_argument("--ms272-pred", help="prediction folder (<key>.npy, (T, 272), 30 fps, raw)")
-    group.add_argument(
-        "--ms272-data-root",
-        default="data/evaluators/humanml3d_272",
-        help="humanml3d_272 folder (motion_data/, texts/, split/test.txt, mean_std/)",
-    )
-    group.add_argument("--ms272-split-file", default=None, help="id list instead of test.txt")
-    group.add_argument(
-        "--ms272-evaluator",
-        default="checkpoints/evaluators/ms272",
-        help="converted evaluator (mogents convert-evaluator-ms272)",
-    )
-    group.add_argument(
-        "--ms272-caption-selection",
-        choices=("first", "random"),
-        default=None,
-        help="caption per sample (default: first with predictions, random with --gt-only)",
-    )
-    group.add_argument(
-        "--ms272-pairs",
-        choices=("entry", "caption"),
-        default="entry",
-        help="one sample per test entry, or one per caption line (the zoo's variant)",
-    )
-    group.add_argument("--ms272-max-samples", type=int, default=None, help="first ids only")
-    group.add_argument("--ms272-batch-size", type=int, default=32, help="R-precision batch size")
-    group.add_argument("--ms272-diversity-times", type=int, default=None, help="diversity pairs")
-
-
-def _run_ms272(args: argparse.Namespace, out_dir: Path) -> list[Path]:
+def _run_ms272(args: Any, out_dir: Path) -> list[Path]:
     from hftrainer_mogents.evaluation.ms272.benchmark import run_benchmark
 
     if not args.gt_only and not args.ms272_pred:
@@ -443,54 +510,70 @@ def _run_ms272(args: argparse.Namespace, out_dir: Path) -> list[Path]:
     return list(out["reports"])
 
 
+def _hml263_arguments(options: VerifierOptions) -> None:
+    options.add_option(*zoo_options(evaluate_hml263, "hml263"))
+
+
+def _ms272_arguments(options: VerifierOptions) -> None:
+    options.add_option(*zoo_options(evaluate_ms272, "ms272"))
+
+
 VERIFIERS: dict[str, Verifier] = {
     "hml263": Verifier("hml263", _hml263_arguments, _run_hml263),
     "ms272": Verifier("ms272", _ms272_arguments, _run_ms272),
 }
 
 
-def build_verify_parser(verifiers: dict[str, Verifier] | None = None) -> argparse.ArgumentParser:
-    """The ``verify_evaluators.py`` parser: common options and each verifier's own."""
+def build_verify_command(verifiers: dict[str, Verifier] | None = None) -> click.Command:
+    """The ``verify_evaluators.py`` command: the shared evaluation options and each verifier's
+    own; it runs the chosen verifiers and returns the exit status (2 when one failed with one of
+    our errors, whose message is printed)."""
     verifiers = VERIFIERS if verifiers is None else verifiers
-    parser = argparse.ArgumentParser(
-        prog="verify_evaluators.py",
-        description="Score prediction folders with the evaluators; write verify_<name>.json/.md",
-    )
-    parser.add_argument(
+
+    @click.command("verify_evaluators")
+    @click.option(
         "--which",
-        choices=(*verifiers, "both"),
+        type=click.Choice([*verifiers, "both"]),
         default="both",
-        help="evaluator to run ('both': every one)",
+        show_default=True,
+        help="Evaluator to run ('both': every one).",
     )
-    parser.add_argument("--out-dir", required=True, help="folder of the reports")
-    parser.add_argument("--gt-only", action="store_true", help="score the real data only")
-    parser.add_argument("--n-repeats", type=int, default=20, help="evaluation passes")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the passes")
-    parser.add_argument("--device", default=None, help="torch device (default: cuda if any)")
-    parser.add_argument("--strict", action="store_true", help="fail on a missing prediction")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    @click.option("--out-dir", required=True, help="Folder of the reports.")
+    @_evaluation_options
+    @click.option("--no-progress", is_flag=True, help="No progress bars.")
+    def verify(**kwargs: Any) -> int:
+        """Score prediction folders with the evaluators; write verify_<name>.json/.md."""
+        args = SimpleNamespace(**kwargs)
+        out_dir = Path(args.out_dir)
+
+        def run_one(verifier: Verifier) -> int:
+            for path in verifier.run(args, out_dir):
+                click.echo(str(path))
+            return 0
+
+        status = 0
+        for name in list(verifiers) if args.which == "both" else [args.which]:
+            run = functools.partial(run_one, verifiers[name])
+            status = max(status, script_status(run, prefix=f"verify {name}: "))
+        return status
+
+    options = VerifierOptions()
     for verifier in verifiers.values():
-        verifier.add_arguments(parser)
-    return parser
+        verifier.add_arguments(options)
+    verify.params.extend(options.params)
+    return verify
+
+
+def build_verify_parser(verifiers: dict[str, Verifier] | None = None) -> Script:
+    """``verify_evaluators.py``: :func:`build_verify_command` as a :class:`Script` (its
+    ``parse_args``, ``format_help`` and ``main``)."""
+    return Script(build_verify_command(verifiers), "verify_evaluators.py")
 
 
 def verify_main(
     argv: Sequence[str] | None = None, verifiers: dict[str, Verifier] | None = None
 ) -> int:
     """Run ``verify_evaluators.py``: the chosen verifiers; print the written paths. Returns the
-    exit status (2 when an evaluator failed with one of our errors, whose message is printed)."""
-    verifiers = VERIFIERS if verifiers is None else verifiers
-    args = build_verify_parser(verifiers).parse_args(argv)
-    script_logging()
-    out_dir = Path(args.out_dir)
-
-    def run_one(verifier: Verifier) -> int:
-        for path in verifier.run(args, out_dir):
-            print(path)
-        return 0
-
-    status = 0
-    for name in list(verifiers) if args.which == "both" else [args.which]:
-        run = functools.partial(run_one, verifiers[name])
-        status = max(status, script_status(run, prefix=f"verify {name}: "))
-    return status
+    exit status (2 on a usage error, or when an evaluator failed with one of our errors, whose
+    message is printed)."""
+    return build_verify_parser(verifiers).main(argv)
