@@ -44,8 +44,6 @@ from hftrainer_mogents.evaluation import metrics
 from hftrainer_mogents.evaluation.base import CONFIG_FILE, MotionEvaluator, collect_predictions
 from hftrainer_mogents.evaluation.ms272 import protocol
 from hftrainer_mogents.evaluation.ms272.dataset import (
-    MAX_LENGTH,
-    MIN_LENGTH,
     MS272Split,
     load_mean_std,
     read_ms272_split,
@@ -392,24 +390,17 @@ class MotionStreamer272Evaluator(MS272Encoders, MotionEvaluator):
         result["skipped_short_pred"] = len(samples.short)
         result["n_entries"] = len(data.entries)
         result["n_evaluated"] = len(samples.captions)
-        result["config"] = {
-            "evaluator": "motionstreamer_272",
-            "evaluator_ckpt": None
-            if self.source is None
-            else str(Path(self.source) / WEIGHTS_FILE),
-            "evaluator_dir": self.source,
-            "data_root": str(root),
-            "pred_dir": None,
-            "gt_only": gt_only,
-            "batch_size": batch_size,
-            "caption_selection": selection,
-            "pairs": pairs,
-            "seed": seed,
-            "split": split if isinstance(split, str) else None,
-            "min_length": MIN_LENGTH,
-            "max_length": MAX_LENGTH,
-            "skipped_dataset": len(data.skipped),
-        }
+        result["config"] = protocol.report_config(
+            self.source,
+            root,
+            data,
+            gt_only=gt_only,
+            batch_size=batch_size,
+            caption_selection=selection,
+            pairs=pairs,
+            seed=seed,
+            split=split if isinstance(split, str) else None,
+        )
         return result
 
     def evaluate_pairs(

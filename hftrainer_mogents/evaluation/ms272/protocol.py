@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,10 +21,22 @@ import numpy as np
 from hftrainer_mogents.config import floor_to_unit
 from hftrainer_mogents.errors import ArtifactNotFoundError, InvalidInputError
 from hftrainer_mogents.evaluation import metrics
-from hftrainer_mogents.evaluation.ms272.dataset import MIN_LENGTH, UNIT_LENGTH, MS272Split
+from hftrainer_mogents.evaluation.ms272.dataset import (
+    MAX_LENGTH,
+    MIN_LENGTH,
+    UNIT_LENGTH,
+    MS272Split,
+)
 from hftrainer_mogents.evaluation.ms272.encoders import MS272Encoders
 
-__all__ = ["Samples", "load_prediction", "pair_samples", "score_samples", "zoo_keys"]
+__all__ = [
+    "Samples",
+    "load_prediction",
+    "pair_samples",
+    "score_samples",
+    "zoo_keys",
+    "report_config",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -205,3 +218,35 @@ def zoo_keys(result: dict[str, Any], with_pred: bool) -> dict[str, Any]:
     out["repeats"] = repeats
     out["seed"] = result["seed"]
     return out
+
+
+def report_config(
+    source: str | None,
+    data_root: str | os.PathLike[str],
+    data: MS272Split,
+    *,
+    gt_only: bool,
+    batch_size: int,
+    caption_selection: str,
+    pairs: str,
+    seed: int,
+    split: str | None,
+) -> dict[str, Any]:
+    """The report's ``config`` (the zoo's keys): the evaluator folder ``source``, the dataset,
+    and the protocol's settings; ``pred_dir`` is ``None`` (``evaluate_dir`` names its folder)."""
+    return {
+        "evaluator": "motionstreamer_272",
+        "evaluator_ckpt": None if source is None else str(Path(source) / "evaluator.safetensors"),
+        "evaluator_dir": source,
+        "data_root": str(data_root),
+        "pred_dir": None,
+        "gt_only": gt_only,
+        "batch_size": batch_size,
+        "caption_selection": caption_selection,
+        "pairs": pairs,
+        "seed": seed,
+        "split": split,
+        "min_length": MIN_LENGTH,
+        "max_length": MAX_LENGTH,
+        "skipped_dataset": len(data.skipped),
+    }
