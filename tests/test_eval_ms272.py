@@ -258,3 +258,34 @@ def test_save_pretrained_round_trip(
     assert json.loads((out / "evaluator_config.json").read_text()) == before
     with pytest.raises(InvalidInputError, match="is a file"):
         evaluator.save_pretrained(out / "evaluator.safetensors")
+
+
+def test_evaluate_takes_predictions_by_key_and_the_aligned_lists(
+    fixture: Path, evaluator: MotionStreamer272Evaluator, tmp_path: Path
+) -> None:
+    """evaluate(key -> motion) is what evaluate_dir scores; the aligned-list form of earlier
+    releases still works and equals evaluate_pairs."""
+    make_data_root(fixture, tmp_path / "data")
+    split = read_ms272_split(tmp_path / "data")
+    preds = {e.key: split.motion(e)[: 60 + 4 * i] for i, e in enumerate(split.entries) if i != 2}
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for key, motion in preds.items():
+        np.save(pred / f"{key}.npy", motion)
+    kw = {"batch_size": 4, "diversity_times": 4, "n_repeats": 2}
+    by_dir = evaluator.evaluate_dir(pred, data_root=tmp_path / "data", **kw)
+    by_key = evaluator.evaluate(preds, data_root=tmp_path / "data", **kw)
+    assert (
+        by_dir["config"].pop("pred_dir") == str(pred) and by_key["config"].pop("pred_dir") is None
+    )
+    assert by_key == by_dir and by_key["skipped_no_pred"] == 1
+    assert (
+        evaluator.evaluate(preds, split, data_root=tmp_path / "data", **kw)["fid"] == by_dir["fid"]
+    )
+    captions = [list(e.captions) for e in split.entries]
+    reals = [split.motion(e) for e in split.entries]
+    old = evaluator.evaluate(captions, reals, [m[:60] for m in reals], **kw)
+    assert old == evaluator.evaluate_pairs(captions, reals, [m[:60] for m in reals], **kw)
+    assert "config" not in old and old["fid"] >= 0
+    with pytest.raises(TypeError, match="unexpected"):
+        evaluator.evaluate(preds, data_root=tmp_path / "data", real_lengths=[1])

@@ -4,8 +4,12 @@
 - :mod:`.word_vectors`: GloVe vectors and POS one-hots of caption tokens;
 - :mod:`.dataset`: the HumanML3D test-split reader (sub-clips, length limits);
 - :mod:`.draws`: the random draws of one pass of the evaluation loader;
-- :mod:`.evaluator`: :class:`HumanML263Evaluator` (``encode_text``, ``encode_motion``,
-  ``evaluate``, ``evaluate_dir``);
+- :mod:`.encoders`: text and motion encoding with the evaluator networks;
+- :mod:`.predictions`: checked predictions, prediction folders (``mm/``, ``generation.json``);
+- :mod:`.protocol`: the 20-pass test protocol (entries, draws, embeddings, metrics, report);
+- :mod:`.cache`: the real-motion embedding cache;
+- :mod:`.evaluator`: :class:`HumanML263Evaluator`, which wires them (``encode_text``,
+  ``encode_motion``, ``evaluate``, ``evaluate_dir``);
 - :mod:`.split_generation`: generation of the test split with any text-to-motion generator;
 - :mod:`.report`: the JSON and markdown reports beside the published numbers;
 - :mod:`.benchmark`: the whole job (generate, evaluate, write the reports) that every front-end

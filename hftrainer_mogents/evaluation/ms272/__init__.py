@@ -2,6 +2,8 @@
 
 - :mod:`.networks`: the encoders, with the official parameter names.
 - :mod:`.dataset`: the ``humanml3d_272`` test split reader.
+- :mod:`.encoders`: text and motion encoding with the networks.
+- :mod:`.protocol`: pairing of entries and predictions, metrics over passes, the zoo's keys.
 - :mod:`.evaluator`: :class:`MotionStreamer272Evaluator` (``evaluate``, ``evaluate_dir``).
 - :mod:`.report`: ``verify_ms272.json`` / ``.md``.
 - :mod:`.benchmark`: the whole job (evaluate a prediction folder, write the reports) that every
