@@ -1,4 +1,4 @@
-"""Config dataclasses, mogents_config.json and opt.txt parsing."""
+"""Config dataclasses and mogents_config.json (opt.txt parsing: tests/test_convert.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ from hftrainer_mogents.config import (
     MoGenTSConfig,
     TextEncoderConfig,
     VQConfig,
-    opt_value,
-    parse_opt_txt,
 )
-from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError
+from hftrainer_mogents.errors import ArtifactFormatError
 
 # the zoo's published config blocks (research/hftrainer_seed_system.md, section 1.2)
 SEED_DOC = {
@@ -107,39 +105,6 @@ def test_wrong_format_is_refused(key, value, match):
 def test_kit_widths():
     kit = VQConfig(dataset_name="kit")
     assert kit.input_width == 251 and kit.joint_pad == (1, 2)
-
-
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [
-        ("True", True),
-        ("False", False),
-        ("0.2", 0.2),
-        ("512", 512),
-        ("None", "None"),
-        ("2e-4", "2e-4"),
-        ("[150000, 250000]", "[150000, 250000]"),
-        ("-1", "-1"),
-    ],
-)
-def test_opt_value_follows_upstream_rules(text, value):
-    assert opt_value(text) == value and type(opt_value(text)) is type(value)
-
-
-def test_parse_fixture_opt_files(fixtures_dir):
-    root = fixtures_dir / "mogents_tiny/logs/humanml3d"
-    vq = parse_opt_txt(root / "pretrain_vq/opt.txt")
-    assert vq["width"] == 32 and vq["vq_norm"] == "None" and vq["shared_codebook"] is False
-    mtrans = parse_opt_txt(root / "pretrain_mtrans/opt.txt")
-    assert mtrans["vq_name"] == "pretrain_vq" and mtrans["attnj"] is True
-
-
-def test_parse_opt_errors(tmp_path):
-    with pytest.raises(ArtifactNotFoundError):
-        parse_opt_txt(tmp_path / "opt.txt")
-    (tmp_path / "opt.txt").write_text("garbage\n")
-    with pytest.raises(ArtifactFormatError, match="no 'key: value'"):
-        parse_opt_txt(tmp_path / "opt.txt")
 
 
 def test_text_encoder_config_from_state_dict():

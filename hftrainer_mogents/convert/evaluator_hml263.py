@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from hftrainer_mogents.config import parse_opt_txt
+from hftrainer_mogents.convert.official_opts import parse_opt_txt
 from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError
 from hftrainer_mogents.utils.io import atomic_dir, load_state_dict_strict, sha256_file
 
