@@ -34,9 +34,9 @@ from hftrainer_mogents.convert.official_opts import (
     select_vq_state_dict,
     vq_config_from_opt,
 )
-from hftrainer_mogents.convert.safe_pickle import torch_load_weights_only
 from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError
 from hftrainer_mogents.utils.io import atomic_dir, check_state_dict
+from hftrainer_mogents.utils.safe_pickle import torch_load_weights_only
 
 __all__ = [
     "OfficialLayout",

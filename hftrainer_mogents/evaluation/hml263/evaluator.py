@@ -46,6 +46,7 @@ from hftrainer_mogents.evaluation.hml263.networks import (
     HML263EvaluatorConfig,
     HML263EvaluatorNetworks,
 )
+from hftrainer_mogents.evaluation.hml263.published import PUBLISHED_HML263
 from hftrainer_mogents.evaluation.hml263.word_vectors import (
     VECTORS_FILE,
     VOCAB_FILE,
@@ -66,7 +67,6 @@ from hftrainer_mogents.utils.io import (
     save_safetensors,
 )
 from hftrainer_mogents.utils.precision import full_fp32
-from hftrainer_mogents.zoo.plugin import PUBLISHED_HML263
 
 __all__ = [
     "EVALUATOR_NAME",
