@@ -45,6 +45,8 @@ FORMAT = "hftrainer-mogents-v1"
 # the zoo's published artifact: the default of from_pretrained, the CLI and the zoo spec
 DEFAULT_REPO_ID = "ZeyuLing/hftrainer-mogents-humanml3d"
 
+# HumanML3D's numbers, declared once here (motion/hml263.py imports them; the skeleton itself,
+# joint names, parents, chains and feet, is declared there)
 DIM_POSE = 263  # HumanML3D feature width
 NUM_JOINTS = 22  # HumanML3D skeleton
 UNIT_LENGTH = 4  # frames per token (VQ temporal downsampling)

@@ -128,3 +128,17 @@ def test_text_encoder_config_from_state_dict():
     )
     with pytest.raises(ArtifactFormatError, match="ln_final.weight"):
         TextEncoderConfig.from_state_dict({})
+
+
+def test_humanml3d_numbers_are_declared_once():
+    """The representation and the body model use config's numbers, not copies of them."""
+    from hftrainer_mogents import config
+    from hftrainer_mogents.motion import hml263
+    from hftrainer_mogents.motion.smpl135 import body_model
+
+    assert (hml263.DIM_HML263, hml263.NUM_JOINTS, hml263.FPS) == (263, 22, 20)
+    assert hml263.DIM_HML263 is config.DIM_POSE and hml263.FPS is config.FPS
+    assert hml263.NUM_JOINTS is config.NUM_JOINTS is body_model.NUM_JOINTS
+    assert hml263.FOOT_CONTACT.stop == config.DIM_POSE == VQConfig().input_width
+    assert body_model.SMPL_PARENTS[: hml263.NUM_JOINTS] == hml263.PARENTS
+    assert body_model.SMPL_PARENTS[hml263.NUM_JOINTS :] == [20, 21]  # the hands, on the wrists

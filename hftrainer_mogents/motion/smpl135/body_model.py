@@ -46,9 +46,9 @@ __all__ = [
     "smplx_model",
 ]
 
-NUM_JOINTS = 22
-# parents of the 24 SMPL joints (the 22 body joints followed by the two hands)
-SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
+NUM_JOINTS = hml263.NUM_JOINTS  # the body joints: SMPL's first 22, HumanML3D's skeleton
+# parents of the 24 SMPL joints (the 22 body joints followed by the two hands, on the wrists)
+SMPL_PARENTS = [*hml263.PARENTS, 20, 21]
 SMPL_JOINT_NAMES = [*hml263.JOINT_NAMES, "left_hand", "right_hand"]
 
 _MODEL_KEYS = ("v_template", "shapedirs", "J_regressor", "kintree_table")
