@@ -1,5 +1,6 @@
-"""The MoGenTS artifact folder: layout, ``model_index.json`` with sha256 checksums, the
-normalisation statistics, and resolution of a local path or a Hugging Face Hub repo id.
+"""The MoGenTS artifact folder: layout (which files, what a missing one means),
+``model_index.json`` with sha256 checksums, the normalisation statistics, and resolution of a
+local path or a Hugging Face Hub repo id.
 
 Checksums, safetensors reading and strict loading are the I/O kit's
 (:mod:`hftrainer_mogents.utils.io`); its reading functions are re-exported here.
@@ -20,18 +21,21 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from hftrainer_mogents.config import DEFAULT_REPO_ID
+from hftrainer_mogents._version import __version__
+from hftrainer_mogents.config import DEFAULT_REPO_ID, FORMAT
 from hftrainer_mogents.errors import (
     ArtifactFormatError,
     ArtifactNotFoundError,
     HubUnavailableError,
 )
-from hftrainer_mogents.utils.io import check_checksums as verify_checksums  # the name kept here
 from hftrainer_mogents.utils.io import (
+    atomic_write_json,
+    checksum_map,
     load_safetensors,
     read_json,
     safetensors_shapes,
     sha256_file,
+    verify_checksums,
 )
 
 __all__ = [
@@ -45,8 +49,13 @@ __all__ = [
     "sha256_file",
     "resolve_artifact",
     "read_json",
+    "component_files",
+    "require_artifact_files",
+    "build_model_index",
+    "drop_clip",
     "read_model_index",
     "verify_checksums",
+    "check_checksums",
     "verify_artifact_files",
     "safetensors_shapes",
     "load_safetensors",
@@ -71,6 +80,106 @@ COMPONENT_FILES: dict[str, str] = {
 }
 # what a hub download fetches: the artifact files and nothing else (no README, no .pt copies)
 ARTIFACT_PATTERNS = [CONFIG_NAME, INDEX_NAME, MEAN_NAME, STD_NAME, *COMPONENT_FILES.values()]
+
+# the name before verify_checksums; kept for one release
+check_checksums = verify_checksums
+
+
+def component_files(has_length_estimator: bool = True) -> dict[str, str]:
+    """Component -> file of an artifact, in artifact order (without ``length_est.safetensors``
+    when the artifact has no length estimator)."""
+    return {
+        name: file
+        for name, file in COMPONENT_FILES.items()
+        if name != "length_estimator" or has_length_estimator
+    }
+
+
+def require_artifact_files(folder: Path, files: Iterable[str]) -> None:
+    """Check that ``files`` exist in the artifact ``folder``.
+
+    Args:
+        folder: the artifact folder.
+        files: file names relative to ``folder``.
+
+    Raises:
+        ArtifactNotFoundError: some are missing; the message lists them and what an artifact
+            holds, and says what to do when the length estimator or CLIP is the missing one.
+    """
+    missing = [f for f in files if not (folder / f).is_file()]
+    if not missing:
+        return
+    raise ArtifactNotFoundError(
+        f"artifact {folder} lacks {missing}; an artifact holds {ARTIFACT_PATTERNS}"
+        + (
+            " (set has_length_estimator false or load_length_estimator=False)"
+            if COMPONENT_FILES["length_estimator"] in missing
+            else ""
+        )
+        + (
+            "; it was converted without CLIP (--no_clip), and generation needs the "
+            "artifact's own CLIP text encoder: convert again without --no_clip"
+            if COMPONENT_FILES["clip"] in missing
+            else ""
+        )
+    )
+
+
+def build_model_index(
+    folder: Path, written: Iterable[str], *, has_length_estimator: bool
+) -> dict[str, Any]:
+    """The ``model_index.json`` document of an artifact being saved into ``folder``.
+
+    Args:
+        folder: the artifact folder, holding the files already written.
+        written: the files written so far; their sha256 go under ``"checksums"``.
+        has_length_estimator: whether ``length_est.safetensors`` is part of the artifact.
+
+    Returns:
+        The document (class names, the file of each component, the API, the checksums).
+    """
+    files = COMPONENT_FILES
+    return {
+        "_class_name": "MoGenTSPipeline",
+        "_library_name": "hftrainer-mogents",
+        "_library_version": __version__,
+        "model_type": "mogents",
+        "format": FORMAT,
+        "bundle_class": "hftrainer_mogents.bundle.MoGenTSBundle",
+        "pipeline_class": "hftrainer_mogents.pipeline.MoGenTSPipeline",
+        "artifacts": {
+            "vq": files["vq"],
+            "mask_aux": files["mask_aux"],
+            "mask_ts": files["mask_ts"],
+            "res_aux": files["res_aux"],
+            "res_ts": files["res_ts"],
+            "length_estimator": files["length_estimator"] if has_length_estimator else None,
+            "clip": files["clip"],
+            "mean": MEAN_NAME,
+            "std": STD_NAME,
+        },
+        "api": {
+            "from_pretrained": "hftrainer_mogents.bundle.MoGenTSBundle.from_pretrained",
+            "from_config": "hftrainer_mogents.bundle.MoGenTSBundle.from_config",
+        },
+        "checksums": checksum_map(folder, written),
+    }
+
+
+def drop_clip(folder: Path) -> None:
+    """Remove ``clip.safetensors`` from an artifact being written and record why in
+    ``model_index.json`` (its checksum goes too): the zoo's ``--no_clip`` export."""
+    name = COMPONENT_FILES["clip"]
+    (folder / name).unlink()
+    index = read_model_index(folder) or {}
+    checksums = dict(index.get("checksums") or {})
+    checksums.pop(name, None)
+    index["checksums"] = checksums
+    index["clip_omitted"] = (
+        "converted with --no_clip: the artifact lacks the CLIP text encoder; convert again "
+        "without --no_clip to generate with it"
+    )
+    atomic_write_json(folder / INDEX_NAME, index)
 
 
 def read_model_index(folder: Path) -> dict[str, Any] | None:

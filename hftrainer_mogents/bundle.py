@@ -17,8 +17,8 @@ from torch import nn
 
 from hftrainer_mogents import artifact
 from hftrainer_mogents._version import __version__
-from hftrainer_mogents.config import FORMAT, MoGenTSConfig, TextEncoderConfig
-from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError, InvalidInputError
+from hftrainer_mogents.config import MoGenTSConfig, TextEncoderConfig
+from hftrainer_mogents.errors import ArtifactFormatError, InvalidInputError
 from hftrainer_mogents.host_compat import HostBundleMixin
 from hftrainer_mogents.modeling.length_estimator import LengthEstimator
 from hftrainer_mogents.modeling.mask_transformer import MaskTransformer, MaskTransformer2D
@@ -32,7 +32,6 @@ from hftrainer_mogents.utils.io import (
     atomic_save_npy,
     atomic_write_json,
     check_state_dict,
-    checksum_map,
     load_safetensors,
     safetensors_shapes,
     save_safetensors,
@@ -301,35 +300,11 @@ class MoGenTSBundle(HostBundleMixin, nn.Module):
         )
         if not load_length_estimator:
             config = config.replace(length=None)
-        files = {
-            name: artifact.COMPONENT_FILES[name]
-            for name in COMPONENT_ATTRIBUTES
-            if name != "length_estimator" or config.length is not None
-        }
-        missing = [
-            f
-            for f in [*files.values(), artifact.MEAN_NAME, artifact.STD_NAME]
-            if not (folder / f).is_file()
-        ]
-        if missing:
-            raise ArtifactNotFoundError(
-                f"artifact {folder} lacks {missing}; an artifact holds {artifact.ARTIFACT_PATTERNS}"
-                + (
-                    " (set has_length_estimator false or load_length_estimator=False)"
-                    if artifact.COMPONENT_FILES["length_estimator"] in missing
-                    else ""
-                )
-                + (
-                    "; it was converted without CLIP (--no_clip), and generation needs the "
-                    "artifact's own CLIP text encoder: convert again without --no_clip"
-                    if artifact.COMPONENT_FILES["clip"] in missing
-                    else ""
-                )
-            )
+        files = artifact.component_files(config.length is not None)
+        needed = [*files.values(), artifact.MEAN_NAME, artifact.STD_NAME]
+        artifact.require_artifact_files(folder, needed)
         if verify_checksums:
-            artifact.verify_artifact_files(
-                folder, [*files.values(), artifact.MEAN_NAME, artifact.STD_NAME]
-            )
+            artifact.verify_artifact_files(folder, needed)
 
         clip_path = folder / files["clip"]
         clip_shapes = safetensors_shapes(clip_path)
@@ -436,7 +411,10 @@ class MoGenTSBundle(HostBundleMixin, nn.Module):
         }
         atomic_write_json(folder / artifact.CONFIG_NAME, self.config.to_json_dict(components))
         written.append(artifact.CONFIG_NAME)
-        atomic_write_json(folder / artifact.INDEX_NAME, self._model_index(folder, written))
+        index = artifact.build_model_index(
+            folder, written, has_length_estimator=self.length_estimator is not None
+        )
+        atomic_write_json(folder / artifact.INDEX_NAME, index)
         return folder
 
     def _clip_extra_tensors(self) -> dict[str, torch.Tensor]:
@@ -453,36 +431,6 @@ class MoGenTSBundle(HostBundleMixin, nn.Module):
         own = set(self.text_encoder.state_dict())
         keys = [k for k in safetensors_shapes(source) if k not in own]
         return load_safetensors(source, keys=keys)
-
-    def _model_index(self, folder: Path, written: list[str]) -> dict[str, Any]:
-        files = artifact.COMPONENT_FILES
-        return {
-            "_class_name": "MoGenTSPipeline",
-            "_library_name": "hftrainer-mogents",
-            "_library_version": __version__,
-            "model_type": "mogents",
-            "format": FORMAT,
-            "bundle_class": "hftrainer_mogents.bundle.MoGenTSBundle",
-            "pipeline_class": "hftrainer_mogents.pipeline.MoGenTSPipeline",
-            "artifacts": {
-                "vq": files["vq"],
-                "mask_aux": files["mask_aux"],
-                "mask_ts": files["mask_ts"],
-                "res_aux": files["res_aux"],
-                "res_ts": files["res_ts"],
-                "length_estimator": files["length_estimator"]
-                if self.length_estimator is not None
-                else None,
-                "clip": files["clip"],
-                "mean": artifact.MEAN_NAME,
-                "std": artifact.STD_NAME,
-            },
-            "api": {
-                "from_pretrained": "hftrainer_mogents.bundle.MoGenTSBundle.from_pretrained",
-                "from_config": "hftrainer_mogents.bundle.MoGenTSBundle.from_config",
-            },
-            "checksums": checksum_map(folder, written),
-        }
 
     def push_to_hub(
         self,

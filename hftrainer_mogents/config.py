@@ -1,23 +1,20 @@
-"""Configuration dataclasses of the MoGenTS networks, the ``mogents_config.json`` format, and the
-parsing of official ``opt.txt`` files.
+"""Configuration dataclasses of the MoGenTS networks and the ``mogents_config.json`` format.
 
 Field names are the keys of the ``config`` blocks of ``mogents_config.json`` (format
 ``hftrainer-mogents-v1``, as the zoo publishes it) and defaults are the values of the released
 HumanML3D model. Configs are tolerant: :meth:`from_dict` ignores unknown keys and fills missing ones
-from the defaults, with a warning naming them. Weights, by contrast, are loaded strictly.
+from the defaults, with a warning naming them. Weights, by contrast, are loaded strictly. Official ``opt.txt`` files are read by the converter
+(:mod:`hftrainer_mogents.convert.official_opts`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import re
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any, TypeVar
 
-from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError
+from hftrainer_mogents.errors import ArtifactFormatError
 
 __all__ = [
     "MODEL_TYPE",
@@ -39,8 +36,6 @@ __all__ = [
     "LengthEstimatorConfig",
     "TextEncoderConfig",
     "MoGenTSConfig",
-    "parse_opt_txt",
-    "opt_value",
 ]
 
 logger = logging.getLogger(__name__)
@@ -50,6 +45,8 @@ FORMAT = "hftrainer-mogents-v1"
 # the zoo's published artifact: the default of from_pretrained, the CLI and the zoo spec
 DEFAULT_REPO_ID = "ZeyuLing/hftrainer-mogents-humanml3d"
 
+# HumanML3D's numbers, declared once here (motion/hml263.py imports them; the skeleton itself,
+# joint names, parents, chains and feet, is declared there)
 DIM_POSE = 263  # HumanML3D feature width
 NUM_JOINTS = 22  # HumanML3D skeleton
 UNIT_LENGTH = 4  # frames per token (VQ temporal downsampling)
@@ -300,44 +297,3 @@ class MoGenTSConfig(_ConfigBase):
             ),
             clip_version=str(doc.get("clip_version", "ViT-B/32")),
         )
-
-
-# ----------------------------------------------------------------------------- opt.txt
-
-_FLOAT_RE = re.compile(r"^[-+]?[0-9]+\.[0-9]+$")
-_OPT_HEADER = "------------ Options -------------"
-_OPT_FOOTER = "-------------- End ----------------"
-
-
-def opt_value(text: str) -> Any:
-    """Type one opt.txt value with the upstream rules: ``True``/``False`` -> bool, ``d+.d+`` ->
-    float, digits -> int, anything else stays a string (so ``None`` is the string ``'None'``)."""
-    if text in ("True", "False"):
-        return text == "True"
-    if _FLOAT_RE.match(text):
-        return float(text)
-    if text.isdigit():
-        return int(text)
-    return text
-
-
-def parse_opt_txt(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read an official ``opt.txt`` (``key: value`` lines between the Options/End banners).
-
-    Raises:
-        ArtifactNotFoundError: the file does not exist.
-        ArtifactFormatError: no ``key: value`` line could be read.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactNotFoundError(f"options file not found: {path}")
-    options: dict[str, Any] = {}
-    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        line = raw.strip()
-        if not line or line in (_OPT_HEADER, _OPT_FOOTER) or ": " not in line:
-            continue
-        key, value = line.split(": ", 1)
-        options[key.strip()] = opt_value(value.strip())
-    if not options:
-        raise ArtifactFormatError(f"{path}: no 'key: value' option lines found")
-    return options

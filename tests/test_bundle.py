@@ -417,3 +417,51 @@ def test_bf16_on_a_cpu_without_bf16_instructions_warns(tiny_artifact, monkeypatc
         MoGenTSBundle.from_pretrained(tiny_artifact, dtype=torch.bfloat16)
         MoGenTSBundle.from_pretrained(tiny_artifact)  # float32: nothing to say either way
     assert "emulated" not in caplog.text
+
+
+def test_artifact_layout_functions(tmp_path):
+    """The layout lives in artifact.py: which files, the missing-file message, model_index.json."""
+    assert artifact.component_files() == artifact.COMPONENT_FILES
+    without = artifact.component_files(has_length_estimator=False)
+    assert "length_estimator" not in without and list(without) == [
+        n for n in artifact.COMPONENT_FILES if n != "length_estimator"
+    ]
+
+    (tmp_path / "vq.safetensors").write_bytes(b"vq")
+    (tmp_path / "Mean.npy").write_bytes(b"mean")
+    artifact.require_artifact_files(tmp_path, ["vq.safetensors", "Mean.npy"])
+    with pytest.raises(ArtifactNotFoundError) as err:
+        artifact.require_artifact_files(tmp_path, ["vq.safetensors", "clip.safetensors"])
+    message = str(err.value)
+    assert "lacks ['clip.safetensors']" in message and "--no_clip" in message
+    assert "load_length_estimator" not in message
+    with pytest.raises(ArtifactNotFoundError, match="load_length_estimator=False"):
+        artifact.require_artifact_files(tmp_path, ["length_est.safetensors"])
+
+    index = artifact.build_model_index(
+        tmp_path, ["vq.safetensors", "Mean.npy"], has_length_estimator=False
+    )
+    assert index["checksums"] == {
+        "Mean.npy": artifact.sha256_file(tmp_path / "Mean.npy"),
+        "vq.safetensors": artifact.sha256_file(tmp_path / "vq.safetensors"),
+    }
+    assert index["artifacts"]["length_estimator"] is None
+    assert index["artifacts"]["clip"] == "clip.safetensors" and index["format"] == artifact.FORMAT
+    with_length = artifact.build_model_index(tmp_path, [], has_length_estimator=True)
+    assert with_length["artifacts"]["length_estimator"] == "length_est.safetensors"
+
+
+def test_saved_index_is_built_by_the_artifact_module(bundle, tmp_path):
+    folder = bundle.save_pretrained(tmp_path / "saved")
+    index = json.loads((folder / artifact.INDEX_NAME).read_text())
+    expected = artifact.build_model_index(
+        folder, list(index["checksums"]), has_length_estimator=True
+    )
+    assert index == expected
+
+
+def test_check_checksums_is_the_old_name_of_verify_checksums():
+    from hftrainer_mogents.utils import io
+
+    assert artifact.check_checksums is artifact.verify_checksums is io.verify_checksums
+    assert io.check_checksums is io.verify_checksums

@@ -1,4 +1,4 @@
-"""Config dataclasses, mogents_config.json and opt.txt parsing."""
+"""Config dataclasses and mogents_config.json (opt.txt parsing: tests/test_convert.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ from hftrainer_mogents.config import (
     MoGenTSConfig,
     TextEncoderConfig,
     VQConfig,
-    opt_value,
-    parse_opt_txt,
 )
-from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError
+from hftrainer_mogents.errors import ArtifactFormatError
 
 # the zoo's published config blocks (research/hftrainer_seed_system.md, section 1.2)
 SEED_DOC = {
@@ -109,39 +107,6 @@ def test_kit_widths():
     assert kit.input_width == 251 and kit.joint_pad == (1, 2)
 
 
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [
-        ("True", True),
-        ("False", False),
-        ("0.2", 0.2),
-        ("512", 512),
-        ("None", "None"),
-        ("2e-4", "2e-4"),
-        ("[150000, 250000]", "[150000, 250000]"),
-        ("-1", "-1"),
-    ],
-)
-def test_opt_value_follows_upstream_rules(text, value):
-    assert opt_value(text) == value and type(opt_value(text)) is type(value)
-
-
-def test_parse_fixture_opt_files(fixtures_dir):
-    root = fixtures_dir / "mogents_tiny/logs/humanml3d"
-    vq = parse_opt_txt(root / "pretrain_vq/opt.txt")
-    assert vq["width"] == 32 and vq["vq_norm"] == "None" and vq["shared_codebook"] is False
-    mtrans = parse_opt_txt(root / "pretrain_mtrans/opt.txt")
-    assert mtrans["vq_name"] == "pretrain_vq" and mtrans["attnj"] is True
-
-
-def test_parse_opt_errors(tmp_path):
-    with pytest.raises(ArtifactNotFoundError):
-        parse_opt_txt(tmp_path / "opt.txt")
-    (tmp_path / "opt.txt").write_text("garbage\n")
-    with pytest.raises(ArtifactFormatError, match="no 'key: value'"):
-        parse_opt_txt(tmp_path / "opt.txt")
-
-
 def test_text_encoder_config_from_state_dict():
     import torch
 
@@ -163,3 +128,17 @@ def test_text_encoder_config_from_state_dict():
     )
     with pytest.raises(ArtifactFormatError, match="ln_final.weight"):
         TextEncoderConfig.from_state_dict({})
+
+
+def test_humanml3d_numbers_are_declared_once():
+    """The representation and the body model use config's numbers, not copies of them."""
+    from hftrainer_mogents import config
+    from hftrainer_mogents.motion import hml263
+    from hftrainer_mogents.motion.smpl135 import body_model
+
+    assert (hml263.DIM_HML263, hml263.NUM_JOINTS, hml263.FPS) == (263, 22, 20)
+    assert hml263.DIM_HML263 is config.DIM_POSE and hml263.FPS is config.FPS
+    assert hml263.NUM_JOINTS is config.NUM_JOINTS is body_model.NUM_JOINTS
+    assert hml263.FOOT_CONTACT.stop == config.DIM_POSE == VQConfig().input_width
+    assert body_model.SMPL_PARENTS[: hml263.NUM_JOINTS] == hml263.PARENTS
+    assert body_model.SMPL_PARENTS[hml263.NUM_JOINTS :] == [20, 21]  # the hands, on the wrists

@@ -19,6 +19,7 @@ from hftrainer_mogents.convert.official import (
     format_verify_table,
     verify_artifact,
 )
+from hftrainer_mogents.convert.official_opts import opt_value, parse_opt_txt
 from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -215,3 +216,39 @@ def test_no_clip_writes_an_artifact_without_clip_that_refuses_to_load(release, t
     assert "clip.safetensors" not in index["checksums"] and "--no_clip" in index["clip_omitted"]
     with pytest.raises(ArtifactNotFoundError, match="without CLIP \\(--no_clip\\).*again without"):
         MoGenTSBundle.from_pretrained(out)
+
+
+# ----------------------------------------------------------------------------- opt.txt
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("True", True),
+        ("False", False),
+        ("0.2", 0.2),
+        ("512", 512),
+        ("None", "None"),
+        ("2e-4", "2e-4"),
+        ("[150000, 250000]", "[150000, 250000]"),
+        ("-1", "-1"),
+    ],
+)
+def test_opt_value_follows_upstream_rules(text, value):
+    assert opt_value(text) == value and type(opt_value(text)) is type(value)
+
+
+def test_parse_fixture_opt_files(fixtures_dir):
+    root = fixtures_dir / "mogents_tiny/logs/humanml3d"
+    vq = parse_opt_txt(root / "pretrain_vq/opt.txt")
+    assert vq["width"] == 32 and vq["vq_norm"] == "None" and vq["shared_codebook"] is False
+    mtrans = parse_opt_txt(root / "pretrain_mtrans/opt.txt")
+    assert mtrans["vq_name"] == "pretrain_vq" and mtrans["attnj"] is True
+
+
+def test_parse_opt_errors(tmp_path):
+    with pytest.raises(ArtifactNotFoundError):
+        parse_opt_txt(tmp_path / "opt.txt")
+    (tmp_path / "opt.txt").write_text("garbage\n")
+    with pytest.raises(ArtifactFormatError, match="no 'key: value'"):
+        parse_opt_txt(tmp_path / "opt.txt")

@@ -1,5 +1,6 @@
 """The package's architecture rules, read from the source: no folder imports from a folder that
-imports it back, and the command line lives in cli/ only."""
+imports it back (``if __name__ == "__main__":`` blocks included), nothing in the package imports
+the plugin manifest, and the command line lives in cli/ only."""
 
 from __future__ import annotations
 
@@ -9,37 +10,36 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hftrainer_mogents"
 NAME = PACKAGE.name
+# the plugin manifest (the pyproject entry point): like llm's default_plugins it imports the
+# library and is imported by nothing in it (the loader registers it by name), so it is a unit of
+# its own rather than part of zoo/
+MANIFEST = f"{NAME}.zoo.plugin"
 
 
 def _unit(module: str) -> str:
-    """``hftrainer_mogents.evaluation.hml263.x`` -> ``evaluation`` (a folder or a top module)."""
+    """``hftrainer_mogents.evaluation.hml263.x`` -> ``evaluation`` (a folder or a top module);
+    the plugin manifest is ``zoo.plugin``."""
+    if module == MANIFEST:
+        return "zoo.plugin"
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else "__init__"
 
 
-def _is_main_guard(node: ast.AST) -> bool:
-    # `if __name__ == "__main__":` only runs when the file is executed as a script, never on import
-    return (
-        isinstance(node, ast.If)
-        and isinstance(node.test, ast.Compare)
-        and isinstance(node.test.left, ast.Name)
-        and node.test.left.id == "__name__"
-    )
-
-
 def _imports(tree: ast.AST) -> list[str]:
-    """Every imported module of ``tree``, those inside functions included."""
+    """Every imported module of ``tree``, those inside functions and inside
+    ``if __name__ == "__main__":`` blocks included (running a module as a script imports them
+    too)."""
     found: list[str] = []
     stack = [tree]
     while stack:
         node = stack.pop()
-        if _is_main_guard(node):
-            continue
         if isinstance(node, ast.Import):
             found += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             if node.module == NAME:  # `from hftrainer_mogents import artifact`
                 found += [f"{NAME}.{alias.name}" for alias in node.names]
+            elif node.module == f"{NAME}.zoo":  # `from hftrainer_mogents.zoo import plugin`
+                found += [f"{NAME}.zoo.{alias.name}" for alias in node.names]
             else:
                 found.append(node.module)
         stack.extend(ast.iter_child_nodes(node))
@@ -93,8 +93,25 @@ def test_the_rules_see_a_cycle():
     assert "convert" in graph["cli"] and "evaluation" in graph["convert"]
     tree = ast.parse("def f():\n    from hftrainer_mogents.cli import cli\n")
     assert _imports(tree) == ["hftrainer_mogents.cli"]
-    guarded = ast.parse("if __name__ == '__main__':\n    import hftrainer_mogents.cli\n")
-    assert _imports(guarded) == []
+    guarded = ast.parse("if __name__ == '__main__':\n    from hftrainer_mogents.cli import x\n")
+    assert _imports(guarded) == ["hftrainer_mogents.cli"]
+    manifest = ast.parse("def f():\n    from hftrainer_mogents.zoo import plugin, specs\n")
+    assert [_unit(m) for m in _imports(manifest)] == ["zoo.plugin", "zoo"]
+
+
+def test_nothing_in_the_package_imports_the_plugin_manifest():
+    """Core never reads the manifest: the manifest imports the library (its benchmark's
+    published numbers included), the loader registers it by name."""
+    importers = [
+        f"{source} ({', '.join(files)})"
+        for source, targets in _folder_graph().items()
+        for target, files in targets.items()
+        if target == "zoo.plugin"
+    ]
+    assert not importers, "\n".join(importers)
+    from hftrainer_mogents.zoo import loader
+
+    assert loader.OWN_PLUGIN == MANIFEST
 
 
 def test_command_line_parsing_lives_in_cli_only():

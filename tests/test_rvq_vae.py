@@ -11,8 +11,12 @@ import pytest
 import torch
 from conftest import require_fixture
 
-from hftrainer_mogents.config import VQConfig, parse_opt_txt
-from hftrainer_mogents.convert.official_opts import select_vq_state_dict, vq_config_from_opt
+from hftrainer_mogents.config import VQConfig
+from hftrainer_mogents.convert.official_opts import (
+    parse_opt_txt,
+    select_vq_state_dict,
+    vq_config_from_opt,
+)
 from hftrainer_mogents.convert.safe_pickle import torch_load_weights_only
 from hftrainer_mogents.errors import ArtifactFormatError, InvalidInputError
 from hftrainer_mogents.modeling.quantizer import ResidualQuantizer, dequantize, residual_quantize

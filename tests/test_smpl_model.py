@@ -96,3 +96,12 @@ def test_pickle_naming_other_code_is_refused(tmp_path: Path) -> None:
     for allow in (False, True):
         with pytest.raises(ArtifactFormatError, match="not allowed"):
             smpl_model.read_smpl_pickle(src, allow_chumpy=allow)
+
+
+def test_the_converter_reads_with_the_body_models_reader() -> None:
+    """One SMPL pickle reader, next to the body model; the converter's names are re-exports."""
+    from hftrainer_mogents.motion.smpl135 import body_model
+
+    assert smpl_model.read_smpl_pickle is body_model.read_smpl_pickle
+    assert smpl_model.SMPL_KEYS is body_model.SMPL_KEYS
+    assert smpl_model.CHUMPY_HOWTO is body_model.CHUMPY_HOWTO

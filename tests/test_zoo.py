@@ -703,3 +703,13 @@ def test_auto_registration_once_per_registries_and_failures_warn(tmp_path, monke
 def test_top_level_load_plugins_is_the_loaders():
     assert hftrainer_mogents.load_plugins is loader.load_plugins
     assert "load_plugins" in hftrainer_mogents.__all__
+
+
+def test_published_numbers_live_with_their_benchmark():
+    from hftrainer_mogents.evaluation.hml263 import benchmark, published
+    from hftrainer_mogents.zoo import plugin
+
+    assert benchmark.PUBLISHED_HML263 is published.PUBLISHED_HML263
+    assert plugin.PUBLISHED_HML263 is published.PUBLISHED_HML263  # the old path, one release
+    (spec,) = plugin.BENCHMARKS
+    assert dict(spec.reference) == published.PUBLISHED_HML263 and spec.reference["fid"] == 0.0806

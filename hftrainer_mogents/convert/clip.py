@@ -3,7 +3,7 @@
 Accepted files:
 
 - OpenAI's TorchScript archive (``ViT-B-32.pt``, what ``clip.load("ViT-B/32")`` downloads): read
-  with :func:`~hftrainer_mogents.convert.safe_pickle.read_torch_zip`; the module tree comes back as
+  with :func:`~hftrainer_mogents.utils.safe_pickle.read_torch_zip`; the module tree comes back as
   inert records whose tensor attributes are flattened into ``CLIP.state_dict()`` keys.
 - an OpenAI-layout state dict saved with ``torch.save`` (``.pt`` / ``.pth``; read with
   ``weights_only=True``), possibly nested in a checkpoint dict or under a prefix such as
@@ -25,14 +25,14 @@ from typing import Any
 
 import torch
 
-from hftrainer_mogents.convert.safe_pickle import (
+from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError
+from hftrainer_mogents.modeling.text_encoder import expected_text_keys
+from hftrainer_mogents.utils.safe_pickle import (
     PickledObject,
     find_state_dicts,
     read_torch_zip,
     torch_load_weights_only,
 )
-from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError
-from hftrainer_mogents.modeling.text_encoder import expected_text_keys
 
 __all__ = [
     "CLIP_VIT_B_32_URL",

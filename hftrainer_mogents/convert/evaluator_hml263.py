@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from hftrainer_mogents.config import parse_opt_txt
+from hftrainer_mogents.convert.official_opts import parse_opt_txt
 from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError
 from hftrainer_mogents.utils.io import atomic_dir, load_state_dict_strict, sha256_file
 
@@ -130,7 +130,7 @@ def read_evaluator_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     import torch
 
-    from hftrainer_mogents.convert.safe_pickle import (
+    from hftrainer_mogents.utils.safe_pickle import (
         find_state_dicts,
         read_torch_zip,
         torch_load_weights_only,
@@ -173,7 +173,7 @@ def read_glove(glove_dir: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str,
     Raises:
         ArtifactFormatError: malformed files, or a listed word without an index.
     """
-    from hftrainer_mogents.convert.safe_pickle import restricted_pickle_load
+    from hftrainer_mogents.utils.safe_pickle import restricted_pickle_load
 
     glove_dir = Path(glove_dir)
     data_path = glove_dir / f"{GLOVE_PREFIX}_data.npy"

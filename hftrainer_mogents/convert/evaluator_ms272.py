@@ -53,7 +53,7 @@ def read_lightning_state_dict(
     """
     import torch
 
-    from hftrainer_mogents.convert.safe_pickle import read_torch_zip, torch_load_weights_only
+    from hftrainer_mogents.utils.safe_pickle import read_torch_zip, torch_load_weights_only
 
     try:
         ckpt = torch_load_weights_only(path)

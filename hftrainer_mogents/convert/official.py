@@ -28,12 +28,15 @@ from hftrainer_mogents.config import (
     ResidualTransformerConfig,
     TextEncoderConfig,
     VQConfig,
-    parse_opt_txt,
 )
-from hftrainer_mogents.convert.official_opts import select_vq_state_dict, vq_config_from_opt
-from hftrainer_mogents.convert.safe_pickle import torch_load_weights_only
+from hftrainer_mogents.convert.official_opts import (
+    parse_opt_txt,
+    select_vq_state_dict,
+    vq_config_from_opt,
+)
 from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError
 from hftrainer_mogents.utils.io import atomic_dir, check_state_dict
+from hftrainer_mogents.utils.safe_pickle import torch_load_weights_only
 
 __all__ = [
     "OfficialLayout",
@@ -334,29 +337,11 @@ def convert_official(
         if verify:  # before CLIP is dropped: the check reloads the whole artifact
             rows = verify_artifact(tmp, raw)
         if not include_clip:
-            _drop_clip(tmp)
+            artifact.drop_clip(tmp)
         files = sorted(p.name for p in tmp.iterdir())
     result = ConversionResult(out_dir=out_dir, config=bundle.config, files=files)
     result.verify = rows or []
     return result
-
-
-def _drop_clip(folder: Path) -> None:
-    """Remove ``clip.safetensors`` from an artifact being written and record why in
-    ``model_index.json`` (its checksum goes too)."""
-    from hftrainer_mogents.utils.io import atomic_write_json
-
-    name = artifact.COMPONENT_FILES["clip"]
-    (folder / name).unlink()
-    index = artifact.read_model_index(folder) or {}
-    checksums = dict(index.get("checksums") or {})
-    checksums.pop(name, None)
-    index["checksums"] = checksums
-    index["clip_omitted"] = (
-        "converted with --no_clip: the artifact lacks the CLIP text encoder; convert again "
-        "without --no_clip to generate with it"
-    )
-    atomic_write_json(folder / artifact.INDEX_NAME, index)
 
 
 @torch.no_grad()

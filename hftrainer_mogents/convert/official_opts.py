@@ -1,24 +1,30 @@
-"""Official ``opt.txt`` options -> config dataclasses, cross-checked against the weights.
+"""Official ``opt.txt`` options: reading them, and turning them into config dataclasses
+cross-checked against the weights.
 
 The official run folders store their hyper-parameters in ``opt.txt`` (read with
-:func:`hftrainer_mogents.config.parse_opt_txt`). Those values and the tensors of the checkpoint
-must agree; where a size can be read from a tensor shape it is checked, so a wrong or mismatched
-options file is caught here with a message naming the option, its value and the tensor, not later
-as a shape error deep inside ``load_state_dict``. Pure functions: no file access.
+:func:`parse_opt_txt`, typed as upstream does with :func:`opt_value`). Those values and the
+tensors of the checkpoint must agree; where a size can be read from a tensor shape it is checked,
+so a wrong or mismatched options file is caught here with a message naming the option, its value
+and the tensor, not later as a shape error deep inside ``load_state_dict``. Apart from
+:func:`parse_opt_txt`, pure functions: no file access.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from hftrainer_mogents.config import VQConfig
-from hftrainer_mogents.errors import ArtifactFormatError
+from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError
 
 __all__ = [
+    "parse_opt_txt",
+    "opt_value",
     "VQ_STATE_DICT_KEYS",
     "select_vq_state_dict",
     "vq_sizes_from_state_dict",
@@ -30,6 +36,44 @@ logger = logging.getLogger(__name__)
 VQ_STATE_DICT_KEYS = ("vq_model", "net")  # where official VQ checkpoints keep the weights, in order
 _NO_NORM = ("None", "none", "")  # opt.txt writes vq_norm None as the string 'None'
 _ACTIVATIONS = ("relu", "silu", "gelu")
+
+_FLOAT_RE = re.compile(r"^[-+]?[0-9]+\.[0-9]+$")
+_OPT_HEADER = "------------ Options -------------"
+_OPT_FOOTER = "-------------- End ----------------"
+
+
+def opt_value(text: str) -> Any:
+    """Type one opt.txt value with the upstream rules: ``True``/``False`` -> bool, ``d+.d+`` ->
+    float, digits -> int, anything else stays a string (so ``None`` is the string ``'None'``)."""
+    if text in ("True", "False"):
+        return text == "True"
+    if _FLOAT_RE.match(text):
+        return float(text)
+    if text.isdigit():
+        return int(text)
+    return text
+
+
+def parse_opt_txt(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read an official ``opt.txt`` (``key: value`` lines between the Options/End banners).
+
+    Raises:
+        ArtifactNotFoundError: the file does not exist.
+        ArtifactFormatError: no ``key: value`` line could be read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactNotFoundError(f"options file not found: {path}")
+    options: dict[str, Any] = {}
+    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        line = raw.strip()
+        if not line or line in (_OPT_HEADER, _OPT_FOOTER) or ": " not in line:
+            continue
+        key, value = line.split(": ", 1)
+        options[key.strip()] = opt_value(value.strip())
+    if not options:
+        raise ArtifactFormatError(f"{path}: no 'key: value' option lines found")
+    return options
 
 
 def select_vq_state_dict(
@@ -128,7 +172,7 @@ def vq_config_from_opt(
     opt.txt) becomes ``None``.
 
     Args:
-        opt: the parsed ``pretrain_vq/opt.txt`` (:func:`~hftrainer_mogents.config.parse_opt_txt`).
+        opt: the parsed ``pretrain_vq/opt.txt`` (:func:`parse_opt_txt`).
         state_dict: the checkpoint's ``vq_model`` (or ``net``) state dict.
         source: the options file's name, for messages.
 

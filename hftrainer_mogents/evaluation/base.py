@@ -35,11 +35,11 @@ from hftrainer_mogents.errors import (
 from hftrainer_mogents.host_compat import HostEvaluatorMixin, flatten_metrics
 from hftrainer_mogents.utils.io import (
     atomic_write_json,
-    check_checksums,
     checksum_map,
     is_temporary,
     read_json,
 )
+from hftrainer_mogents.utils.io import verify_checksums as verify_file_checksums
 
 __all__ = ["CONFIG_FILE", "MotionEvaluator", "collect_predictions"]
 
@@ -110,7 +110,7 @@ class MotionEvaluator(HostEvaluatorMixin):
             if not (folder / name).is_file():
                 raise ArtifactNotFoundError(f"{folder / name} missing; re-run the conversion")
         if verify_checksums:
-            check_checksums(
+            verify_file_checksums(
                 folder,
                 meta.get("checksums", {}),
                 recorded_in=CONFIG_FILE,

@@ -29,6 +29,8 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from hftrainer_mogents.config import DIM_POSE as DIM_HML263
+from hftrainer_mogents.config import FPS, NUM_JOINTS
 from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.motion.rotations import (
     quat_apply,
@@ -64,9 +66,8 @@ __all__ = [
     "joints_to_hml263",
 ]
 
-DIM_HML263 = 263
-NUM_JOINTS = 22
-FPS = 20
+# DIM_HML263 (263), NUM_JOINTS (22) and FPS (20) are the dataset's numbers of config.py, imported
+# above: they are declared once, where the networks' config reads them too.
 
 # SMPL's first 22 joints; HumanML3D, SMPL motion_135 and MotionStreamer-272 use this order.
 JOINT_NAMES = [

@@ -8,7 +8,7 @@ through here:
   sibling name and renamed (:func:`atomic_dir`), so a killed job never leaves a half-written file
   or folder under the final name;
 - checksums: :func:`sha256_file`, :func:`checksum_map` (what a folder's JSON records) and
-  :func:`check_checksums` (:class:`~hftrainer_mogents.errors.ChecksumMismatchError`);
+  :func:`verify_checksums` (:class:`~hftrainer_mogents.errors.ChecksumMismatchError`);
 - safetensors: :func:`safetensors_shapes`, :func:`load_safetensors` (truncated or unreadable files
   raise :class:`~hftrainer_mogents.errors.ArtifactFormatError`) and :func:`save_safetensors`;
 - strict state dicts: :func:`check_state_dict` / :func:`load_state_dict_strict` name every
@@ -51,6 +51,7 @@ __all__ = [
     "is_temporary",
     "sha256_file",
     "checksum_map",
+    "verify_checksums",
     "check_checksums",
     "read_json",
     "safetensors_shapes",
@@ -188,7 +189,7 @@ def checksum_map(folder: str | os.PathLike[str], names: Iterable[str]) -> dict[s
     return {name: sha256_file(folder / name) for name in sorted(names)}
 
 
-def check_checksums(
+def verify_checksums(
     folder: str | os.PathLike[str],
     checksums: Mapping[str, str],
     files: Iterable[str] | None = None,
@@ -225,6 +226,10 @@ def check_checksums(
                 f"{path}: sha256 {actual} does not match {expected} recorded in {recorded_in}; "
                 f"the file is corrupted or was changed: {remedy}"
             )
+
+
+# the name before verify_checksums; kept for one release
+check_checksums = verify_checksums
 
 
 # ---------------------------------------------------------------------- reading

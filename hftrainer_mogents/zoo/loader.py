@@ -13,6 +13,7 @@ imports the host for that: without a running host those calls stay as light as b
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import warnings
@@ -48,6 +49,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# This package's own plugin, registered by name as llm registers its default_plugins: the
+# manifest imports the library, and nothing in the library imports the manifest.
+OWN_PLUGIN = "hftrainer_mogents.zoo.plugin"
+
 _pm: pluggy.PluginManager | None = None
 _lock = threading.Lock()
 # the host registries (by identity) every installed plugin was registered into automatically
@@ -70,8 +75,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
             pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
             pm.add_hookspecs(hookspecs)
             pm.load_setuptools_entrypoints(hookspecs.ENTRY_POINT_GROUP)
-            from hftrainer_mogents.zoo import plugin as own_plugin
-
+            own_plugin = importlib.import_module(OWN_PLUGIN)
             if not pm.is_registered(own_plugin):
                 name = own_plugin.PLUGIN_NAME
                 pm.register(own_plugin, name=name if pm.get_plugin(name) is None else None)

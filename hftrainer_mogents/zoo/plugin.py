@@ -1,7 +1,10 @@
 """This package's hook implementations: the MoGenTS entry of the hftrainer zoo.
 
-Imports only the standard library and the spec dataclasses, so discovery stays cheap; classes are
-named by import string and imported when used.
+The manifest imports the library, never the other way round (the loader registers it by name, as
+llm registers its ``default_plugins``). It imports only the standard library, the spec
+dataclasses and plain data (the published numbers live with their benchmark,
+:mod:`hftrainer_mogents.evaluation.hml263.published`), so discovery stays cheap; classes are named
+by import string and imported when used.
 """
 
 from __future__ import annotations
@@ -9,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hftrainer_mogents.config import DEFAULT_REPO_ID
+from hftrainer_mogents.config import DEFAULT_REPO_ID, FPS
+from hftrainer_mogents.evaluation.hml263.published import PUBLISHED_HML263
 from hftrainer_mogents.generation_config import GenerationConfig
 from hftrainer_mogents.zoo.hookspecs import hookimpl
 from hftrainer_mogents.zoo.specs import BenchmarkSpec, ConverterSpec, EvaluatorSpec, ModelSpec
@@ -19,23 +23,14 @@ DEFAULT_ARTIFACT = DEFAULT_REPO_ID
 
 # MoGenTS' official evaluation settings (eval_res.py): the GenerationConfig defaults
 HML263_GENERATION_KWARGS: dict[str, Any] = GenerationConfig().to_dict()
-# MoGenTS on the HumanML3D test set (n=3970) and the real data, as published: the benchmark's
-# reference, and the "published" column of the evaluator's report
-PUBLISHED_HML263: dict[str, Any] = {
-    "source": "MoGenTS (NeurIPS 2024), HumanML3D test set",
-    "fid": 0.0806,
-    "r_precision": (0.5219, 0.7128, 0.8056),
-    "diversity": 9.4063,
-    "matching_score": 2.9290,
-    "n_samples": 3970,
-    "r_precision_real": (0.5135, 0.7108, 0.8069),
-}
+# PUBLISHED_HML263 (imported above from its benchmark's torch-free module) stays importable from
+# here for one release
 MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="mogents",
         task="t2m",
         representation="hml263",
-        fps=20,
+        fps=FPS,
         default_artifact=DEFAULT_ARTIFACT,
         pipeline="hftrainer_mogents.pipeline:MoGenTSPipeline",
         bundle="hftrainer_mogents.bundle:MoGenTSBundle",

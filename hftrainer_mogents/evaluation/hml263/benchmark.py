@@ -19,6 +19,7 @@ from typing import Any
 from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.evaluation.hml263 import split_generation
 from hftrainer_mogents.evaluation.hml263.dataset import read_test_split
+from hftrainer_mogents.evaluation.hml263.published import PUBLISHED_HML263
 from hftrainer_mogents.evaluation.hml263.split_generation import (
     MM_REPEATS,
     TextToMotionGenerator,
@@ -26,7 +27,13 @@ from hftrainer_mogents.evaluation.hml263.split_generation import (
 )
 from hftrainer_mogents.generation_config import GenerationConfig
 
-__all__ = ["CAPTION_SELECTIONS", "EVALUATOR_DTYPES", "run_benchmark", "run_from_spec"]
+__all__ = [
+    "CAPTION_SELECTIONS",
+    "EVALUATOR_DTYPES",
+    "PUBLISHED_HML263",
+    "run_benchmark",
+    "run_from_spec",
+]
 
 logger = logging.getLogger(__name__)
 

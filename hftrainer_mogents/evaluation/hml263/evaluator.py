@@ -43,6 +43,7 @@ from hftrainer_mogents.evaluation.hml263.predictions import (
     rename_legacy_keys,
 )
 from hftrainer_mogents.evaluation.hml263.protocol import EVALUATOR_NAME
+from hftrainer_mogents.evaluation.hml263.published import PUBLISHED_HML263
 from hftrainer_mogents.evaluation.hml263.word_vectors import (
     VECTORS_FILE,
     VOCAB_FILE,
@@ -55,7 +56,6 @@ from hftrainer_mogents.utils.io import (
     load_state_dict_strict,
     save_safetensors,
 )
-from hftrainer_mogents.zoo.plugin import PUBLISHED_HML263
 
 __all__ = [
     "EVALUATOR_NAME",
