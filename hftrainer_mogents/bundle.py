@@ -268,7 +268,11 @@ class MoGenTSBundle(HostBundleMixin, nn.Module):
         Args:
             path_or_repo_id: artifact folder or hub repo id (default: the published
                 ``ZeyuLing/hftrainer-mogents-humanml3d``).
-            revision, cache_dir, local_files_only, token, force_download: hub options.
+            revision: the hub revision (branch, tag or commit) to download.
+            cache_dir: the hub cache folder (default: huggingface_hub's).
+            local_files_only: use the hub cache only, never the network.
+            token: the hub token, for private repos.
+            force_download: download again even when the cache has the files.
             device: where to put the networks.
             dtype: compute dtype of the generation networks (float32 default; ``torch.bfloat16``
                 casts them once, here).

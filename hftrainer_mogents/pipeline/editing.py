@@ -102,10 +102,18 @@ class EditingMixin:
             text: the caption of the edited motion (one per motion).
             keep: the frames to keep: a list of ``(start, end)`` frame ranges (end exclusive) or
                 a boolean mask over the frames (one per motion for a batch).
-            seed, generator: as in :meth:`__call__` (fast mode: one generator per motion, seeded
-                from ``seed`` and the motion's index, so an edit does not depend on its batch).
-            generation_config, time_steps, cond_scale, topkr, temperature, res_cond_scale,
-                res_temperature, gumbel_sample: the sampling settings, as in :meth:`__call__`.
+            seed: as in :meth:`__call__` (fast mode: one generator per motion, seeded from
+                ``seed`` and the motion's index, so an edit does not depend on its batch).
+            generator: as in :meth:`__call__`.
+            generation_config: the sampling settings, as in :meth:`__call__`.
+            time_steps: overrides this setting of ``generation_config``, as in
+                :meth:`__call__`; so do the five settings after it.
+            cond_scale: as ``time_steps``.
+            topkr: as ``time_steps``.
+            temperature: as ``time_steps``.
+            res_cond_scale: as ``time_steps``.
+            res_temperature: as ``time_steps``.
+            gumbel_sample: as ``time_steps``.
             batch_size: motions per forward batch.
             mode: only ``"fast"`` (the official code has no editing to reproduce).
             blend: put the source frames back beyond the decoder's reach.

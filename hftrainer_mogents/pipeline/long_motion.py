@@ -81,7 +81,10 @@ class LongMotionMixin:
                 196 is split into windows).
             transition: frames kept from the previous window, a multiple of 4 in [4, 152].
             seed: makes the call reproducible (None draws one, returned in the output).
-            generation_config, time_steps, cond_scale, res_cond_scale: sampling settings.
+            generation_config: the sampling settings, as in :meth:`__call__`.
+            time_steps: overrides this setting of ``generation_config`` for this call.
+            cond_scale: overrides this setting of ``generation_config`` for this call.
+            res_cond_scale: overrides this setting of ``generation_config`` for this call.
 
         Returns:
             :class:`MoGenTSOutput` with one motion of ``sum(lengths)`` frames; ``settings``

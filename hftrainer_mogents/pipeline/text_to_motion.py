@@ -1,8 +1,8 @@
 """``MoGenTSPipeline``: text -> HumanML3D-263 motion.
 
-Data flow (DESIGN.md): text -> CLIP feature (once per call) -> [length estimator] -> 1D and 2D
-mask transformers (base tokens) -> 1D and 2D residual transformers (all quantizer layers) ->
-dual-stream VQ decoder -> normalised 263 -> ``* Std + Mean``.
+Data flow (docs/architecture.md): text -> CLIP feature (once per call) -> [length estimator]
+-> 1D and 2D mask transformers (base tokens) -> 1D and 2D residual transformers (all quantizer
+layers) -> dual-stream VQ decoder -> normalised 263 -> ``* Std + Mean``.
 
 Two execution modes:
 
@@ -136,7 +136,10 @@ class MoGenTSPipeline(HostPipelineMixin, EditingMixin, LongMotionMixin):
             cuda_graphs: on CUDA, replay the transformer forwards of fast mode as CUDA graphs
                 (same results, far fewer kernel launches; False runs them eagerly).
             generation_config: the pipeline's default sampling settings.
-            Other arguments: as :meth:`MoGenTSBundle.from_pretrained`.
+            revision: as :meth:`MoGenTSBundle.from_pretrained` (the hub options
+                ``revision``, ``cache_dir``, ``local_files_only``, ``token`` and
+                ``force_download``, and ``text_encoder_dtype``, ``load_length_estimator`` and
+                ``verify_checksums``, go to the bundle unchanged).
 
         Raises:
             InvalidInputError: a second positional argument without a bundle class first, or an
@@ -252,12 +255,17 @@ class MoGenTSPipeline(HostPipelineMixin, EditingMixin, LongMotionMixin):
             texts: captions (a single string counts as one).
             lengths: frames at 20 fps per text, numbers (see ``clamp`` for how they are fitted
                 to the model); None samples them from the length estimator.
-            cond_scale, time_steps, topkr, temperature, res_cond_scale, res_temperature,
-                gumbel_sample: in the zoo's positional order (``infer_t2m(captions, lengths,
-                cond_scale, time_steps, topkr, temperature, res_cond_scale, res_temperature,
-                gumbel_sample, clamp)``), override single settings of ``generation_config`` for
-                this call (None keeps its value); each is documented in
-                :class:`~hftrainer_mogents.generation_config.GenerationConfig`.
+            cond_scale: overrides this setting of ``generation_config`` for this call (None
+                keeps its value). This and the six settings after it come in the zoo's
+                positional order (``infer_t2m(captions, lengths, cond_scale, time_steps, topkr,
+                temperature, res_cond_scale, res_temperature, gumbel_sample, clamp)``); each is
+                documented in :class:`~hftrainer_mogents.generation_config.GenerationConfig`.
+            time_steps: as ``cond_scale``, for this setting.
+            topkr: as ``cond_scale``, for this setting.
+            temperature: as ``cond_scale``, for this setting.
+            res_cond_scale: as ``cond_scale``, for this setting.
+            res_temperature: as ``cond_scale``, for this setting.
+            gumbel_sample: as ``cond_scale``, for this setting.
             clamp: how lengths are fitted to the model. None (default): floored to a multiple of
                 4 and kept within 196 frames, with a warning; below 40 frames is refused. True
                 (the zoo's ``clamp_length``): the same, and a short length is raised to 40 with

@@ -102,7 +102,8 @@ class HumanML263Evaluator(HML263Encoders, MotionEvaluator):
         dataset_root: default HumanML3D folder of :meth:`evaluate_dir` and :meth:`compute`.
         source: where the weights came from (recorded in reports).
         ckpt_dir: a converted evaluator folder to load instead of the parts (the zoo's keyword).
-        device, dtype: where and in which dtype to load ``ckpt_dir``.
+        device: where to load ``ckpt_dir``.
+        dtype: the dtype to load ``ckpt_dir`` in.
         evaluate_kwargs: keyword arguments of :meth:`evaluate` used by :meth:`compute`
             (``n_repeats``, ``seed``, ...).
 
