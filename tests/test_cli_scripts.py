@@ -276,7 +276,7 @@ def test_checkpoint_script_takes_both_spellings_with_the_same_defaults():
 @pytest.mark.parametrize(
     "script",
     ["hml263_to_smpl_ik.py", "convert_motion135_to_h3d272.py", "verify_evaluators.py",
-     "convert_mogents_checkpoint.py"],
+     "convert_mogents_checkpoint.py", "mogents_t2m_h3d263.py"],
 )  # fmt: skip
 def test_scripts_are_thin_wrappers_without_argparse(script):
     text = (REPO_ROOT / "scripts" / script).read_text()
@@ -292,6 +292,38 @@ def test_scripts_are_thin_wrappers_without_argparse(script):
 
 
 def test_no_argparse_in_the_job_front_ends():
-    for name in ("bridge", "evaluate", "convert"):
+    for name in ("bridge", "evaluate", "convert", "split_generation", "_common"):
         text = (REPO_ROOT / "hftrainer_mogents" / "cli" / f"{name}.py").read_text()
         assert "import argparse" not in text, name
+
+
+def test_split_generation_script_takes_both_spellings_with_the_zoo_defaults():
+    from hftrainer_mogents.cli.split_generation import GENERATION_SCRIPT
+    from hftrainer_mogents.generation_config import GenerationConfig
+
+    under = GENERATION_SCRIPT.call(
+        ["--out_dir", "o", "--time_steps", "4", "--res_cond_scale", "3", "--gumbel_sample",
+         "--mm_samples", "2", "--skip_existing", "--caption_selection", "random"]
+    )  # fmt: skip
+    hyphen = GENERATION_SCRIPT.call(
+        ["--out-dir", "o", "--time-steps", "4", "--res-cond-scale", "3", "--gumbel-sample",
+         "--mm-samples", "2", "--skip-existing", "--caption-selection", "random"]
+    )  # fmt: skip
+    assert under == hyphen
+    assert under["generation_config"] == GenerationConfig(
+        time_steps=4, res_cond_scale=3.0, gumbel_sample=True
+    )
+    defaults = GENERATION_SCRIPT.call(["--out_dir", "o"])
+    assert defaults["generation_config"] == GenerationConfig()
+    assert (defaults["data_root"], defaults["batch_size"], defaults["seed"]) == (
+        "dataset/HumanML3D",
+        32,
+        0,
+    )
+    assert (defaults["mm_samples"], defaults["mm_repeats"], defaults["anno_output_fps"]) == (
+        None,
+        30,
+        20.0,
+    )
+    assert GENERATION_SCRIPT.call(["--out_dir", "o", "--time_steps", "0"]) == 2
+    assert GENERATION_SCRIPT.call([]) == 2  # --out_dir is required

@@ -7,7 +7,6 @@ preset of the zoo's defaults (click's ``default_map``), so each job is declared 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import logging
@@ -31,8 +30,6 @@ __all__ = [
     "script_logging",
     "generation_options",
     "model_options",
-    "add_generation_arguments",
-    "generation_config_from_args",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -112,9 +109,15 @@ class Script:
     def main(self, argv: Sequence[str] | None = None) -> int:
         """Run the script on ``argv`` (default ``sys.argv[1:]``). Returns the exit status: the
         job's, 2 on a usage error or one of our errors (printed as one line on stderr)."""
+        status = self.call(argv)
+        return status if isinstance(status, int) else 0
+
+    def call(self, argv: Sequence[str] | None = None) -> Any:
+        """As :meth:`main`, but returns what the command returns; an ``int`` is an exit status
+        (``--help``, a usage error or one of our errors)."""
         script_logging()
         try:
-            status = self.command.main(
+            return self.command.main(
                 list(sys.argv[1:] if argv is None else argv),
                 prog_name=self.prog_name,
                 standalone_mode=False,
@@ -131,7 +134,6 @@ class Script:
             return 1
         except MoGenTSError as err:
             return _error_status(err)
-        return status if isinstance(status, int) else 0
 
 
 def in_script(ctx: click.Context | None = None) -> Script | None:
@@ -201,10 +203,24 @@ def _click_names(name: str) -> tuple[str, ...]:
     return ("--steps", hyphen) if name == "time_steps" else (hyphen,)
 
 
-def generation_options(fn: F) -> F:
+def generation_options(fn: F | None = None, *, zoo_names: bool = False) -> Any:
     """One click option per :class:`GenerationConfig` field (``--time-steps``, ``--cond-scale``,
     ...), default and help from the dataclass; the command receives them as one validated
-    ``generation_config`` argument (a bad value is a usage error naming its option)."""
+    ``generation_config`` argument (a bad value is a usage error naming its option).
+
+    Args:
+        fn: the command function (used bare, ``@generation_options``).
+        zoo_names: the zoo scripts' spellings: the underscore name first (``--time_steps``),
+            the hyphenated one as an alias (``@generation_options(zoo_names=True)``).
+    """
+    if fn is None:
+        return functools.partial(generation_options, zoo_names=zoo_names)
+
+    def names_of(name: str) -> tuple[str, ...]:
+        if not zoo_names:
+            return _click_names(name)
+        hyphen, underscore = _option_names(name)
+        return (underscore, hyphen) if underscore != hyphen else (underscore,)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -213,13 +229,13 @@ def generation_options(fn: F) -> F:
             config = GenerationConfig(**values)
         except InvalidInputError as err:
             bad = next((n for n in GENERATION_FIELDS if str(err).startswith(n)), None)
-            hint = _click_names(bad)[0] if bad else None
+            hint = names_of(bad)[0] if bad else None
             raise click.BadParameter(str(err), param_hint=hint) from err
         return fn(*args, generation_config=config, **kwargs)
 
     decorated: Callable[..., Any] = wrapper
     for spec in reversed(dataclasses.fields(GenerationConfig)):
-        names = _click_names(spec.name)
+        names = names_of(spec.name)
         if spec.type in (bool, "bool"):
             option = click.option(*names, spec.name, is_flag=True, help=spec.metadata["help"])
         else:
@@ -234,25 +250,3 @@ def generation_options(fn: F) -> F:
             )
         decorated = option(decorated)
     return decorated  # type: ignore[return-value]
-
-
-def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
-    """One argument per :class:`GenerationConfig` field for the zoo's scripts: the underscore
-    spelling (``--time_steps``) with the hyphenated one as an alias, defaults from the dataclass."""
-    group = parser.add_argument_group("generation settings (GenerationConfig)")
-    for spec in dataclasses.fields(GenerationConfig):
-        underscore, hyphen = _option_names(spec.name)[1], _option_names(spec.name)[0]
-        names = (underscore, hyphen) if underscore != hyphen else (underscore,)
-        text = spec.metadata["help"].replace("%", "%%")  # argparse formats help with %
-        if spec.type in (bool, "bool"):
-            group.add_argument(*names, action="store_true", help=text)
-        else:
-            kind = int if spec.type in (int, "int") else float
-            group.add_argument(
-                *names, type=kind, default=spec.default, help=f"{text} (default: %(default)s)"
-            )
-
-
-def generation_config_from_args(args: argparse.Namespace) -> GenerationConfig:
-    """The :class:`GenerationConfig` of parsed :func:`add_generation_arguments` arguments."""
-    return GenerationConfig.from_dict({name: getattr(args, name) for name in GENERATION_FIELDS})

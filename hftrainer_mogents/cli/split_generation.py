@@ -10,80 +10,102 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import json
+import sys
 from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 from typing import Any
 
-from hftrainer_mogents.cli._common import (
-    add_generation_arguments,
-    generation_config_from_args,
-    script_logging,
-    script_status,
-)
+import click
+
+from hftrainer_mogents.cli._common import Script, generation_options, script_status
 from hftrainer_mogents.evaluation.hml263 import split_generation
 from hftrainer_mogents.evaluation.hml263.split_generation import MM_REPEATS, MM_SAMPLES
 from hftrainer_mogents.utils.memory import keep_freed_memory
 
-__all__ = ["build_generation_parser", "generation_main"]
+__all__ = ["GENERATION_SCRIPT", "build_generation_parser", "generation_main", "split_command"]
+
+PROG = "mogents_t2m_h3d263.py"
 
 
-def build_generation_parser() -> argparse.ArgumentParser:
+def _names(name: str) -> tuple[str, str]:
+    """The zoo's underscore spelling first, the hyphenated one as an alias."""
+    return f"--{name}", f"--{name.replace('_', '-')}"
+
+
+@click.command(
+    name=PROG,
+    help="Generate one (T, 263) .npy per HumanML3D test item with MoGenTS.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.option(
+    *_names("model_path"),
+    "model_path",
+    default=None,
+    help="artifact folder or hub id, or a raw official weights root (built from the files)",
+)
+@click.option(
+    *_names("length_root"),
+    "length_root",
+    default=None,
+    help="raw weights root only: folder holding <dataset>/length_estimator/ (optional)",
+)
+@click.option(*_names("data_root"), "data_root", default="dataset/HumanML3D", show_default=True)
+@click.option(*_names("id_file"), "id_file", default=None, help="ids instead of the test split")
+@click.option(
+    *_names("anno_file"),
+    "anno_file",
+    default=None,
+    help="annotation JSON for ids missing from data_root: caption = first macro/meso/micro "
+    "caption, length = round(num_frames * anno_output_fps / fps)",
+)
+@click.option(
+    *_names("anno_output_fps"),
+    "anno_output_fps",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="frame rate the annotation lengths are converted to",
+)
+@click.option(*_names("out_dir"), "out_dir", required=True)
+@click.option(*_names("batch_size"), "batch_size", type=int, default=32, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default=None, help="default: cuda if available")
+@click.option(
+    *_names("caption_selection"),
+    "caption_selection",
+    type=click.Choice(["first", "random"]),
+    default=None,
+)
+@click.option(
+    *_names("mm_samples"),
+    "mm_samples",
+    type=int,
+    default=None,
+    help=f"items generated repeatedly for multimodality (0: none; default: {MM_SAMPLES}, "
+    "fewer on a small split)",
+)
+@click.option(*_names("mm_repeats"), "mm_repeats", type=int, default=MM_REPEATS, show_default=True)
+@click.option(*_names("num_shards"), "num_shards", type=int, default=None)
+@click.option(*_names("shard_index"), "shard_index", type=int, default=None)
+@click.option(*_names("skip_existing"), "skip_existing", is_flag=True)
+@click.option(*_names("max_samples"), "max_samples", type=int, default=None)
+@click.option(*_names("no_progress"), "no_progress", is_flag=True)
+@generation_options(zoo_names=True)
+def split_command(**params: Any) -> dict[str, Any]:
+    """The script's settings (the job runs in :func:`generation_main`, which may be handed a
+    stand-in generator)."""
+    return params
+
+
+# the zoo's script: its defaults are the command's own, so the preset is empty
+GENERATION_SCRIPT = Script(split_command, PROG)
+
+
+def build_generation_parser() -> Script:
     """The parser of ``mogents_t2m_h3d263.py`` (the zoo's flags, underscore spellings, and the
-    hyphenated ones as aliases)."""
-    p = argparse.ArgumentParser(
-        prog="mogents_t2m_h3d263.py",
-        description="Generate one (T, 263) .npy per HumanML3D test item with MoGenTS.",
-    )
-    p.add_argument(
-        "--model_path",
-        "--model-path",
-        default=None,
-        help="artifact folder or hub id, or a raw official weights root (built from the files)",
-    )
-    p.add_argument(
-        "--length_root",
-        "--length-root",
-        default=None,
-        help="raw weights root only: folder holding <dataset>/length_estimator/ (optional)",
-    )
-    p.add_argument("--data_root", "--data-root", default="dataset/HumanML3D")
-    p.add_argument("--id_file", "--id-file", default=None, help="ids instead of the test split")
-    p.add_argument(
-        "--anno_file",
-        "--anno-file",
-        default=None,
-        help="annotation JSON for ids missing from data_root: caption = first macro/meso/micro "
-        "caption, length = round(num_frames * anno_output_fps / fps)",
-    )
-    p.add_argument(
-        "--anno_output_fps",
-        "--anno-output-fps",
-        type=float,
-        default=20.0,
-        help="frame rate the annotation lengths are converted to",
-    )
-    p.add_argument("--out_dir", "--out-dir", required=True)
-    p.add_argument("--batch_size", "--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="default: cuda if available")
-    p.add_argument("--caption_selection", "--caption-selection", choices=("first", "random"))
-    p.add_argument(
-        "--mm_samples",
-        "--mm-samples",
-        type=int,
-        default=None,
-        help=f"items generated repeatedly for multimodality (0: none; default: {MM_SAMPLES}, "
-        "fewer on a small split)",
-    )
-    p.add_argument("--mm_repeats", "--mm-repeats", type=int, default=MM_REPEATS)
-    p.add_argument("--num_shards", "--num-shards", type=int, default=None)
-    p.add_argument("--shard_index", "--shard-index", type=int, default=None)
-    p.add_argument("--skip_existing", "--skip-existing", action="store_true")
-    p.add_argument("--max_samples", "--max-samples", type=int, default=None)
-    p.add_argument("--no_progress", "--no-progress", action="store_true")
-    add_generation_arguments(p)
-    return p
+    hyphenated ones as aliases): :data:`GENERATION_SCRIPT`."""
+    return GENERATION_SCRIPT
 
 
 def _is_raw_weights_root(model_path: str | None) -> bool:
@@ -118,21 +140,23 @@ def _raw_generator(weights_root: str, length_root: str | None, device: str | Non
 def generation_main(
     argv: Sequence[str] | None = None,
     *,
-    generator_factory: Callable[[argparse.Namespace], Any] | None = None,
+    generator_factory: Callable[[Any], Any] | None = None,
 ) -> int:
     """Run ``mogents_t2m_h3d263.py``: generate the test split; print the summary JSON. Returns
-    the exit status (2 on one of our errors, 1 when some batches failed).
+    the exit status (2 on a usage error or one of our errors, 1 when some batches failed).
 
     Args:
-        argv: command-line arguments.
-        generator_factory: builds the generator from the arguments (default: the MoGenTS
-            pipeline through the zoo loader, from ``--model_path``).
+        argv: command-line arguments (default ``sys.argv[1:]``).
+        generator_factory: builds the generator from the parsed settings (attribute access, as
+            ``args.model_path``; default: the MoGenTS pipeline through the zoo loader, from
+            ``--model_path``).
     """
-    args = build_generation_parser().parse_args(argv)
-    script_logging()
+    status = GENERATION_SCRIPT.call(sys.argv[1:] if argv is None else argv)
+    if not isinstance(status, dict):  # --help, a usage error or one of our errors
+        return status
+    args = SimpleNamespace(**status)
 
     def run() -> int:
-        generation_config = generation_config_from_args(args)  # refused before the model loads
         if generator_factory is None:  # looked up on the module, where tests put a stand-in
             if _is_raw_weights_root(args.model_path):
                 generator = _raw_generator(args.model_path, args.length_root, args.device)
@@ -152,7 +176,7 @@ def generation_main(
             args.out_dir,
             split_file=args.id_file,
             seed=args.seed,
-            generation_kwargs=generation_config,
+            generation_kwargs=args.generation_config,
             batch_size=args.batch_size,
             caption_selection=args.caption_selection or "first",
             mm_samples=args.mm_samples,
