@@ -7,8 +7,7 @@ flag names are extra names of the command's options.
 - :mod:`.generate`: ``mogents generate``;
 - :mod:`.edit`: ``mogents edit`` and the body of ``mogents generate --sequence``;
 - :mod:`.convert`: ``mogents convert``, ``convert-evaluator``, ``convert-evaluator-ms272``,
-  ``convert-smpl-model``, ``scripts/convert_mogents_checkpoint.py`` and
-  ``python -m hftrainer_mogents.convert.smpl_model``;
+  ``convert-smpl-model`` and ``scripts/convert_mogents_checkpoint.py``;
 - :mod:`.evaluate`: ``mogents evaluate hml263|ms272`` and ``scripts/verify_evaluators.py``;
 - :mod:`.split_generation`: ``scripts/mogents_t2m_h3d263.py`` (generate the HumanML3D test split);
 - :mod:`.bridge`: ``mogents bridge``, which is also ``scripts/hml263_to_smpl_ik.py`` (under

@@ -1,7 +1,7 @@
 """The converters' front-ends: ``mogents convert`` (also ``scripts/convert_mogents_checkpoint.py``),
 ``mogents convert-evaluator``, ``mogents convert-evaluator-ms272``, and the SMPL model conversion
-``mogents convert-smpl-model SRC.pkl DST.npz`` (also ``python -m
-hftrainer_mogents.convert.smpl_model SRC.pkl DST.npz``, :func:`smpl_model_main`).
+``mogents convert-smpl-model SRC.pkl DST.npz`` (:func:`smpl_model_main` runs it from Python;
+``python -m hftrainer_mogents.convert.smpl_model`` is gone: it made convert/ import cli/).
 
 ``scripts/convert_mogents_checkpoint.py`` runs ``mogents convert`` under its own name: the
 command's flags are the zoo's underscore spellings with the hyphenated ones as extra names, and
@@ -299,16 +299,16 @@ def _convert_smpl_model(src: str, dst: str) -> str:
     return f"wrote {dst}: {shapes}"
 
 
-#: ``python -m hftrainer_mogents.convert.smpl_model``: ``mogents convert-smpl-model``.
-SMPL_MODEL_SCRIPT = Script(convert_smpl_model, "python -m hftrainer_mogents.convert.smpl_model")
+#: ``mogents convert-smpl-model`` as a script (:func:`smpl_model_main`).
+SMPL_MODEL_SCRIPT = Script(convert_smpl_model, "mogents convert-smpl-model")
 
 
 def build_smpl_model_parser() -> Script:
-    """``python -m hftrainer_mogents.convert.smpl_model``: :data:`SMPL_MODEL_SCRIPT`."""
+    """``mogents convert-smpl-model`` as a script: :data:`SMPL_MODEL_SCRIPT`."""
     return SMPL_MODEL_SCRIPT
 
 
 def smpl_model_main(argv: Sequence[str] | None = None) -> int:
-    """``python -m hftrainer_mogents.convert.smpl_model SRC.pkl DST.npz``; prints the arrays
+    """``mogents convert-smpl-model SRC.pkl DST.npz`` from Python (``argv``); prints the arrays
     written. Returns the exit status."""
     return SMPL_MODEL_SCRIPT.main(argv)
