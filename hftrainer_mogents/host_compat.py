@@ -2,12 +2,14 @@
 
 The host's generic code (its runner, ``tools/infer.py``, ``BasePipeline.from_checkpoint``) drives a
 bundle through ``trainable_parameters``, ``state_dict_to_save``, ``load_state_dict_selective``,
-``checkpoint_metadata`` and the ``_trainable_modules`` / ``_save_ckpt_modules`` lists, and an
-evaluator through ``reset`` / ``process`` / ``compute``. These mixins implement that contract
+``checkpoint_metadata`` and the ``_trainable_modules`` / ``_save_ckpt_modules`` lists, a pipeline
+through its calling conventions (``from_pretrained(bundle_cls, path)``, ``from_config``,
+``from_checkpoint``), and an evaluator through ``reset`` / ``process`` / ``compute``. These mixins
+(``HostBundleMixin``, ``HostPipelineMixin``, ``HostEvaluatorMixin``) implement that contract
 (same names, arguments and checkpoint layout) in this package, so our classes behave the same
 with and without the host installed and CI tests them without it. Importing the host just to
 inherit its classes would cost every process that imports our bundle the host's whole import
-(accelerate, diffusers, peft: ~8 s measured), CLI included; see README "Inside the host".
+(accelerate, diffusers, peft: ~8 s measured), CLI included; see the documentation's "Zoo and host" page.
 
 Checkpoint layout (the host's): ``{"__hftrainer_meta__": {"format_version": 2, "modules": {...}},
 <module attribute>: <its state dict>, ..., "__bundle_params__": {<bundle-level tensors>}}``.
