@@ -1,5 +1,5 @@
-"""The editing page's figure (docs/editing.md): an in-between edit and a three-prompt long motion from an artifact
-(the tiny test release gives random-weight output).
+"""The editing page's figure (docs/editing.md): an in-between edit and a three-prompt long
+motion from an artifact (the tiny test release gives random-weight output).
 
     python scripts/plot_edit.py ARTIFACT docs/edit_and_long.png
 """
