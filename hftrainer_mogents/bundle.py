@@ -31,6 +31,7 @@ from hftrainer_mogents.modeling.text_encoder import CLIPTextEncoder, select_text
 from hftrainer_mogents.utils.io import (
     atomic_save_npy,
     atomic_write_json,
+    check_dtypes,
     check_state_dict,
     load_safetensors,
     safetensors_shapes,
@@ -83,6 +84,22 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
     if key not in _DTYPES:
         raise InvalidInputError(f"unknown dtype {dtype!r}; use one of {sorted(set(_DTYPES))}")
     return _DTYPES[key]
+
+
+def _stored_dtypes(name: str, module: nn.Module) -> dict[str, tuple[torch.dtype, ...]]:
+    """Key -> the dtypes an artifact file stores for ``module``'s tensors: float32 for every
+    floating tensor of the generation networks and the length estimator (a compute dtype is a
+    cast at load), float16 or float32 for the CLIP tower's (OpenAI's archive is float16, converted
+    files float32), and the module's own dtype for integer and bool buffers."""
+    out = {}
+    for key, tensor in module.state_dict().items():
+        if not tensor.is_floating_point():
+            out[key] = (tensor.dtype,)
+        elif name == "clip":
+            out[key] = (torch.float16, torch.float32)
+        else:
+            out[key] = (torch.float32,)
+    return out
 
 
 def _as_config(config: MoGenTSConfig | Mapping[str, Any] | None) -> MoGenTSConfig:
@@ -328,6 +345,7 @@ class MoGenTSBundle(HostBundleMixin, nn.Module):
             else:
                 state = load_safetensors(path)
             check_state_dict(module, state, source=str(path))
+            check_dtypes(state, _stored_dtypes(name, module), source=str(path))
             module.load_state_dict(state, strict=True, assign=True)
         width = config.vq.input_width
         bundle.mean = torch.from_numpy(artifact.load_stat(folder / artifact.MEAN_NAME, width))
@@ -371,10 +389,16 @@ class MoGenTSBundle(HostBundleMixin, nn.Module):
     # ------------------------------------------------------------------ saving
 
     def state_dicts(self) -> dict[str, dict[str, torch.Tensor]]:
-        """Component -> the state dict written to its artifact file."""
+        """Component -> the state dict written to its artifact file, in the dtypes the artifact
+        format stores (a bundle cast to a compute dtype is saved as float32 again)."""
         out = {}
         for name, module in self.components():
-            out[name] = module.state_dict()
+            state = module.state_dict()
+            stored = _stored_dtypes(name, module)
+            out[name] = {
+                key: value if value.dtype in stored[key] else value.float()
+                for key, value in state.items()
+            }
         return out
 
     def save_pretrained(self, save_directory: str | os.PathLike[str]) -> Path:

@@ -121,3 +121,116 @@ def test_nan_model_cli_fails_and_writes_nothing(nan_artifact, tmp_path):
 def test_finite_outputs_unchanged(tiny_pipeline):
     out = tiny_pipeline(["a person walks"], [40], seed=0, time_steps=2)
     assert np.isfinite(out.motions[0]).all()
+
+
+# ---------------------------------------------------------------------- artifacts at load
+
+
+def _edit_config(folder: Path, change: Callable[[dict], None]) -> None:
+    path = folder / "mogents_config.json"
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc, indent=2))
+    _rechecksum(folder, "mogents_config.json")
+
+
+def _set(section: str, key: str, value):
+    def change(doc: dict) -> None:
+        doc["config"][section][key] = value
+
+    return change
+
+
+def _drop(section: str):
+    def change(doc: dict) -> None:
+        del doc["config"][section]
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (_set("mask", "n_layers", "two"), r"config\.mask\.n_layers = 'two': expected an integer"),
+        (_set("vq", "num_quantizers", -3), r"config\.vq\.num_quantizers = -3: expected .*>= 1"),
+        (_set("res", "dropout", 1.5), r"config\.res\.dropout = 1\.5: expected .*<= 1"),
+        (_set("vq", "shared_codebook", "no"), r"config\.vq\.shared_codebook = 'no': expected true"),
+        (_set("mask", "n_heads", True), r"config\.mask\.n_heads = True: expected an integer"),
+        (_drop("res"), r"no 'res' section"),
+        (_drop("length"), r"no 'length' section"),
+        (_set("vq", "width", 32.5), r"config\.vq\.width = 32\.5: expected an integer"),
+    ],
+    ids=["str-int", "negative", "fraction", "str-bool", "bool-int", "no-res", "no-length", "float"],
+)
+def test_bad_config_is_refused_at_load(tiny_artifact, tmp_path, change, match):
+    from hftrainer_mogents.bundle import MoGenTSBundle
+    from hftrainer_mogents.errors import ArtifactFormatError
+
+    folder = _copy_artifact(tiny_artifact, tmp_path)
+    _edit_config(folder, change)
+    with pytest.raises(ArtifactFormatError, match=match) as info:
+        MoGenTSBundle.from_pretrained(folder)
+    assert "mogents_config.json" in str(info.value)
+
+
+def test_config_section_not_an_object_is_refused():
+    from hftrainer_mogents.config import MoGenTSConfig
+    from hftrainer_mogents.errors import ArtifactFormatError
+
+    doc = {"config": {"vq": [1, 2], "mask": {}, "res": {}, "length": None}}
+    with pytest.raises(ArtifactFormatError, match=r"x\.json: config\.vq must be a JSON object"):
+        MoGenTSConfig.from_json_dict(doc, source="x.json")
+
+
+def _cast(key: str, dtype: torch.dtype):
+    def change(tensors: dict[str, torch.Tensor]) -> None:
+        tensors[key] = tensors[key].to(dtype)
+
+    return change
+
+
+def _cast_all(dtype: torch.dtype):
+    def change(tensors: dict[str, torch.Tensor]) -> None:
+        for key in tensors:
+            tensors[key] = tensors[key].to(dtype)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "match"),
+    [
+        (
+            "mask_aux.safetensors",
+            _cast("cond_emb.weight", torch.int32),
+            r"cond_emb\.weight: int32, expected float32",
+        ),
+        ("vq.safetensors", _cast_all(torch.float16), r"float16, expected float32"),
+        ("res_ts.safetensors", _cast_all(torch.bfloat16), r"bfloat16, expected float32"),
+        (
+            "clip.safetensors",
+            _cast("ln_final.weight", torch.int64),
+            r"ln_final\.weight: int64, expected float16 or float32",
+        ),
+    ],
+    ids=["int32", "fp16-vq", "bf16-res", "int-clip"],
+)
+def test_wrong_tensor_dtype_is_refused_at_load(tiny_artifact, tmp_path, file, change, match):
+    from hftrainer_mogents.bundle import MoGenTSBundle
+    from hftrainer_mogents.errors import ArtifactFormatError
+
+    folder = _copy_artifact(tiny_artifact, tmp_path)
+    _change_tensors(folder, file, change)
+    with pytest.raises(ArtifactFormatError, match=match) as info:
+        MoGenTSBundle.from_pretrained(folder)
+    assert file in str(info.value)
+
+
+def test_cast_bundle_saves_a_loadable_float32_artifact(tiny_artifact, tmp_path):
+    from hftrainer_mogents.bundle import MoGenTSBundle
+
+    bundle = MoGenTSBundle.from_pretrained(tiny_artifact, dtype="bf16")
+    out = bundle.save_pretrained(tmp_path / "saved")
+    again = MoGenTSBundle.from_pretrained(out)
+    assert again.dtype == torch.float32
+    assert again.vq_model.linear_out.weight.dtype == torch.float32
