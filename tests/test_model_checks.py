@@ -234,3 +234,82 @@ def test_cast_bundle_saves_a_loadable_float32_artifact(tiny_artifact, tmp_path):
     again = MoGenTSBundle.from_pretrained(out)
     assert again.dtype == torch.float32
     assert again.vq_model.linear_out.weight.dtype == torch.float32
+
+
+# ---------------------------------------------------------------------- the Python API
+
+
+def test_generation_config_as_a_dict(tiny_artifact, tiny_pipeline):
+    from hftrainer_mogents.errors import InvalidInputError
+    from hftrainer_mogents.generation_config import GenerationConfig
+
+    settings = {"time_steps": 2, "cond_scale": 3.0}
+    by_dict = tiny_pipeline("a person walks", [40], seed=0, generation_config=settings)
+    by_config = tiny_pipeline(
+        "a person walks", [40], seed=0, generation_config=GenerationConfig(**settings)
+    )
+    assert by_dict.generation_config == GenerationConfig(**settings)
+    np.testing.assert_array_equal(by_dict.motions[0], by_config.motions[0])
+    pipe = MoGenTSPipeline.from_pretrained(tiny_artifact, device="cpu", generation_config=settings)
+    assert pipe.generation_config == GenerationConfig(**settings)
+    with pytest.raises(InvalidInputError, match="unknown generation setting"):
+        tiny_pipeline("a person walks", [40], seed=0, generation_config={"steps": 2})
+    with pytest.raises(InvalidInputError, match="generation_config must be a GenerationConfig"):
+        tiny_pipeline("a person walks", [40], seed=0, generation_config=[2])
+
+
+def test_from_pretrained_none_is_the_default_repo(monkeypatch):
+    from hftrainer_mogents import artifact
+    from hftrainer_mogents.errors import ArtifactNotFoundError, InvalidInputError
+
+    asked = []
+
+    def fake_snapshot(repo_id, *args):
+        asked.append(repo_id)
+        raise ArtifactNotFoundError(f"no {repo_id} here")
+
+    monkeypatch.setattr(artifact, "_snapshot", fake_snapshot)
+    with pytest.raises(ArtifactNotFoundError):
+        MoGenTSPipeline.from_pretrained(None, device="cpu")
+    assert asked == [artifact.DEFAULT_REPO_ID]
+    with pytest.raises(InvalidInputError, match="path_or_repo_id must be"):
+        MoGenTSPipeline.from_pretrained(5, device="cpu")
+
+
+def test_text_encoder_dtype_takes_the_dtype_spellings(tiny_artifact):
+    from hftrainer_mogents.bundle import MoGenTSBundle
+    from hftrainer_mogents.errors import InvalidInputError
+
+    bundle = MoGenTSBundle.from_pretrained(tiny_artifact, text_encoder_dtype="fp32", dtype="bf16")
+    assert bundle.config.text_encoder.dtype == "float32"
+    assert bundle.dtype == torch.bfloat16
+    assert MoGenTSBundle.from_pretrained(
+        tiny_artifact, text_encoder_dtype="bf16"
+    ).config.text_encoder.dtype == ("bfloat16")
+    with pytest.raises(InvalidInputError, match="text_encoder_dtype"):
+        MoGenTSBundle.from_pretrained(tiny_artifact, text_encoder_dtype="int8")
+
+
+def test_bad_options_are_refused_before_loading(monkeypatch, tiny_artifact):
+    from hftrainer_mogents import artifact
+    from hftrainer_mogents.errors import InvalidInputError
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the artifact was resolved before the options were checked")
+
+    monkeypatch.setattr(artifact, "resolve_artifact", no_loading)
+    with pytest.raises(InvalidInputError, match=r"'meta' cannot hold weights.*--device"):
+        MoGenTSPipeline.from_pretrained(tiny_artifact, device="meta")
+    with pytest.raises(InvalidInputError, match="unknown dtype"):
+        MoGenTSPipeline.from_pretrained(tiny_artifact, device="cpu", dtype="fp8")
+    with pytest.raises(InvalidInputError, match="text_encoder_dtype"):
+        MoGenTSPipeline.from_pretrained(tiny_artifact, device="cpu", text_encoder_dtype="x")
+
+
+def test_meta_device_refused_when_moving(tiny_artifact):
+    from hftrainer_mogents.errors import InvalidInputError
+
+    pipe = MoGenTSPipeline.from_pretrained(tiny_artifact, device="cpu")
+    with pytest.raises(InvalidInputError, match="cannot hold weights"):
+        pipe.to("meta")
+    assert pipe.device.type == "cpu"

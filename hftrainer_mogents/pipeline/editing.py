@@ -8,7 +8,7 @@ text-to-image ones, this runs over the same bundle as text-to-motion.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -64,7 +64,7 @@ class EditingMixin:
         *,
         seed: int | None = None,
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
-        generation_config: GenerationConfig | None = None,
+        generation_config: GenerationConfig | Mapping[str, Any] | None = None,
         time_steps: int | None = None,
         cond_scale: float | None = None,
         topkr: float | None = None,

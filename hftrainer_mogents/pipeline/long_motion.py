@@ -7,8 +7,8 @@ the motion so far's tail and re-generates the new frames, and the seams are cros
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -42,7 +42,7 @@ class LongMotionMixin:
         *,
         transition: int = 40,
         seed: int | None = None,
-        generation_config: GenerationConfig | None = None,
+        generation_config: GenerationConfig | Mapping[str, Any] | None = None,
         time_steps: int | None = None,
         cond_scale: float | None = None,
         res_cond_scale: float | None = None,
