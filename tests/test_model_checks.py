@@ -313,3 +313,61 @@ def test_meta_device_refused_when_moving(tiny_artifact):
     with pytest.raises(InvalidInputError, match="cannot hold weights"):
         pipe.to("meta")
     assert pipe.device.type == "cpu"
+
+
+# ---------------------------------------------------------------------- edit spans and sequences
+
+
+@pytest.fixture(scope="module")
+def source(tiny_pipeline) -> np.ndarray:
+    return tiny_pipeline("a person walks", [48], seed=0, time_steps=2).motions[0]
+
+
+def test_unaligned_keep_is_snapped_with_a_warning(tiny_pipeline, source, caplog):
+    import logging
+
+    aligned = tiny_pipeline.edit(source, "a man jumps", [(0, 36)], seed=3, time_steps=2)
+    with caplog.at_level(logging.WARNING):
+        out = tiny_pipeline.edit(source, "a man jumps", [(0, 39)], seed=3, time_steps=2)
+    assert "keep[0]: kept frames 0:39 -> 0:36" in caplog.text
+    assert out.settings["edit"]["keep"] == [[[0, 36]]]
+    np.testing.assert_array_equal(out.motions[0], aligned.motions[0])
+    # a start inside a step moves to the next step; a mask is snapped the same way
+    caplog.clear()
+    mask = np.zeros(48, bool)
+    mask[2:30] = True
+    with caplog.at_level(logging.WARNING):
+        snapped = tiny_pipeline.edit(source, "a man jumps", mask, seed=3, time_steps=2)
+    assert "kept frames 2:30 -> 4:28" in caplog.text
+    assert snapped.settings["edit"]["keep"] == [[[4, 28]]]
+
+
+def test_keep_covering_no_whole_step_is_refused(tiny_pipeline, source):
+    from hftrainer_mogents.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=r"keep\[0\] keeps frames 0:2, which cover no"):
+        tiny_pipeline.edit(source, "a man jumps", [(0, 2)], seed=3)
+    with pytest.raises(InvalidInputError, match=r"frames 1:3, 5:7, which cover no"):
+        tiny_pipeline.edit(source, "a man jumps", [(1, 3), (5, 7)], seed=3)
+
+
+def test_generate_long_floors_segment_lengths(tiny_pipeline, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        out = tiny_pipeline.generate_long(["walks", "sits"], [42, 41.5], seed=0, time_steps=1)
+    assert "lengths[0] = 42 frames -> 40" in caplog.text
+    assert "lengths[1] = 41.5 frames -> 40" in caplog.text
+    assert out.lengths == [80]
+    assert [s["frames"] for s in out.settings["sequence"]] == [40, 40]
+
+
+def test_generate_long_transition_checked_up_front(tiny_pipeline, monkeypatch):
+    from hftrainer_mogents.errors import InvalidInputError
+
+    def no_compute(*args, **kwargs):
+        raise AssertionError("generated before the transition was checked")
+
+    monkeypatch.setattr(type(tiny_pipeline), "_generate", no_compute)
+    with pytest.raises(InvalidInputError, match=r"transition = 80 frames.*only 40 frames"):
+        tiny_pipeline.generate_long(["walks", "sits"], [40, 40], transition=80, seed=0)
