@@ -27,6 +27,7 @@ from hftrainer_mogents.errors import (
     ArtifactFormatError,
     ArtifactNotFoundError,
     HubUnavailableError,
+    InvalidInputError,
 )
 from hftrainer_mogents.utils.io import (
     atomic_write_json,
@@ -260,7 +261,7 @@ def _looks_like_repo_id(text: str) -> bool:
 
 
 def resolve_artifact(
-    path_or_repo_id: str | os.PathLike[str],
+    path_or_repo_id: str | os.PathLike[str] | None,
     *,
     revision: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -269,17 +270,26 @@ def resolve_artifact(
     force_download: bool = False,
 ) -> Path:
     """A local folder holding the artifact: ``path_or_repo_id`` itself when it is a folder,
-    otherwise a snapshot of that hub repo (only the artifact files are downloaded).
+    otherwise a snapshot of that hub repo (only the artifact files are downloaded); None is the
+    default repo (:data:`DEFAULT_REPO_ID`).
 
     When the hub cannot be reached, huggingface_hub serves the artifact from its cache if it is
     there completely.
 
     Raises:
+        InvalidInputError: ``path_or_repo_id`` is neither a string nor a path.
         ArtifactNotFoundError: a local path that does not exist, or a repo / revision / file
             that the hub does not have.
         HubUnavailableError: the hub is unreachable (or offline mode is on) and the cache does not
             hold the artifact; the message names the repo, the revision and the ways out.
     """
+    if path_or_repo_id is None:
+        path_or_repo_id = DEFAULT_REPO_ID
+    if not isinstance(path_or_repo_id, (str, os.PathLike)):
+        raise InvalidInputError(
+            f"path_or_repo_id must be an artifact folder or a hub repo id ('owner/name'), got "
+            f"{type(path_or_repo_id).__name__} {path_or_repo_id!r}"
+        )
     local = Path(path_or_repo_id).expanduser()
     if local.is_dir():
         if not (local / CONFIG_NAME).is_file():

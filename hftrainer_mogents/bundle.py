@@ -28,9 +28,11 @@ from hftrainer_mogents.modeling.residual_transformer import (
 )
 from hftrainer_mogents.modeling.rvq_vae import RVQVAE
 from hftrainer_mogents.modeling.text_encoder import CLIPTextEncoder, select_text_state_dict
+from hftrainer_mogents.utils.device import resolve_device
 from hftrainer_mogents.utils.io import (
     atomic_save_npy,
     atomic_write_json,
+    check_dtypes,
     check_state_dict,
     load_safetensors,
     safetensors_shapes,
@@ -38,7 +40,13 @@ from hftrainer_mogents.utils.io import (
 )
 from hftrainer_mogents.utils.precision import CPU_BF16_EMULATED_WARNING, cpu_bf16_instructions
 
-__all__ = ["MoGenTSBundle", "COMPONENT_ATTRIBUTES", "resolve_dtype"]
+__all__ = [
+    "MoGenTSBundle",
+    "COMPONENT_ATTRIBUTES",
+    "resolve_dtype",
+    "dtype_name",
+    "check_runtime_device",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +75,15 @@ _DTYPES = {
 }
 
 
-def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
-    """``None`` -> float32; names such as ``"bf16"`` / ``"bfloat16"`` -> the torch dtype.
+def resolve_dtype(dtype: str | torch.dtype | None, *, name: str = "dtype") -> torch.dtype:
+    """``None`` -> float32; names such as ``"bf16"`` / ``"bfloat16"`` -> the torch dtype. The one
+    dtype-name parser of the package: ``dtype`` and ``text_encoder_dtype`` accept the same
+    spellings.
+
+    Args:
+        dtype: a torch floating dtype, a name (``float32``/``fp32``, ``float16``/``fp16``/
+            ``half``, ``bfloat16``/``bf16``, with or without ``torch.``) or None.
+        name: the argument's name, for the message.
 
     Raises:
         InvalidInputError: an unknown name or a non-floating dtype.
@@ -77,12 +92,65 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
         return torch.float32
     if isinstance(dtype, torch.dtype):
         if not dtype.is_floating_point:
-            raise InvalidInputError(f"dtype must be a floating type, got {dtype}")
+            raise InvalidInputError(f"{name} must be a floating type, got {dtype}")
         return dtype
-    key = str(dtype).replace("torch.", "").lower()
+    key = str(dtype).replace("torch.", "").lower() if isinstance(dtype, str) else None
     if key not in _DTYPES:
-        raise InvalidInputError(f"unknown dtype {dtype!r}; use one of {sorted(set(_DTYPES))}")
+        raise InvalidInputError(f"unknown {name} {dtype!r}; use one of {sorted(set(_DTYPES))}")
     return _DTYPES[key]
+
+
+def dtype_name(dtype: str | torch.dtype, *, name: str = "dtype") -> str:
+    """The canonical name (``"float32"``, ``"float16"``, ``"bfloat16"``) of any spelling
+    :func:`resolve_dtype` accepts."""
+    return str(resolve_dtype(dtype, name=name)).removeprefix("torch.")
+
+
+def _text_encoder_dtype(dtype: str | torch.dtype) -> str:
+    """``text_encoder_dtype`` in any spelling of :func:`resolve_dtype` -> the text tower's
+    numerics name (``float16``, ``float32`` or ``bfloat16``)."""
+    canonical = dtype_name(dtype, name="text_encoder_dtype")
+    if canonical not in ("float16", "float32", "bfloat16"):
+        raise InvalidInputError(
+            f"text_encoder_dtype must be float16, float32 or bfloat16, got {dtype!r}"
+        )
+    return canonical
+
+
+def check_runtime_device(
+    device: str | torch.device | None, *, allow_none: bool = False
+) -> torch.device | None:
+    """``device`` resolved (:func:`~hftrainer_mogents.utils.device.resolve_device`: None or
+    ``"auto"`` picks CUDA when available) and able to hold weights.
+
+    Raises:
+        InvalidInputError: not a device, not available, or ``meta`` (shapes only, no values).
+    """
+    if device is None and allow_none:
+        return None
+    dev = resolve_device(device)
+    if dev.type == "meta":
+        raise InvalidInputError(
+            f"device {str(device)!r} cannot hold weights (the meta device keeps shapes only); "
+            "use 'cpu' or 'cuda' (CLI --device, keyword device=)"
+        )
+    return dev
+
+
+def _stored_dtypes(name: str, module: nn.Module) -> dict[str, tuple[torch.dtype, ...]]:
+    """Key -> the dtypes an artifact file stores for ``module``'s tensors: float32 for every
+    floating tensor of the generation networks and the length estimator (a compute dtype is a
+    cast at load), float16 or float32 for the CLIP tower's (OpenAI's archive is float16, converted
+    files float32), and the module's own dtype for integer and bool buffers."""
+    out = {}
+    for key, tensor in module.state_dict().items():
+        if not tensor.is_floating_point():
+            out[key] = (tensor.dtype,)
+        elif name == "clip":
+            out[key] = (torch.float16, torch.float32)
+        else:
+            out[key] = (torch.float32,)
+    return out
 
 
 def _as_config(config: MoGenTSConfig | Mapping[str, Any] | None) -> MoGenTSConfig:
@@ -249,7 +317,7 @@ class MoGenTSBundle(HostBundleMixin, nn.Module):
     @classmethod
     def from_pretrained(
         cls,
-        path_or_repo_id: str | os.PathLike[str] = artifact.DEFAULT_REPO_ID,
+        path_or_repo_id: str | os.PathLike[str] | None = artifact.DEFAULT_REPO_ID,
         *,
         revision: str | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
@@ -266,18 +334,19 @@ class MoGenTSBundle(HostBundleMixin, nn.Module):
         downloaded).
 
         Args:
-            path_or_repo_id: artifact folder or hub repo id (default: the published
+            path_or_repo_id: artifact folder or hub repo id (default, and None: the published
                 ``ZeyuLing/hftrainer-mogents-humanml3d``).
             revision: the hub revision (branch, tag or commit) to download.
             cache_dir: the hub cache folder (default: huggingface_hub's).
             local_files_only: use the hub cache only, never the network.
             token: the hub token, for private repos.
             force_download: download again even when the cache has the files.
-            device: where to put the networks.
+            device: where to put the networks (None or ``"auto"``: CUDA when available; not
+                ``"meta"``).
             dtype: compute dtype of the generation networks (float32 default; ``torch.bfloat16``
                 casts them once, here).
-            text_encoder_dtype: ``"float16"`` (the official CLIP numerics) or ``"float32"``;
-                default: the artifact's config.
+            text_encoder_dtype: ``"float16"`` (the official CLIP numerics), ``"float32"`` or
+                ``"bfloat16"``, in any spelling ``dtype`` accepts; default: the artifact's config.
             load_length_estimator: skip the length estimator when False.
             verify_checksums: check each file's sha256 against ``model_index.json`` (a missing
                 ``model_index.json`` is an error; ``False`` is the only way to load files
@@ -285,11 +354,21 @@ class MoGenTSBundle(HostBundleMixin, nn.Module):
                 artifact loads with a warning.
 
         Raises:
+            InvalidInputError: a bad ``device``, ``dtype`` or ``text_encoder_dtype`` (before
+                anything is read or downloaded).
             ArtifactNotFoundError: missing folder, repo or file.
-            ArtifactFormatError: bad config, missing/unexpected keys, wrong shapes, truncated file.
+            ArtifactFormatError: bad config, missing/unexpected keys, wrong shapes or dtypes,
+                truncated file.
             ChecksumMismatchError: a file differs from its recorded sha256.
             HubUnavailableError: the hub cannot be reached and the cache cannot serve the request.
         """
+        # what can be checked without the artifact is checked before it is fetched
+        device = check_runtime_device(device, allow_none=True)
+        dtype = None if dtype is None else resolve_dtype(dtype)
+        if text_encoder_dtype is not None:
+            text_encoder_dtype = _text_encoder_dtype(text_encoder_dtype)
+        if path_or_repo_id is None:
+            path_or_repo_id = artifact.DEFAULT_REPO_ID
         folder = artifact.resolve_artifact(
             path_or_repo_id,
             revision=revision,
@@ -328,6 +407,7 @@ class MoGenTSBundle(HostBundleMixin, nn.Module):
             else:
                 state = load_safetensors(path)
             check_state_dict(module, state, source=str(path))
+            check_dtypes(state, _stored_dtypes(name, module), source=str(path))
             module.load_state_dict(state, strict=True, assign=True)
         width = config.vq.input_width
         bundle.mean = torch.from_numpy(artifact.load_stat(folder / artifact.MEAN_NAME, width))
@@ -352,8 +432,9 @@ class MoGenTSBundle(HostBundleMixin, nn.Module):
     ) -> MoGenTSBundle:
         """Move to ``device`` and cast the generation networks to ``dtype`` (once)."""
         if device is not None:
+            device = check_runtime_device(device, allow_none=True)
             try:
-                self.to(torch.device(device))
+                self.to(device)
             except (RuntimeError, AssertionError) as err:
                 raise InvalidInputError(
                     f"device {device!r} is not available ({err}); use 'cpu' or a visible GPU"
@@ -371,10 +452,16 @@ class MoGenTSBundle(HostBundleMixin, nn.Module):
     # ------------------------------------------------------------------ saving
 
     def state_dicts(self) -> dict[str, dict[str, torch.Tensor]]:
-        """Component -> the state dict written to its artifact file."""
+        """Component -> the state dict written to its artifact file, in the dtypes the artifact
+        format stores (a bundle cast to a compute dtype is saved as float32 again)."""
         out = {}
         for name, module in self.components():
-            out[name] = module.state_dict()
+            state = module.state_dict()
+            stored = _stored_dtypes(name, module)
+            out[name] = {
+                key: value if value.dtype in stored[key] else value.float()
+                for key, value in state.items()
+            }
         return out
 
     def save_pretrained(self, save_directory: str | os.PathLike[str]) -> Path:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import typing
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from hftrainer_mogents.errors import ArtifactFormatError
 
@@ -77,24 +79,92 @@ class _ConfigBase:
         """The JSON block (plain types)."""
         return asdict(self)  # type: ignore[call-overload]
 
+    # field -> (lowest, highest) allowed value of a number field (None: unbounded)
+    _RANGES: ClassVar[dict[str, tuple[float | None, float | None]]] = {}
+
     @classmethod
-    def from_dict(cls: type[C], data: dict[str, Any] | None, *, name: str = "") -> C:
+    def from_dict(
+        cls: type[C], data: dict[str, Any] | None, *, name: str = "", source: str | None = None
+    ) -> C:
         """Build from a JSON block; unknown keys are ignored and missing ones take the defaults,
-        both with a warning."""
+        both with a warning.
+
+        Args:
+            data: the JSON block.
+            name: the block's name in messages (e.g. ``"config.vq"``).
+            source: the file the block comes from, for messages.
+
+        Raises:
+            ArtifactFormatError: the block is not an object, or a value has the wrong type or is
+                out of range (naming the file, the key, the value and what is expected).
+        """
+        label = name or cls.__name__
+        where = f"{source}: " if source else ""
+        if data is not None and not isinstance(data, dict):
+            raise ArtifactFormatError(
+                f"{where}{label} must be a JSON object, got {type(data).__name__} {data!r}"
+            )
         data = dict(data or {})
         known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(data) - known)
         missing = sorted(known - set(data))
-        label = name or cls.__name__
         if unknown:
             logger.warning("%s: ignoring unknown keys %s", label, unknown)
         if missing and data:
             logger.warning("%s: keys %s missing, using the defaults", label, missing)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        for key, value in values.items():
+            problem = cls._field_problem(key, value)
+            if problem is not None:
+                raise ArtifactFormatError(
+                    f"{where}{label}.{key} = {value!r}: expected {problem}; fix the config file "
+                    "or convert the checkpoint again"
+                )
+        return cls(**values)
+
+    @classmethod
+    def _field_problem(cls, key: str, value: Any) -> str | None:
+        """What ``value`` should be for field ``key`` (None when it fits): the field's type
+        (``int``, ``float``, ``bool``, ``str``, optionally ``None``) and :attr:`_RANGES`."""
+        hint = typing.get_type_hints(cls).get(key)
+        args = set(typing.get_args(hint)) or {hint}
+        optional = type(None) in args
+        if value is None:
+            return None if optional else _type_name(args - {type(None)})
+        kinds = args - {type(None)}
+        if bool in kinds:
+            ok = isinstance(value, bool)
+        elif int in kinds:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif float in kinds:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = ok and math.isfinite(value)
+        elif str in kinds:
+            ok = isinstance(value, str)
+        else:
+            return None  # nested configs and other types are checked by their own class
+        if not ok:
+            return _type_name(kinds) + (" or null" if optional else "")
+        low, high = cls._RANGES.get(key, (None, None))
+        if (low is not None and value < low) or (high is not None and value > high):
+            lo = "" if low is None else f">= {low}"
+            hi = "" if high is None else f"<= {high}"
+            return f"a number {' and '.join(p for p in (lo, hi) if p)}"
+        return None
 
     def replace(self: C, **changes: Any) -> C:
         """A copy with ``changes`` applied."""
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+def _type_name(kinds: set[Any]) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+    return " or ".join(names.get(k, getattr(k, "__name__", str(k))) for k in kinds)
+
+
+# sizes are at least 1; probabilities and momenta in [0, 1]
+_SIZE = (1, None)
+_FRACTION = (0.0, 1.0)
 
 
 @dataclass
@@ -117,6 +187,18 @@ class VQConfig(_ConfigBase):
     shared_codebook: bool = False
     quantize_dropout_prob: float = 0.2
     mu: float = 0.99
+
+    _RANGES: ClassVar[dict[str, tuple[float | None, float | None]]] = {
+        **dict.fromkeys(
+            ("code_dim1d", "nb_code1d", "code_dim2d", "nb_code2d", "stride_t", "width", "depth"),
+            _SIZE,
+        ),
+        "down_t": (0, None),
+        "dilation_growth_rate": _SIZE,
+        "num_quantizers": _SIZE,
+        "quantize_dropout_prob": _FRACTION,
+        "mu": _FRACTION,
+    }
 
     @property
     def joints_num(self) -> int:
@@ -152,6 +234,12 @@ class MaskTransformerConfig(_ConfigBase):
     attnj: bool = True
     attnt: bool = True
 
+    _RANGES: ClassVar[dict[str, tuple[float | None, float | None]]] = {
+        **dict.fromkeys(("latent_dim", "ff_size", "n_layers", "n_heads", "clip_dim"), _SIZE),
+        "dropout": _FRACTION,
+        "cond_drop_prob": _FRACTION,
+    }
+
 
 @dataclass
 class ResidualTransformerConfig(_ConfigBase):
@@ -168,6 +256,12 @@ class ResidualTransformerConfig(_ConfigBase):
     attnt: bool = True
     share_weight: bool = True
 
+    _RANGES: ClassVar[dict[str, tuple[float | None, float | None]]] = {
+        **dict.fromkeys(("latent_dim", "ff_size", "n_layers", "n_heads", "clip_dim"), _SIZE),
+        "dropout": _FRACTION,
+        "cond_drop_prob": _FRACTION,
+    }
+
 
 @dataclass
 class LengthEstimatorConfig(_ConfigBase):
@@ -176,6 +270,11 @@ class LengthEstimatorConfig(_ConfigBase):
 
     input_size: int = 512
     output_size: int = 50
+
+    _RANGES: ClassVar[dict[str, tuple[float | None, float | None]]] = {
+        "input_size": _SIZE,
+        "output_size": _SIZE,
+    }
 
 
 @dataclass
@@ -194,6 +293,10 @@ class TextEncoderConfig(_ConfigBase):
     heads: int = 8
     layers: int = 12
     dtype: str = "float16"
+
+    _RANGES: ClassVar[dict[str, tuple[float | None, float | None]]] = dict.fromkeys(
+        ("embed_dim", "context_length", "vocab_size", "width", "heads", "layers"), _SIZE
+    )
 
     @classmethod
     def from_state_dict(cls, state_dict: dict[str, Any], **overrides: Any) -> TextEncoderConfig:
@@ -269,7 +372,9 @@ class MoGenTSConfig(_ConfigBase):
         """Parse a ``mogents_config.json`` document.
 
         Raises:
-            ArtifactFormatError: wrong ``model_type`` or ``format``, or no ``config`` block.
+            ArtifactFormatError: wrong ``model_type`` or ``format``, no ``config`` block, a
+                required section (``vq``, ``mask``, ``res``, and ``length`` when the artifact
+                has a length estimator) missing, or a value of the wrong type or out of range.
         """
         if doc.get("model_type", MODEL_TYPE) != MODEL_TYPE:
             raise ArtifactFormatError(
@@ -284,16 +389,32 @@ class MoGenTSConfig(_ConfigBase):
         if not isinstance(block, dict):
             raise ArtifactFormatError(f"{source}: no 'config' object")
         has_length = doc.get("has_length_estimator", block.get("length") is not None)
-        length = block.get("length")
+        if not isinstance(has_length, bool):
+            raise ArtifactFormatError(
+                f"{source}: has_length_estimator = {has_length!r}: expected true or false"
+            )
+        required = ["vq", "mask", "res", *(["length"] if has_length else [])]
+        absent = [key for key in required if block.get(key) is None]
+        if absent:
+            raise ArtifactFormatError(
+                f"{source}: the 'config' object has no {', '.join(repr(k) for k in absent)} "
+                f"section (required: {', '.join(required)}); the network sizes cannot be "
+                "guessed: convert the checkpoint again"
+            )
+        clip_version = doc.get("clip_version", "ViT-B/32")
+        if not isinstance(clip_version, str):
+            raise ArtifactFormatError(
+                f"{source}: clip_version = {clip_version!r}: expected a string"
+            )
+
+        def section(config_cls: type[C], key: str) -> C:
+            return config_cls.from_dict(block.get(key), name=f"config.{key}", source=source)
+
         return cls(
-            vq=VQConfig.from_dict(block.get("vq"), name="config.vq"),
-            mask=MaskTransformerConfig.from_dict(block.get("mask"), name="config.mask"),
-            res=ResidualTransformerConfig.from_dict(block.get("res"), name="config.res"),
-            length=LengthEstimatorConfig.from_dict(length, name="config.length")
-            if has_length
-            else None,
-            text_encoder=TextEncoderConfig.from_dict(
-                block.get("text_encoder"), name="config.text_encoder"
-            ),
-            clip_version=str(doc.get("clip_version", "ViT-B/32")),
+            vq=section(VQConfig, "vq"),
+            mask=section(MaskTransformerConfig, "mask"),
+            res=section(ResidualTransformerConfig, "res"),
+            length=section(LengthEstimatorConfig, "length") if has_length else None,
+            text_encoder=section(TextEncoderConfig, "text_encoder"),
+            clip_version=clip_version,
         )

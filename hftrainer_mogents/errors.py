@@ -21,6 +21,7 @@ __all__ = [
     "UnknownRepresentationError",
     "DuplicateModelError",
     "PluginError",
+    "NonFiniteOutputError",
 ]
 
 
@@ -81,3 +82,9 @@ class DuplicateModelError(MoGenTSError, RuntimeError):
 
 class PluginError(MoGenTSError, RuntimeError):
     """A plugin returned something that breaks the contract (wrong type, bad import string)."""
+
+
+class NonFiniteOutputError(MoGenTSError, ArithmeticError):
+    """The model produced NaN or infinite values (broken or mis-cast weights); the message names
+    the prompts (index and text). Raised before anything is returned, so nothing is written or
+    claimed done for them."""

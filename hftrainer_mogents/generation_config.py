@@ -113,6 +113,25 @@ class GenerationConfig:
             )
         return cls(**dict(values))
 
+    @classmethod
+    def coerce(
+        cls, value: GenerationConfig | Mapping[str, Any], *, name: str = "generation_config"
+    ) -> GenerationConfig:
+        """``value`` as a :class:`GenerationConfig`: itself, or built from a mapping
+        (:meth:`from_dict`).
+
+        Raises:
+            InvalidInputError: neither a GenerationConfig nor a mapping, or a bad mapping.
+        """
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            return cls.from_dict(value)
+        raise InvalidInputError(
+            f"{name} must be a GenerationConfig or a dict of its settings, got "
+            f"{type(value).__name__}"
+        )
+
     def replace(self, **changes: Any) -> GenerationConfig:
         """A copy with ``changes`` applied (validated); ``None`` values leave a field as it is."""
         given = {name: value for name, value in changes.items() if value is not None}

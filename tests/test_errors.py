@@ -21,6 +21,7 @@ from hftrainer_mogents import errors
         (errors.UnknownRepresentationError, KeyError),
         (errors.DuplicateModelError, RuntimeError),
         (errors.PluginError, RuntimeError),
+        (errors.NonFiniteOutputError, ArithmeticError),
     ],
     ids=lambda c: c.__name__,
 )

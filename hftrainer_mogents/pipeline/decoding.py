@@ -23,6 +23,7 @@ from hftrainer_mogents.config import (
     N_JOINT_GROUPS,
     UNIT_LENGTH,
 )
+from hftrainer_mogents.errors import NonFiniteOutputError
 from hftrainer_mogents.generation_config import GenerationConfig
 from hftrainer_mogents.modeling.residual_transformer import scrambled_spatial_index
 from hftrainer_mogents.modeling.sampling import (
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RES_TOPK_THRES",
+    "check_finite",
     "decode_by_length",
     "decode_motion",
     "decode_tokens",
@@ -396,3 +398,27 @@ def split_samples(
             {"ids_aux": ids_aux_np[i, :n], "ids_ts": ids_ts_np[i, :n]} for i, n in enumerate(lens)
         ],
     }
+
+
+def check_finite(motions: list[np.ndarray], texts: list[str], start: int = 0) -> None:
+    """Refuse a batch's motions if any holds NaN or infinite values.
+
+    Args:
+        motions: the batch's motions, in order.
+        texts: their prompts.
+        start: the index of the batch's first prompt in the call.
+
+    Raises:
+        NonFiniteOutputError: naming every such prompt (index and text).
+    """
+    bad = [i for i, m in enumerate(motions) if not np.isfinite(m).all()]
+    if not bad:
+        return
+    shown = ", ".join(f"{start + i} ({texts[i]!r})" for i in bad[:5])
+    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+    raise NonFiniteOutputError(
+        f"the model produced NaN or infinite values for prompt{'s' if len(bad) > 1 else ''} "
+        f"{shown}{more}; nothing is "
+        "returned for this call. The weights are broken or overflow in this dtype: check the "
+        "artifact, or load it in float32 (dtype='float32', CLI --dtype float32)"
+    )

@@ -8,7 +8,8 @@ text-to-image ones, this runs over the same bundle as text-to-motion.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from hftrainer_mogents.generation_config import GenerationConfig
 from hftrainer_mogents.modeling.rvq_vae import motion_to_joint_grid
 from hftrainer_mogents.modeling.sampling import Draws
 from hftrainer_mogents.pipeline.decoding import (
+    check_finite,
     decode_by_length,
     decode_tokens,
     encode_unique,
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     from hftrainer_mogents.utils.cuda_graphs import CUDAGraphCache
 
 __all__ = ["EditingMixin", "decoder_reach"]
+
+logger = logging.getLogger(__name__)
 
 # why mode="reference" is refused: there is no official computation to reproduce
 _NO_REFERENCE = "edit runs in mode='fast' only: the official code has no editing to reproduce"
@@ -63,7 +67,7 @@ class EditingMixin:
         *,
         seed: int | None = None,
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
-        generation_config: GenerationConfig | None = None,
+        generation_config: GenerationConfig | Mapping[str, Any] | None = None,
         time_steps: int | None = None,
         cond_scale: float | None = None,
         topkr: float | None = None,
@@ -101,7 +105,10 @@ class EditingMixin:
                 [40, 196]; or a list of them (then ``text`` and ``keep`` are lists too).
             text: the caption of the edited motion (one per motion).
             keep: the frames to keep: a list of ``(start, end)`` frame ranges (end exclusive) or
-                a boolean mask over the frames (one per motion for a batch).
+                a boolean mask over the frames (one per motion for a batch). Only whole 4-frame
+                token steps can be kept: other spans are snapped inward to the steps (a warning
+                states the spans used, and ``settings["edit"]["keep"]`` records them); a keep
+                that covers no whole step is refused.
             seed: as in :meth:`__call__` (fast mode: one generator per motion, seeded from
                 ``seed`` and the motion's index, so an edit does not depend on its batch).
             generator: as in :meth:`__call__`.
@@ -123,7 +130,9 @@ class EditingMixin:
             :class:`MoGenTSOutput` with one edited motion per input, of the input's length.
 
         Raises:
-            InvalidInputError: bad motions, texts, keep ranges or settings (before any compute).
+            InvalidInputError: bad motions, texts, keep ranges (or kept frames that cover no
+                whole token step) or settings (before any compute).
+            NonFiniteOutputError: an edited motion holds NaN or infinite values (names them).
         """
         # 1. Check inputs
         width = self.bundle.config.vq.input_width
@@ -158,6 +167,7 @@ class EditingMixin:
                 call.sample_generators(start, stop),
                 call.config,
             )
+            check_finite(split["motions"], texts[start:stop], start)
             for i, result in enumerate(split["motions"], start=start):
                 out_motions.append(_blend(arrays[i], result, kept[i], reach) if blend else result)
             tokens.extend(split["tokens"])
@@ -361,4 +371,41 @@ def _check_keep(keep: Any, frames: int, index: int) -> np.ndarray:
         raise InvalidInputError(
             f"{where} keeps every frame: nothing to edit; leave out the frames to re-generate"
         )
-    return mask
+    return _snap_to_steps(mask, where)
+
+
+def _snap_to_steps(mask: np.ndarray, where: str) -> np.ndarray:
+    """The kept frames that the model can keep: whole 4-frame token steps (a step with any
+    edited frame is re-generated), with a warning stating the spans used when they differ from
+    the asked ones.
+
+    Raises:
+        InvalidInputError: frames were asked to be kept but no whole step is.
+    """
+    steps = mask.reshape(-1, UNIT_LENGTH).all(1)
+    snapped = np.repeat(steps, UNIT_LENGTH)
+    if np.array_equal(snapped, mask):
+        return mask
+    asked, used = _ranges(mask), _ranges(snapped)
+    if not snapped.any():
+        raise InvalidInputError(
+            f"{where} keeps frames {_spans(asked)}, which cover no whole {UNIT_LENGTH}-frame "
+            f"token step, so nothing would be kept (a step with any edited frame is "
+            f"re-generated): keep spans whose ends are multiples of {UNIT_LENGTH}, e.g. "
+            f"({asked[0][0] // UNIT_LENGTH * UNIT_LENGTH}, "
+            f"{asked[0][0] // UNIT_LENGTH * UNIT_LENGTH + UNIT_LENGTH}), or keep nothing"
+        )
+    logger.warning(
+        "%s: kept frames %s -> %s (spans are snapped to the %d-frame token steps: a step with "
+        "any edited frame is re-generated)",
+        where,
+        _spans(asked),
+        _spans(used),
+        UNIT_LENGTH,
+    )
+    return snapped
+
+
+def _spans(ranges: list[list[int]]) -> str:
+    """``[[0, 36], [40, 48]]`` -> ``"0:36, 40:48"`` (the CLI's ``--keep`` spelling)."""
+    return ", ".join(f"{a}:{b}" for a, b in ranges) or "none"

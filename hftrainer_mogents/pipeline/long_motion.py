@@ -6,14 +6,20 @@ the motion so far's tail and re-generates the new frames, and the seams are cros
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from hftrainer_mogents.config import MAX_MOTION_LENGTH, MIN_MOTION_LENGTH, UNIT_LENGTH
+from hftrainer_mogents.config import (
+    MAX_MOTION_LENGTH,
+    MIN_MOTION_LENGTH,
+    UNIT_LENGTH,
+    floor_to_unit,
+)
 from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.generation_config import GenerationConfig
 from hftrainer_mogents.pipeline.inputs import _check_texts, _frame_count
@@ -23,7 +29,9 @@ from hftrainer_mogents.pipeline.prepare import sample_seed
 if TYPE_CHECKING:
     from hftrainer_mogents.pipeline.prepare import PreparedCall
 
-__all__ = ["LongMotionMixin"]
+__all__ = ["LongMotionMixin", "check_sequence"]
+
+logger = logging.getLogger(__name__)
 
 
 class LongMotionMixin:
@@ -42,7 +50,7 @@ class LongMotionMixin:
         *,
         transition: int = 40,
         seed: int | None = None,
-        generation_config: GenerationConfig | None = None,
+        generation_config: GenerationConfig | Mapping[str, Any] | None = None,
         time_steps: int | None = None,
         cond_scale: float | None = None,
         res_cond_scale: float | None = None,
@@ -77,9 +85,11 @@ class LongMotionMixin:
 
         Args:
             texts: one caption per segment (a single string: one segment).
-            lengths: frames of each segment, multiples of 4, each at least 40 (any length above
-                196 is split into windows).
-            transition: frames kept from the previous window, a multiple of 4 in [4, 152].
+            lengths: frames of each segment, each at least 40 (floored to a multiple of 4 with
+                a warning, as ``__call__`` floors its lengths; any length above 196 is split
+                into windows).
+            transition: frames kept from the previous window, a multiple of 4 in [4, 160],
+                at most the first window's frames (:func:`check_sequence`).
             seed: makes the call reproducible (None draws one, returned in the output).
             generation_config: the sampling settings, as in :meth:`__call__`.
             time_steps: overrides this setting of ``generation_config`` for this call.
@@ -91,10 +101,10 @@ class LongMotionMixin:
             records the segments and windows.
 
         Raises:
-            InvalidInputError: bad texts, lengths or transition.
+            InvalidInputError: bad texts, lengths or transition (all checked before any
+                compute, by :func:`check_sequence`).
         """
-        texts = _check_texts(texts)
-        frames = _check_segments(texts, lengths, transition)
+        texts, frames, windows = check_sequence(texts, lengths, transition)
         call = self._prepare_call(
             1,
             generation_config=generation_config,
@@ -104,7 +114,6 @@ class LongMotionMixin:
             res_cond_scale=res_cond_scale,
         )
         seed = call.seed
-        windows = _plan_windows(texts, frames, transition)
 
         first_text, first_len = windows[0]
         motion = self(
@@ -146,11 +155,41 @@ class LongMotionMixin:
         )
 
 
-def _check_segments(texts: list[str], lengths: Sequence[int] | int, transition: int) -> list[int]:
-    """The segments' frames (each a multiple of 4, at least 40) after checking ``lengths``
-    against ``texts`` and the ``transition``."""
-    if isinstance(lengths, (int, np.integer)) and not isinstance(lengths, bool):
-        lengths = [int(lengths)]
+def check_sequence(
+    texts: Sequence[str] | str, lengths: Sequence[float] | float, transition: int
+) -> tuple[list[str], list[int], list[tuple[str, int]]]:
+    """Every check of :meth:`~LongMotionMixin.generate_long`'s inputs, without the model (the CLI
+    can call it before loading one).
+
+    Returns:
+        The texts, the segments' frames (floored to a multiple of 4, with a warning, as
+        ``--length`` is) and the windows (``(text, new frames)``).
+
+    Raises:
+        InvalidInputError: bad texts, lengths (or a segment below 40 frames) or transition (not a
+            multiple of 4 in [4, 160], or longer than the first window, which it keeps).
+    """
+    texts = _check_texts(texts)
+    frames = _check_segments(texts, lengths, transition)
+    windows = _plan_windows(texts, frames, transition)
+    first = windows[0][1]
+    if len(windows) > 1 and transition > first:
+        raise InvalidInputError(
+            f"transition = {transition} frames, but the motion before the second window has "
+            f"only {first} frames (the first segment's first window), and the transition keeps "
+            f"that many frames of it: give a transition of at most {first} frames (a multiple "
+            f"of {UNIT_LENGTH}; --transition), or a longer first segment"
+        )
+    return texts, frames, windows
+
+
+def _check_segments(
+    texts: list[str], lengths: Sequence[float] | float, transition: int
+) -> list[int]:
+    """The segments' frames (each floored to a multiple of 4 with a warning, at least 40) after
+    checking ``lengths`` against ``texts`` and the ``transition``."""
+    if isinstance(lengths, (int, float, np.integer, np.floating)) and not isinstance(lengths, bool):
+        lengths = [lengths]
     if isinstance(lengths, (str, bytes)) or not hasattr(lengths, "__len__"):
         raise InvalidInputError(
             f"lengths must be a list of frame counts, got {type(lengths).__name__}"
@@ -162,12 +201,21 @@ def _check_segments(texts: list[str], lengths: Sequence[int] | int, transition: 
     frames = []
     for i, value in enumerate(lengths):
         number = _frame_count(value, f"lengths[{i}]")
-        if number != int(number) or int(number) % UNIT_LENGTH or number < MIN_MOTION_LENGTH:
+        if number < MIN_MOTION_LENGTH:
             raise InvalidInputError(
-                f"lengths[{i}] = {value!r}: each segment needs a multiple of {UNIT_LENGTH} "
-                f"frames, at least {MIN_MOTION_LENGTH}"
+                f"lengths[{i}] = {value!r}: each segment needs at least {MIN_MOTION_LENGTH} "
+                f"frames ({MIN_MOTION_LENGTH // 20} s at 20 fps; --sequence TEXT:FRAMES)"
             )
-        frames.append(int(number))
+        floored = floor_to_unit(int(number))
+        if floored != number:
+            logger.warning(
+                "lengths[%d] = %s frames -> %d (segment lengths are floored to a multiple of %d)",
+                i,
+                value,
+                floored,
+                UNIT_LENGTH,
+            )
+        frames.append(floored)
     high = MAX_MOTION_LENGTH - MIN_MOTION_LENGTH + UNIT_LENGTH
     if (
         isinstance(transition, bool)

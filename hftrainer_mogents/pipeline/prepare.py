@@ -5,7 +5,7 @@ overrides, the seed and the generators (as transformers' ``_prepare_generation_c
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,7 +128,7 @@ def prepare_call(
     device: torch.device,
     n_texts: int,
     *,
-    generation_config: GenerationConfig | None = None,
+    generation_config: GenerationConfig | Mapping[str, Any] | None = None,
     seed: int | None = None,
     generator: torch.Generator | Sequence[torch.Generator] | None = None,
     batch_size: int = 32,
@@ -148,7 +148,8 @@ def prepare_call(
     n_texts : int
         Texts of the call (a list of generators needs one per text).
     generation_config, seed, generator, batch_size, mode
-        As in :meth:`MoGenTSPipeline.__call__`.
+        As in :meth:`MoGenTSPipeline.__call__` (``generation_config`` may be a dict of
+        settings, :meth:`GenerationConfig.from_dict`).
     reference_refusal : str, optional
         When given, ``mode="reference"`` is refused with this message (a call the official code
         has no counterpart of).
@@ -168,7 +169,8 @@ def prepare_call(
     InvalidInputError
         A bad setting, batch size, mode, seed or generator.
     """
-    config = (generation_config or default_config).replace(**overrides)
+    base = default_config if generation_config is None else generation_config
+    config = GenerationConfig.coerce(base).replace(**overrides)
     _check_execution(batch_size, mode)
     if reference_refusal is not None and mode != "fast":
         raise InvalidInputError(reference_refusal)

@@ -38,6 +38,7 @@ from hftrainer_mogents.generation_config import GenerationConfig
 from hftrainer_mogents.host_compat import HostPipelineMixin
 from hftrainer_mogents.modeling.sampling import Draws
 from hftrainer_mogents.pipeline.decoding import (
+    check_finite,
     decode_motion,
     decode_tokens,
     generate_fast,
@@ -80,14 +81,18 @@ class MoGenTSPipeline(HostPipelineMixin, EditingMixin, LongMotionMixin):
         *,
         device: str | torch.device | None = None,
         cuda_graphs: bool = True,
-        generation_config: GenerationConfig | None = None,
+        generation_config: GenerationConfig | Mapping[str, Any] | None = None,
     ) -> None:
         self.bundle = bundle.eval()
         if device is not None:
             self.bundle.to_runtime(device=resolve_device(device))
         self._progress: dict[str, Any] = {}
         # the sampling settings of a call that gives none (like transformers' generation_config)
-        self.generation_config = generation_config or GenerationConfig()
+        self.generation_config = (
+            GenerationConfig()
+            if generation_config is None
+            else GenerationConfig.coerce(generation_config)
+        )
         # fast mode on CUDA replays each transformer forward as a CUDA graph (captured on first
         # use per batch shape); graphs read the weights in place, so replacing parameter tensors
         # needs ``pipe.cuda_graphs.clear()``
@@ -98,7 +103,7 @@ class MoGenTSPipeline(HostPipelineMixin, EditingMixin, LongMotionMixin):
     @classmethod
     def from_pretrained(
         cls,
-        path_or_repo_id: str | os.PathLike[str] | type = artifact.DEFAULT_REPO_ID,
+        path_or_repo_id: str | os.PathLike[str] | type | None = artifact.DEFAULT_REPO_ID,
         pretrained_model_name_or_path: str | os.PathLike[str] | None = None,
         *,
         bundle_cls: type | None = None,
@@ -113,7 +118,7 @@ class MoGenTSPipeline(HostPipelineMixin, EditingMixin, LongMotionMixin):
         text_encoder_dtype: str | None = None,
         load_length_estimator: bool = True,
         cuda_graphs: bool = True,
-        generation_config: GenerationConfig | None = None,
+        generation_config: GenerationConfig | Mapping[str, Any] | None = None,
     ) -> MoGenTSPipeline:
         """Load the bundle (:meth:`MoGenTSBundle.from_pretrained`) and wrap it.
 
@@ -125,7 +130,8 @@ class MoGenTSPipeline(HostPipelineMixin, EditingMixin, LongMotionMixin):
           ``cuda_graphs`` and ``generation_config`` go to the pipeline.
 
         Args:
-            path_or_repo_id: artifact folder or hub repo id, or (host form) the bundle class.
+            path_or_repo_id: artifact folder or hub repo id (default, and None: the published
+                ``ZeyuLing/hftrainer-mogents-humanml3d``), or (host form) the bundle class.
             pretrained_model_name_or_path: (host form only) the artifact.
             bundle_cls: (host form) the bundle class, by keyword.
             bundle_kwargs: more options of the bundle's ``from_pretrained`` (either form).
@@ -135,7 +141,8 @@ class MoGenTSPipeline(HostPipelineMixin, EditingMixin, LongMotionMixin):
                 for AMX CPUs and tensor-core GPUs, cast once here).
             cuda_graphs: on CUDA, replay the transformer forwards of fast mode as CUDA graphs
                 (same results, far fewer kernel launches; False runs them eagerly).
-            generation_config: the pipeline's default sampling settings.
+            generation_config: the pipeline's default sampling settings (a
+                :class:`GenerationConfig` or a dict of its settings).
             revision: as :meth:`MoGenTSBundle.from_pretrained` (the hub options
                 ``revision``, ``cache_dir``, ``local_files_only``, ``token`` and
                 ``force_download``, and ``text_encoder_dtype``, ``load_length_estimator`` and
@@ -145,6 +152,8 @@ class MoGenTSPipeline(HostPipelineMixin, EditingMixin, LongMotionMixin):
             InvalidInputError: a second positional argument without a bundle class first, or an
                 option given both as an argument and in ``bundle_kwargs``.
         """
+        if path_or_repo_id is None:  # None is the default repo, as in the bundle's
+            path_or_repo_id = artifact.DEFAULT_REPO_ID
         options = {
             "revision": revision,
             "cache_dir": cache_dir,
@@ -240,7 +249,7 @@ class MoGenTSPipeline(HostPipelineMixin, EditingMixin, LongMotionMixin):
         gumbel_sample: bool | None = None,
         clamp: bool | None = None,
         *,
-        generation_config: GenerationConfig | None = None,
+        generation_config: GenerationConfig | Mapping[str, Any] | None = None,
         seed: int | None = None,
         generator: torch.Generator | Sequence[torch.Generator] | None = None,
         batch_size: int = 32,
@@ -293,6 +302,7 @@ class MoGenTSPipeline(HostPipelineMixin, EditingMixin, LongMotionMixin):
 
         Raises:
             InvalidInputError: bad texts, lengths or settings (checked before any compute).
+            NonFiniteOutputError: a motion holds NaN or infinite values (names the prompts).
         """
         # 1. Check inputs
         texts, frames, features = _check_inputs(self.bundle, texts, lengths, clamp, text_features)
@@ -364,6 +374,7 @@ class MoGenTSPipeline(HostPipelineMixin, EditingMixin, LongMotionMixin):
                     chunk_features,
                     graphs=self.cuda_graphs,
                 )
+            check_finite(result["motions"], chunk, start)
             motions.extend(result["motions"])
             lengths.extend(result["lengths"])
             tokens.extend(result["tokens"])

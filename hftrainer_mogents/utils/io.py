@@ -58,6 +58,7 @@ __all__ = [
     "load_safetensors",
     "save_safetensors",
     "check_state_dict",
+    "check_dtypes",
     "load_state_dict_strict",
 ]
 
@@ -402,6 +403,35 @@ def check_state_dict(module: nn.Module, state_dict: Mapping[str, Any], *, source
         raise ArtifactFormatError(
             f"{source}: the weights do not fit {type(module).__name__} "
             f"({'; '.join(problems)}); check that the config matches the checkpoint"
+        )
+
+
+def check_dtypes(
+    state_dict: Mapping[str, Any], expected: Mapping[str, Iterable[Any]], *, source: str
+) -> None:
+    """Raise unless every tensor of ``state_dict`` has one of the dtypes ``expected`` lists for
+    its key (keys ``expected`` does not list are not checked).
+
+    Args:
+        state_dict: key -> tensor, as read from the file.
+        expected: key -> the torch dtypes the artifact format stores for it.
+        source: what the weights come from (a file name), for the message.
+
+    Raises:
+        ArtifactFormatError: naming the file, each key with a wrong dtype, its dtype and the
+            expected ones.
+    """
+    wrong = []
+    for key, tensor in state_dict.items():
+        allowed = list(expected.get(key, ()))
+        if allowed and tensor.dtype not in allowed:
+            names = " or ".join(str(d).removeprefix("torch.") for d in allowed)
+            wrong.append(f"{key}: {str(tensor.dtype).removeprefix('torch.')}, expected {names}")
+    if wrong:
+        raise ArtifactFormatError(
+            f"{source}: tensors of the wrong dtype ({_listed(wrong)}); the artifact format "
+            "stores these weights in the dtype given, and a cast to another compute dtype is "
+            "done at load (dtype=...): save or convert the artifact again"
         )
 
 
