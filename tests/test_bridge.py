@@ -486,3 +486,45 @@ def test_resumed_bridge_jobs_redo_damaged_outputs(
     assert redo["count"] == s272["count"] and redo["failed"] == 0
     for path in outs[:2]:
         assert np.isfinite(np.load(path)).all() and np.load(path).shape[1] == 272
+
+
+def test_bad_ik_settings_are_refused_naming_the_flag(
+    fixtures_dir: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    """--lr nan gave a traceback and --iters -5 --lr nan exited 0 with unrefined fits: every IK
+    setting is checked before any work, the CLI and the zoo script naming their flag."""
+    write_inputs(tmp_path / "in", generated_looking(fixtures_dir, count=1), bad=False)
+    out = tmp_path / "out"
+    base = ["bridge", "--in-dir", str(tmp_path / "in"), "--out-dir", str(out),
+            "--model-dir", str(model_dir), "--no-progress"]  # fmt: skip
+    cases = [
+        (["--lr", "nan"], "'--lr' / '--refine-lr'"),
+        (["--iters", "-5", "--lr", "nan"], "'--iters' / '--refine-iters'"),
+        (["--refine-lr", "0"], "'--lr' / '--refine-lr'"),
+        (["--lr", "inf"], "'--lr' / '--refine-lr'"),
+        (["--smooth-weight", "-1"], "'--smooth-weight'"),
+        (["--pose-keep-weight", "nan"], "'--pose-keep-weight'"),
+        (["--source-fps", "0"], "'--source-fps'"),
+        (["--target-fps", "-30"], "'--target-fps'"),
+    ]
+    for flags, named in cases:
+        result = CliRunner().invoke(cli, [*base, *flags])
+        assert result.exit_code == 2, (flags, result.output)
+        assert named in result.output and "Traceback" not in result.output, result.output
+        assert not out.exists(), flags
+    ik = ["--in-dir", str(tmp_path / "in"), "--out-dir", str(out), "--model-dir", str(model_dir),
+          "--refine-lr", "nan", "--no-progress"]  # fmt: skip
+    assert ik_main(ik) == 2 and not out.exists()
+    # the API: typed errors naming the setting, also for a config changed after construction
+    with pytest.raises(smpl135.IKSettingError, match=r"IKConfig\.lr must be a finite number > 0"):
+        smpl135.IKConfig(lr=float("nan"))
+    for bad in ({"iters": -5}, {"iters": 2.5}, {"iters": True}, {"batch_frames": 0},
+                {"pose_smooth_ratio": float("inf")}, {"resample_mode": "cubic"},
+                {"rotation_init": "pose"}):  # fmt: skip
+        with pytest.raises(InvalidInputError, match=f"IKConfig.{next(iter(bad))}"):
+            smpl135.IKConfig(**bad)
+    cfg = smpl135.IKConfig(iters=0)
+    cfg.lr = float("nan")
+    with pytest.raises(smpl135.IKSettingError, match="lr"):
+        bridge.run_bridge(tmp_path / "in", out, to="smpl135", model_dir=model_dir, config=cfg)
+    assert not out.exists()

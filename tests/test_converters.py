@@ -94,6 +94,24 @@ def test_no_chain_lists_the_known_edges() -> None:
     assert converters.find_path("272", "MotionStreamer_272", edges) == []  # aliases: one node
 
 
+def test_unknown_names_get_the_registry_error_and_variants_convert() -> None:
+    """An unknown name is the registry's error listing the known names (it was "no converter
+    chain"); the zoo successor's spelling "humanml3d-263" is hml263."""
+    from hftrainer_mogents.errors import UnknownRepresentationError
+
+    edges = converters.available_edges(specs=_ours(), use_host=False)
+    for src, dst in [("humanml3d-999", "ms272"), ("hml263", "smpl_85")]:
+        with pytest.raises(UnknownRepresentationError, match=r"known: motion_135, .*joints22"):
+            converters.convert(np.zeros((8, 263), np.float32), src, dst, edges=edges)
+    path = converters.find_path("humanml3d-263", "joints-22", edges)
+    assert [(e.src, e.dst) for e in path] == [("hml263", "joints22")]
+    feats = np.zeros((8, 263), np.float32)
+    np.testing.assert_array_equal(
+        converters.convert(feats, "humanml3d-263", "joints_22", edges=edges),
+        converters.convert(feats, "hml263", "joints22", edges=edges),
+    )
+
+
 def test_edges_out_of_ms272_are_registered() -> None:
     edges = converters.available_edges(specs=_ours(), use_host=False)
     assert converters.describe_path("ms272", "hml263", edges) == [

@@ -202,7 +202,9 @@ def test_evaluate_dir_protocol(
             "--ms272-pred", str(pred), "--ms272-data-root", str(tmp_path / "data"),
             "--ms272-evaluator", str(evaluator.source), "--ms272-batch-size", "4",
             "--ms272-diversity-times", "4", "--device", "cpu"]  # fmt: skip
-    assert verify_main(args) == 0
+    assert verify_main(args) == 2  # a missing prediction fails unless allowed
+    assert not (tmp_path / "metrics").exists()
+    assert verify_main([*args, "--allow-missing"]) == 0
     report = json.loads((tmp_path / "metrics" / "verify_ms272.json").read_text())
     assert report["fid"] == pytest.approx(result["fid"])
     # the zoo's keys, with ours beside them
@@ -220,13 +222,27 @@ def test_evaluate_dir_protocol(
     assert set(gt_report) >= set(ZOO_KEYS) and gt_report["fid"] == 0.0
     assert gt_report["r_precision_pred"] == gt_report["r_precision_real"]
     assert gt_report["config"]["gt_only"] is True
-    assert "| FID (lower) |" in (tmp_path / "metrics" / "verify_ms272.md").read_text()
+    md = (tmp_path / "metrics" / "verify_ms272.md").read_text()
+    assert "| FID (lower) |" in md and "SUBSET: only 9 of 10 test items" in md
+    assert report["comparable_to_published"] is False and "NOT comparable" in report["subset_note"]
+    assert "SUBSET" not in (tmp_path / "gt" / "verify_ms272.md").read_text()
     cli_args = ["evaluate", "ms272", "--pred-dir", str(pred), "--data-root", str(tmp_path / "data"),
                 "--evaluator", str(evaluator.source), "--batch-size", "4", "--diversity-times",
                 "4", "--n-repeats", "2", "--device", "cpu"]  # fmt: skip
     run = CliRunner().invoke(cli, cli_args)
+    assert run.exit_code == 1 and not (pred / "metrics").exists()
+    assert "1 of 10 test items have no prediction" in run.output and "000003" in run.output
+    assert "--allow-missing" in run.output
+    np.save(pred / "stray_take.npy", clips["000002"])  # names no test item
+    run = CliRunner().invoke(cli, [*cli_args, "--allow-missing"])
     assert run.exit_code == 0, run.output
+    assert "stray_take.npy" in run.stderr and "match no test item" in run.stderr
+    assert "SUBSET: only 9 of 10" in run.stdout and "NOT comparable" in run.stdout
     assert (pred / "metrics" / "verify_ms272.md").is_file()
+    for flag in ("--n-repeats", "--diversity-times"):
+        for bad in ("0", "-3"):
+            run = CliRunner().invoke(cli, [*cli_args, "--allow-missing", flag, bad])
+            assert run.exit_code == 2 and flag in run.output, run.output
 
 
 def test_loading_errors(fixture: Path, converted: Path, tmp_path: Path) -> None:

@@ -419,6 +419,51 @@ def test_cli_convert_and_evaluate(fixtures_dir, dataset, reference_run, tmp_path
     assert res.exit_code != 0 and "new_joint_vecs" in res.output
 
 
+def test_cli_refuses_missing_predictions_unless_allowed(
+    dataset, reference_run, evaluator_dir, tmp_path, monkeypatch
+):
+    """20 of 77 missing must not print numbers beside the published ones as if complete: the
+    run fails naming how many and which (nothing written), --allow-missing scores the subset
+    and says so in the report and on the console; extra files are named; bad counts are usage
+    errors naming the flag, before any work."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    files = sorted(reference_run[0].glob("*.npy"))
+    for path in files[:-5]:
+        (pred / path.name).write_bytes(path.read_bytes())
+    (pred / "not_a_test_item.npy").write_bytes(files[0].read_bytes())
+    runner = CliRunner()
+    base = ["evaluate", "hml263", "--dataset-root", str(dataset), "--evaluator", str(evaluator_dir)]
+    base += ["--n-repeats", "2", "--diversity-times", "20", "--device", "cpu", "--pred-dir"]
+    base += [str(pred)]
+    res = runner.invoke(cli, base)
+    assert res.exit_code == 1 and not (pred / "metrics").exists()
+    assert f"5 of {len(files)} test items have no prediction" in res.output
+    assert files[-1].stem in res.output and "--allow-missing" in res.output
+    res = runner.invoke(cli, [*base, "--allow-missing"])
+    assert res.exit_code == 0, res.output
+    assert f"SUBSET: only {len(files) - 5} of {len(files)}" in res.stdout
+    assert "NOT comparable to the published ones" in res.stdout
+    assert "not_a_test_item.npy" in res.stderr and files[-1].stem in res.stderr
+    report = json.loads((pred / "metrics" / "verify_hml263.json").read_text())
+    assert report["comparable_to_published"] is False and report["skipped_no_pred"] == 5
+    assert "SUBSET" in (pred / "metrics" / "verify_hml263.md").read_text()
+    for flag in ("--n-repeats", "--diversity-times"):
+        for bad in ("0", "-1"):
+            res = runner.invoke(cli, [*base, "--allow-missing", flag, bad])
+            assert res.exit_code == 2 and flag in res.output, res.output
+    with pytest.raises(InvalidInputError, match="--n-repeats"):
+        run_benchmark(pred, dataset_root=dataset, evaluator_dir=evaluator_dir, n_repeats=0)
+    with pytest.raises(InvalidInputError, match="--diversity-times"):
+        run_benchmark(pred, dataset_root=dataset, evaluator_dir=evaluator_dir, diversity_times=0)
+    # the evaluators' library contract is unchanged: missing predictions are counted
+    result = HumanML263Evaluator.from_pretrained(evaluator_dir, device="cpu").evaluate_dir(
+        pred, dataset_root=dataset, n_repeats=2, diversity_times=20, progress=False
+    )
+    assert result["skipped_no_pred"] == 5
+
+
 def test_run_benchmark_generates_then_evaluates(dataset, evaluator_dir, tmp_path):
     out = run_benchmark(
         tmp_path / "bench",

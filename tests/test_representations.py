@@ -278,3 +278,23 @@ def test_joints22_is_flattened_joint_positions(fixtures_dir: Path) -> None:
     flat = joints.reshape(len(joints), -1)
     assert infer_spec_from_dim(flat.shape[-1]) is spec
     np.testing.assert_array_equal(flat[:, spec.slice("positions")].reshape(-1, 22, 3), joints)
+
+
+def test_separator_and_case_variants_name_one_representation() -> None:
+    """The zoo's successor writes "humanml3d-263": '-'/'_'/space/case variants of a name or an
+    alias are accepted where they name one representation; none is ambiguous today."""
+    for variant, name in [
+        ("humanml3d-263", "hml263"),
+        ("HumanML3D_263", "hml263"),
+        ("humanml3d 263", "hml263"),
+        ("humanml3d263", "hml263"),
+        ("motion-135", "motion_135"),
+        ("MotionStreamer-272", "ms272"),
+        ("humanml3d-272", "ms272"),
+        ("joints-22", "joints22"),
+        ("interhuman-262", "interhuman_262"),
+    ]:
+        assert get_spec(variant).name == name, variant
+    assert None not in representations._SPELLINGS.values()
+    with pytest.raises(UnknownRepresentationError, match="unknown motion representation 'hml-999'"):
+        get_spec("hml-999")

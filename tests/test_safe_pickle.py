@@ -17,6 +17,7 @@ from hftrainer_mogents.convert.safe_pickle import (
     torch_load_weights_only,
 )
 from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError
+from hftrainer_mogents.utils.safe_pickle import numpy_array_globals
 
 
 class _Exploit:
@@ -122,3 +123,49 @@ def test_find_state_dicts_lists_nested_tensor_maps(fixtures_dir):
         fixtures_dir / "mogents_tiny/logs/humanml3d/pretrain_mtrans/model/net_best_fid.tar"
     )
     assert set(find_state_dicts(ckpt)) == {"t2m_transformer_aux", "t2m_transformer_ts"}
+
+
+class _ObjectFromBuffer:
+    """Asks numpy's protocol-5 reconstruction for an object array (pointers from raw bytes)."""
+
+    def __reduce__(self):
+        from numpy._core.numeric import _frombuffer
+
+        return (_frombuffer, (b"\0" * 16, np.dtype(object), (2,), "C"))
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_numpy_arrays_load_under_every_protocol(tmp_path, protocol):
+    """Protocol 5 (Python's highest) writes arrays through numpy.core.numeric._frombuffer: it is
+    allowed (under numpy 1.x and 2.x names); out-of-band buffers and object arrays are not."""
+    arrays = {
+        "f8": np.arange(12, dtype=np.float64).reshape(4, 3),
+        "f4": np.ones((2, 24), np.float32),
+        "u4": np.arange(6, dtype=np.uint32).reshape(2, 3),
+        "i8": np.arange(48, dtype=np.int64).reshape(2, 24),
+        "fortran": np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+        "scalar": np.float64(2.5),
+    }
+    path = tmp_path / "arrays.pkl"
+    path.write_bytes(pickle.dumps(arrays, protocol=protocol))
+    loaded = restricted_pickle_load(path, allow_numpy=True)
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(loaded[key], value)
+        assert np.asarray(loaded[key]).dtype == np.asarray(value).dtype, key
+    with pytest.raises(ArtifactFormatError, match="not allowed"):
+        restricted_pickle_load(path)  # numpy only when asked
+    # numpy 1.x wrote the same globals under numpy.core
+    allowed = numpy_array_globals()
+    for base in ("numpy.core", "numpy._core"):
+        assert (f"{base}.numeric", "_frombuffer") in allowed
+        assert (f"{base}.multiarray", "_reconstruct") in allowed
+
+
+def test_protocol5_out_of_band_and_object_buffers_are_refused(tmp_path):
+    path = tmp_path / "oob.pkl"
+    path.write_bytes(pickle.dumps(np.zeros(4), protocol=5, buffer_callback=lambda buf: False))
+    with pytest.raises(ArtifactFormatError, match="out-of-band"):
+        restricted_pickle_load(path, allow_numpy=True)
+    path.write_bytes(pickle.dumps(_ObjectFromBuffer(), protocol=5))
+    with pytest.raises(ArtifactFormatError, match="OBJECT"):
+        restricted_pickle_load(path, allow_numpy=True)

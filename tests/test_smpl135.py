@@ -167,6 +167,12 @@ def test_model_files(folder: Path, tmp_path: Path) -> None:
     np.testing.assert_allclose(
         from_pkl.rest_joints(), smpl135.load_smpl_model(folder / "smpl").rest_joints()
     )
+    # protocol 5 (Python's highest, a possible future default) writes numpy's _frombuffer
+    for protocol in (2, pickle.HIGHEST_PROTOCOL, 5):
+        with open(tmp_path / "smpl" / "SMPL_NEUTRAL.pkl", "wb") as fh:
+            pickle.dump(arrays, fh, protocol=protocol)
+        again = smpl135.load_smpl_model(tmp_path)
+        np.testing.assert_array_equal(again.rest_joints(), from_pkl.rest_joints())
     with pytest.raises(ArtifactNotFoundError, match="SMPL_NEUTRAL.npz") as err:
         smpl135.load_smpl_model(tmp_path / "empty")
     assert "mogents convert-smpl-model <file.pkl>" in str(err.value)

@@ -123,6 +123,19 @@ _ROTATION_INIT = {
     "hml263_init": "hml263",
 }
 
+# the flags of the IKConfig settings (named in the messages)
+_IK_FLAGS = {
+    "iters": "'--iters' / '--refine-iters'",
+    "lr": "'--lr' / '--refine-lr'",
+    "source_fps": "'--source-fps'",
+    "target_fps": "'--target-fps'",
+    "smooth_weight": "'--smooth-weight'",
+    "pose_keep_weight": "'--pose-keep-weight'",
+    "batch_frames": "'--batch-frames'",
+    "resample_mode": "'--resample-mode'",
+    "rotation_init": "'--rotation-init'",
+}
+
 _MOGENTS = {"cls": ScopedOption, "scope": "mogents"}  # mogents bridge only
 _ZOO = {"cls": ScopedOption, "scope": "zoo"}  # the zoo's script only
 
@@ -325,7 +338,7 @@ def bridge(
 ) -> None:
     """Convert HumanML3D-263 clips to SMPL motion_135 or MotionStreamer-272 (batched IK)."""
     from hftrainer_mogents.jobs.bridge import load_target_lengths, run_bridge
-    from hftrainer_mogents.motion.smpl135 import IKConfig
+    from hftrainer_mogents.motion.smpl135 import IKConfig, IKSettingError
 
     _set_threads(threads)
     if pose_l2_weight or angle_prior_weight:
@@ -349,19 +362,23 @@ def bridge(
         if input_normalized and mean_path is not None and std_path is not None
         else (None, None)
     )
-    config = IKConfig(
-        source_fps=source_fps,
-        target_fps=target_fps,
-        floor_align=floor_align,
-        rotation_init=_ROTATION_INIT[rotation_init],  # type: ignore[arg-type]
-        lock_global_orient=lock_global_orient,
-        iters=iters,
-        lr=lr,
-        pose_keep_weight=pose_keep_weight,
-        smooth_weight=smooth_weight,
-        resample_mode=resample_mode,
-        batch_frames=batch_frames,
-    )
+    try:
+        config = IKConfig(
+            source_fps=source_fps,
+            target_fps=target_fps,
+            floor_align=floor_align,
+            rotation_init=_ROTATION_INIT[rotation_init],  # type: ignore[arg-type]
+            lock_global_orient=lock_global_orient,
+            iters=iters,
+            lr=lr,
+            pose_keep_weight=pose_keep_weight,
+            smooth_weight=smooth_weight,
+            resample_mode=resample_mode,
+            batch_frames=batch_frames,
+        )
+    except IKSettingError as err:
+        message = str(err).replace(f"IKConfig.{err.field} ", "")
+        raise click.BadParameter(message, param_hint=_IK_FLAGS.get(err.field)) from err
     lengths = load_target_lengths(target_length_anno) if target_length_anno else None
     extra = {"ms272_skeleton": skeleton} if to == "ms272" else {}
     summary = run_bridge(

@@ -16,13 +16,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
 from hftrainer_mogents.cli._common import Script, generation_options, script_status, user_errors
 from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.generation_config import GenerationConfig
+
+if TYPE_CHECKING:
+    from hftrainer_mogents.evaluation.base import Coverage
 
 __all__ = [
     "evaluate",
@@ -54,6 +57,26 @@ def _echo_reports(reports: tuple[Path, Path]) -> None:
     click.echo(f"written {json_path} and {md_path}")
 
 
+def echo_coverage(coverage: Coverage | None, pred_dir: Any) -> None:
+    """Name, on stderr, the prediction files that match no test item (ignored) and the items
+    left out (with ``--allow-missing``)."""
+    if coverage is None:
+        return
+    if coverage.unmatched:
+        shown = coverage.unmatched[:10]
+        more = len(coverage.unmatched) - len(shown)
+        names = ", ".join(f"{k}.npy" for k in shown) + (f", ... ({more} more)" if more else "")
+        click.echo(
+            f"warning: {len(coverage.unmatched)} prediction files in {pred_dir} match no test "
+            f"item and were ignored: {names}",
+            err=True,
+        )
+    note = coverage.subset_note()
+    if note:
+        shown = ", ".join(coverage.missing[:10])
+        click.echo(f"warning: {note}; missing: {shown}", err=True)
+
+
 # ------------------------------------------------------------------ mogents evaluate
 
 
@@ -62,10 +85,25 @@ def _evaluation_options(fn: F) -> F:
     ``verify_evaluators.py``)."""
     options = [
         click.option("--gt-only", is_flag=True, help="Score the real data only."),
-        click.option("--n-repeats", type=int, default=20, show_default=True),
+        click.option(
+            "--n-repeats",
+            type=click.IntRange(min=1),
+            default=20,
+            show_default=True,
+            help="Evaluation passes.",
+        ),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--device", default=None, help="Torch device [default: cuda if available]."),
-        click.option("--strict", is_flag=True, help="Fail on a missing prediction."),
+        click.option(
+            "--strict", is_flag=True, help="Fail on a missing prediction (now the default)."
+        ),
+        click.option(
+            "--allow-missing",
+            is_flag=True,
+            help="Score the items that have a prediction when some are missing (the report says "
+            "the numbers are over a subset, not comparable to the published ones) [default: a "
+            "missing prediction is an error].",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -97,9 +135,9 @@ def _subset_options(prefix: str) -> Callable[[F], F]:
                 "--diversity-times",
                 f"--{prefix}-diversity-times",
                 "diversity_times",
-                type=int,
+                type=click.IntRange(min=1),
                 default=None,
-                help="Diversity pairs.",
+                help="Diversity pairs [default: the protocol's].",
             ),
         ]
         for option in reversed(options):
@@ -225,6 +263,7 @@ def evaluate_hml263(
     device: str | None,
     dtype: str,
     strict: bool,
+    allow_missing: bool,
     max_samples: int | None,
     diversity_times: int | None,
     gt_cache: str | None,
@@ -268,6 +307,7 @@ def evaluate_hml263(
         shard_index=shard_index,
         skip_existing=skip_existing,
         strict=strict,
+        allow_missing=allow_missing,
         diversity_times=diversity_times,
         cache_dir=_gt_cache_dir(gt_cache, no_gt_cache),
     )
@@ -277,6 +317,7 @@ def evaluate_hml263(
     if out["reports"] is None:
         click.echo("sharded generation: run the evaluation once every shard has finished")
         return
+    echo_coverage(out["coverage"], pred_dir)
     _echo_reports(out["reports"])
 
 
@@ -356,6 +397,7 @@ def evaluate_ms272(
     seed: int,
     device: str | None,
     strict: bool,
+    allow_missing: bool,
     max_samples: int | None,
     diversity_times: int | None,
 ) -> None:
@@ -375,12 +417,14 @@ def evaluate_ms272(
         caption_selection=caption_selection,
         pairs=pairs,
         strict=strict,
+        allow_missing=allow_missing,
         max_samples=max_samples,
         n_repeats=n_repeats,
         seed=seed,
         batch_size=batch_size,
         diversity_times=diversity_times,
     )
+    echo_coverage(out["coverage"], pred_dir)
     _echo_reports(out["reports"])
 
 
@@ -477,11 +521,13 @@ def _run_hml263(args: Any, out_dir: Path) -> list[Path]:
         seed=args.seed,
         n_repeats=args.n_repeats,
         strict=args.strict,
+        allow_missing=args.allow_missing,
         caption_selection=args.hml263_caption_selection,
         diversity_times=args.hml263_diversity_times,
         cache_dir=_gt_cache_dir(args.hml263_gt_cache, args.hml263_no_gt_cache),
         progress=not args.no_progress,
     )
+    echo_coverage(out["coverage"], args.hml263_pred)
     return list(out["reports"])
 
 
@@ -501,12 +547,14 @@ def _run_ms272(args: Any, out_dir: Path) -> list[Path]:
         caption_selection=args.ms272_caption_selection,
         pairs=args.ms272_pairs,
         strict=args.strict,
+        allow_missing=args.allow_missing,
         max_samples=args.ms272_max_samples,
         n_repeats=args.n_repeats,
         seed=args.seed,
         batch_size=args.ms272_batch_size,
         diversity_times=args.ms272_diversity_times,
     )
+    echo_coverage(out["coverage"], args.ms272_pred)
     return list(out["reports"])
 
 

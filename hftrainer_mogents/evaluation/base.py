@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -41,7 +42,14 @@ from hftrainer_mogents.utils.io import (
 )
 from hftrainer_mogents.utils.io import verify_checksums as verify_file_checksums
 
-__all__ = ["CONFIG_FILE", "MotionEvaluator", "collect_predictions"]
+__all__ = [
+    "CONFIG_FILE",
+    "Coverage",
+    "MotionEvaluator",
+    "check_coverage",
+    "check_repeats",
+    "collect_predictions",
+]
 
 CONFIG_FILE = "evaluator_config.json"
 
@@ -57,6 +65,90 @@ def collect_predictions(pred_dir: str | os.PathLike[str]) -> dict[str, Path]:
     return {
         p.stem: p for p in sorted(pred_dir.glob("*.npy")) if p.is_file() and not is_temporary(p)
     }
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Which test items a prediction folder covers.
+
+    Attributes:
+        total: test items.
+        missing: keys of the test items without a prediction (split order).
+        unmatched: prediction keys that name no test item (ignored by the evaluation).
+    """
+
+    total: int
+    missing: list[str]
+    unmatched: list[str]
+
+    def subset_note(self) -> str | None:
+        """The warning of a report over a subset (``None`` when every item has a prediction)."""
+        if not self.missing:
+            return None
+        return (
+            f"SUBSET: only {self.total - len(self.missing)} of {self.total} test items have a "
+            f"prediction ({len(self.missing)} missing, --allow-missing); these numbers are NOT "
+            "comparable to the published ones"
+        )
+
+
+def _first(keys: list[str], n: int = 5) -> str:
+    shown = ", ".join(keys[:n])
+    return shown + (f", ... ({len(keys) - n} more)" if len(keys) > n else "")
+
+
+def check_coverage(
+    expected: list[str],
+    predictions: Mapping[str, Any],
+    *,
+    pred_dir: str | os.PathLike[str] | None,
+    allow_missing: bool,
+) -> Coverage:
+    """Compare the test items with the predictions before any scoring.
+
+    Args:
+        expected: the test-split keys.
+        predictions: the predictions by key.
+        pred_dir: the folder, named in the message.
+        allow_missing: score the items present when some are missing (the report then says it
+            is over a subset) instead of failing.
+
+    Raises:
+        ArtifactNotFoundError: some test items have no prediction and ``allow_missing`` is off
+            (the message names how many and the first keys).
+    """
+    known = set(expected)
+    missing = [k for k in expected if k not in predictions]
+    unmatched = sorted(k for k in predictions if k not in known)
+    if missing and not allow_missing and len(missing) < len(expected):
+        raise ArtifactNotFoundError(
+            f"{len(missing)} of {len(expected)} test items have no prediction in {pred_dir} "
+            f"(first: {_first(missing)}); generate them (--skip-existing resumes), or pass "
+            f"--allow-missing to score the {len(expected) - len(missing)} present (numbers over a "
+            "subset, not comparable to the published ones)"
+        )
+    return Coverage(len(expected), missing, unmatched)
+
+
+def check_repeats(n_repeats: Any, diversity_times: Any) -> None:
+    """Refuse evaluation passes or diversity pairs below 1 (before any work).
+
+    Raises:
+        InvalidInputError: naming the CLI flag (``--n-repeats``, ``--diversity-times``).
+    """
+    if isinstance(n_repeats, bool) or not isinstance(n_repeats, int) or n_repeats < 1:
+        raise InvalidInputError(
+            f"--n-repeats (n_repeats) must be a whole number >= 1, got {n_repeats!r}"
+        )
+    if diversity_times is not None and (
+        isinstance(diversity_times, bool)
+        or not isinstance(diversity_times, int)
+        or diversity_times < 1
+    ):
+        raise InvalidInputError(
+            f"--diversity-times (diversity_times) must be a whole number >= 1, got "
+            f"{diversity_times!r}; leave it out for the protocol's default"
+        )
 
 
 class MotionEvaluator(HostEvaluatorMixin):

@@ -70,12 +70,15 @@ def render_markdown(
     reference: Mapping[str, Any],
     title: str,
     notes: Sequence[str] = (),
+    warnings: Sequence[str] = (),
 ) -> str:
     """The markdown report: a table of ours (mean ± 95% CI) beside the published numbers, for the
-    generated motions and for the real data, then the run's settings."""
-    lines = [
-        f"# {title}",
-        "",
+    generated motions and for the real data, then the run's settings; ``warnings`` (e.g. a
+    score over a subset of the test items) come first, under the title."""
+    lines = [f"# {title}", ""]
+    for warning in warnings:
+        lines += [f"> **WARNING: {warning}**", ""]
+    lines += [
         "| Metric | Ours | Published | Real data (ours) | Real data (published) |",
         "|---|---|---|---|---|",
     ]
@@ -103,6 +106,7 @@ def write_report(
     title: str,
     notes: Sequence[str] = (),
     json_result: Mapping[str, Any] | None = None,
+    warnings: Sequence[str] = (),
 ) -> tuple[Path, Path]:
     """Write ``<out_dir>/<name>.json`` (the result, with the reference beside it) and
     ``<out_dir>/<name>.md`` (see :func:`render_markdown`), atomically.
@@ -110,6 +114,7 @@ def write_report(
     Args:
         json_result: what the JSON holds when it differs from ``result`` (e.g. with the zoo's
             conventions filled in); default ``result``.
+        warnings: shown first in the markdown (see :func:`render_markdown`).
 
     Returns:
         The two paths.
@@ -123,6 +128,8 @@ def write_report(
     )
     md_path = atomic_write_text(
         out / f"{name}.md",
-        render_markdown(result, rows, reference=reference, title=title, notes=notes),
+        render_markdown(
+            result, rows, reference=reference, title=title, notes=notes, warnings=warnings
+        ),
     )
     return json_path, md_path

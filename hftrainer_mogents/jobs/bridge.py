@@ -252,8 +252,7 @@ def run_ik(
         The summary written to ``<out_dir>/_retarget_summary*.json``.
     """
     cfg = config or smpl135.IKConfig()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    cfg.validate()  # a setting changed after construction is checked before anything is written
     out272 = Path(ms272_dir) if ms272_dir is not None else None
     if restore_root_translation not in RESTORE_ROOT_MODES:
         raise InvalidInputError(
@@ -267,6 +266,8 @@ def run_ik(
     meta_dir = Path(canonical_meta_dir) if canonical_meta_dir is not None else None
     if meta_dir is not None and not meta_dir.is_dir():
         raise ArtifactNotFoundError(f"canonical meta folder not found: {meta_dir}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     files = list_motion_files(in_dir, ids_file=ids_file, limit=limit)
     model = smpl135.load_smpl_model(model_dir)
     dev = resolve_device(device)

@@ -215,12 +215,18 @@ def find_path(src: str, dst: str, edges: dict[tuple[str, str], Edge] | None = No
     :func:`graph_node`).
 
     Raises:
+        UnknownRepresentationError: a name that no edge and no registry entry knows (the known
+            names and aliases are listed).
         InvalidInputError: no chain exists (the known edges are listed).
     """
     edges = available_edges() if edges is None else edges
     src, dst = graph_node(src), graph_node(dst)
     if src == dst:
         return []
+    nodes = {name for edge in edges.values() for name in (edge.src, edge.dst)}
+    for name in (src, dst):
+        if name not in nodes:
+            get_spec(name)  # a name neither the graph nor the registry knows: the registry's error
     graph: dict[str, list[Edge]] = {}
     for edge in edges.values():
         graph.setdefault(edge.src, []).append(edge)

@@ -25,6 +25,7 @@ exact layout in :attr:`MotionRepr.rot6d_layout`, after the ``motion.rotations`` 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from hftrainer_mogents.errors import InvalidInputError, UnknownRepresentationError
@@ -384,13 +385,37 @@ def _build_registry(specs: tuple[MotionRepr, ...]) -> dict[str, MotionRepr]:
 REGISTRY: dict[str, MotionRepr] = _build_registry(_ALL)
 
 
+def _compact(name: str) -> str:
+    """A name without case, spaces, ``-``, ``_`` or ``.`` (``"HumanML3D-263"`` ->
+    ``"humanml3d263"``): how the spellings of one name are matched."""
+    return re.sub(r"[\s_.\-]+", "", str(name).lower())
+
+
+def _build_spellings(registry: dict[str, MotionRepr]) -> dict[str, MotionRepr | None]:
+    """Compact spelling -> its spec; ``None`` where two specs share a spelling (ambiguous)."""
+    spellings: dict[str, MotionRepr | None] = {}
+    for key, spec in registry.items():
+        compact = _compact(key)
+        if compact in spellings and spellings[compact] is not spec:
+            spellings[compact] = None
+        else:
+            spellings[compact] = spec
+    return spellings
+
+
+# the '-'/'_'/space/case variants of every name and alias (the zoo's successor writes
+# "humanml3d-263"), where they name one spec
+_SPELLINGS = _build_spellings(REGISTRY)
+
+
 def list_specs() -> tuple[MotionRepr, ...]:
     """Every representation once (no alias duplicates), the zoo's first."""
     return _ALL
 
 
 def get_spec(name: str) -> MotionRepr:
-    """The representation called ``name`` (its name or an alias; case and spaces ignored).
+    """The representation called ``name`` (its name or an alias; case, spaces and ``-``/``_``/``.``
+    separators ignored where that leaves one representation: ``"HumanML3D-263"`` is ``hml263``).
 
     Raises:
         UnknownRepresentationError: unknown name (a ``KeyError``, as the zoo's); the message
@@ -401,10 +426,15 @@ def get_spec(name: str) -> MotionRepr:
         'ms272'
         >>> get_spec("HumanML263").fps
         20
+        >>> get_spec("humanml3d-263").name
+        'hml263'
     """
     key = str(name).strip().lower()
     if key in REGISTRY:
         return REGISTRY[key]
+    variant = _SPELLINGS.get(_compact(key))
+    if variant is not None:
+        return variant
     raise UnknownRepresentationError(
         f"unknown motion representation {name!r}; known: "
         f"{', '.join(s.name for s in _ALL)}; aliases: "

@@ -35,6 +35,7 @@ __all__ = [
     "torch_load_weights_only",
     "read_torch_zip",
     "restricted_pickle_load",
+    "numpy_array_globals",
     "find_state_dicts",
 ]
 
@@ -250,12 +251,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         super().__init__(file)
         self._allowed = dict(_BUILTIN_GLOBALS)
         if allow_numpy:
-            import numpy as np
-
-            for obj, dotted in _numpy_allowlist_named():
-                module, _, name = dotted.rpartition(".")
-                self._allowed[(module, name)] = obj
-            self._allowed[("numpy", "ndarray")] = np.ndarray
+            self._allowed.update(numpy_array_globals())
 
     def find_class(self, module: str, name: str) -> Any:
         try:
@@ -265,20 +261,45 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 
 def _numpy_allowlist_named() -> list[tuple[Any, str]]:
+    """The numpy globals a plain pickle of arrays and scalars needs, by the dotted names numpy 1.x
+    and 2.x write: ``dtype`` and its numeric classes, ``scalar``, ``_reconstruct`` (protocols
+    0-4) and ``numeric._frombuffer`` (protocol 5, in-band buffers; it only views the bytes as
+    the dtype, and refuses object dtypes), plus ``_codecs.encode`` (bytes under protocol < 3).
+    Out-of-band buffers are refused by the unpickler itself (no ``buffers`` are given)."""
     import numpy as np
 
     try:
         from numpy._core.multiarray import _reconstruct, scalar
+        from numpy._core.numeric import _frombuffer
     except ImportError:  # numpy 1.x
         from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
+        from numpy.core.numeric import _frombuffer  # type: ignore[no-redef]
     named = [(np.dtype, "numpy.dtype")]
-    for base in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        named += [(scalar, f"{base}.scalar"), (_reconstruct, f"{base}._reconstruct")]
-    named += [
-        (type(np.dtype(n)), f"numpy.dtypes.{type(np.dtype(n)).__name__}") for n in ("f4", "f8")
-    ]
+    for base in ("numpy.core", "numpy._core"):
+        named += [
+            (scalar, f"{base}.multiarray.scalar"),
+            (_reconstruct, f"{base}.multiarray._reconstruct"),
+            (_frombuffer, f"{base}.numeric._frombuffer"),
+        ]
+    for code in ("f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "?"):
+        cls = type(np.dtype(code))
+        named.append((cls, f"numpy.dtypes.{cls.__name__}"))
     named += [(__import__("_codecs").encode, "_codecs.encode")]
     return named
+
+
+def numpy_array_globals() -> dict[tuple[str, str], Any]:
+    """``(module, name) -> object`` of the numpy globals a restricted unpickler may allow for
+    arrays and scalars (see :func:`restricted_pickle_load`; the SMPL model reader uses the same
+    list)."""
+    import numpy as np
+
+    allowed = {}
+    for obj, dotted in _numpy_allowlist_named():
+        module, _, name = dotted.rpartition(".")
+        allowed[(module, name)] = obj
+    allowed[("numpy", "ndarray")] = np.ndarray
+    return allowed
 
 
 def restricted_pickle_load(path: str | os.PathLike[str], *, allow_numpy: bool = False) -> Any:

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.evaluation.base import check_coverage, check_repeats, collect_predictions
 from hftrainer_mogents.evaluation.hml263 import split_generation
 from hftrainer_mogents.evaluation.hml263.dataset import read_test_split
+from hftrainer_mogents.evaluation.hml263.predictions import rename_legacy_keys
 from hftrainer_mogents.evaluation.hml263.published import PUBLISHED_HML263
 from hftrainer_mogents.evaluation.hml263.split_generation import (
     MM_REPEATS,
@@ -68,6 +70,7 @@ def run_benchmark(
     shard_index: int | None = None,
     skip_existing: bool = True,
     strict: bool = False,
+    allow_missing: bool = False,
     caption_selection: str | None = None,
     diversity_times: int | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -106,7 +109,10 @@ def run_benchmark(
             evaluation is left for a final unsharded call (``skip_existing`` then skips all).
         shard_index: this shard.
         skip_existing: resume an interrupted generation.
-        strict: fail on a missing prediction.
+        strict: fail on a missing prediction (the default; kept for older callers).
+        allow_missing: score the items that have a prediction when some are missing (the
+            report then says it is over a subset, not comparable to the published numbers);
+            without it a missing prediction fails before the evaluator loads.
         caption_selection: caption scored per item: ``"generated"`` (from ``generation.json``,
             else the first), ``"first"``, ``"random"`` (one per repeat), or ``None`` for the
             evaluator's default (generated with predictions, random with ``gt_only``).
@@ -117,7 +123,13 @@ def run_benchmark(
 
     Returns:
         ``{"generation": summary or None, "metrics": result or None, "reports": (json_path,
-        md_path) or None}``; ``metrics`` and ``reports`` are ``None`` after a sharded generation.
+        md_path) or None, "coverage": Coverage or None}``; ``metrics`` and ``reports`` are
+        ``None`` after a sharded generation; ``coverage`` names the missing and unmatched
+        predictions (``None`` with ``gt_only``).
+
+    Raises:
+        InvalidInputError: bad settings (``n_repeats`` or ``diversity_times`` below 1, ...).
+        ArtifactNotFoundError: predictions missing without ``allow_missing``.
     """
     import torch
 
@@ -125,6 +137,9 @@ def run_benchmark(
     from hftrainer_mogents.evaluation.hml263.report import write_hml263_report
     from hftrainer_mogents.utils.sharding import resolve_shard
 
+    check_repeats(n_repeats, diversity_times)
+    if strict and allow_missing:
+        raise InvalidInputError("--strict and --allow-missing contradict each other; give one")
     if dtype not in EVALUATOR_DTYPES:
         raise InvalidInputError(f"dtype must be one of {EVALUATOR_DTYPES}, got {dtype!r}")
     if caption_selection is not None and caption_selection not in CAPTION_SELECTIONS:
@@ -159,7 +174,17 @@ def run_benchmark(
         )
         if num_shards > 1:
             logger.info("sharded generation: evaluate once every shard has finished")
-            return {"generation": summary, "metrics": None, "reports": None}
+            return {"generation": summary, "metrics": None, "reports": None, "coverage": None}
+    coverage = None
+    if not gt_only:
+        found = collect_predictions(pred_dir)  # type: ignore[arg-type]  # checked above
+        predictions, _, _ = rename_legacy_keys(split, found, None, None)
+        coverage = check_coverage(
+            [e.key for e in split.entries],
+            predictions,
+            pred_dir=pred_dir,
+            allow_missing=allow_missing,
+        )
     evaluator = HumanML263Evaluator.from_pretrained(
         evaluator_dir,
         device=device,
@@ -175,7 +200,7 @@ def run_benchmark(
         split=split,
         n_repeats=n_repeats,
         seed=seed,
-        strict=strict,
+        strict=False,  # checked above, with the CLI's words
         diversity_times=diversity_times,
         cache_dir=cache_dir,
         progress=progress,
@@ -184,8 +209,11 @@ def run_benchmark(
     result["config"]["caption_selection_flag"] = caption_selection
     if report_dir is None:
         report_dir = Path(pred_dir) / "metrics" if pred_dir is not None else Path("metrics")
+    note = None if coverage is None else coverage.subset_note()
+    if note is not None:
+        result["subset_note"] = note
     reports = write_hml263_report(result, report_dir)
-    return {"generation": summary, "metrics": result, "reports": reports}
+    return {"generation": summary, "metrics": result, "reports": reports, "coverage": coverage}
 
 
 def run_from_spec(

@@ -11,7 +11,9 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.errors import ArtifactNotFoundError, InvalidInputError
+from hftrainer_mogents.evaluation.base import check_coverage, check_repeats, collect_predictions
+from hftrainer_mogents.evaluation.ms272.dataset import read_ms272_split
 
 __all__ = ["run_benchmark"]
 
@@ -28,6 +30,7 @@ def run_benchmark(
     caption_selection: Literal["first", "random"] | None = None,
     pairs: Literal["entry", "caption"] = "entry",
     strict: bool = False,
+    allow_missing: bool = False,
     max_samples: int | None = None,
     n_repeats: int = 20,
     seed: int = 0,
@@ -50,7 +53,10 @@ def run_benchmark(
         caption_selection: ``"first"`` (default with predictions) or ``"random"`` (default with
             ``gt_only``).
         pairs: one sample per test entry, or one per caption line (the zoo's variant).
-        strict: fail on a missing prediction.
+        strict: fail on a missing prediction (the default; kept for older callers).
+        allow_missing: score the entries that have a prediction when some are missing (the
+            report then says it is over a subset, not comparable to the reference numbers);
+            without it a missing prediction fails before the evaluator loads.
         max_samples: first ids of the split only.
         n_repeats: evaluation passes.
         seed: seeds the passes.
@@ -58,13 +64,33 @@ def run_benchmark(
         diversity_times: diversity pairs.
 
     Returns:
-        ``{"metrics": result, "reports": (json_path, md_path)}``.
+        ``{"metrics": result, "reports": (json_path, md_path), "coverage": Coverage or None}``
+        (``coverage`` names the missing and unmatched predictions; ``None`` with ``gt_only``).
+
+    Raises:
+        InvalidInputError: bad settings (``n_repeats`` or ``diversity_times`` below 1, ...).
+        ArtifactNotFoundError: predictions missing without ``allow_missing``.
     """
     from hftrainer_mogents.evaluation.ms272.evaluator import MotionStreamer272Evaluator
     from hftrainer_mogents.evaluation.ms272.report import write_ms272_report
 
+    check_repeats(n_repeats, diversity_times)
+    if strict and allow_missing:
+        raise InvalidInputError("--strict and --allow-missing contradict each other; give one")
     if pred_dir is None and not gt_only:
         raise InvalidInputError("give a prediction folder (or score the real data only)")
+    coverage = None
+    if not gt_only:
+        folder = Path(pred_dir)  # type: ignore[arg-type]  # checked above
+        if not folder.is_dir():
+            raise ArtifactNotFoundError(f"prediction folder not found: {folder}")
+        split = read_ms272_split(data_root, split_file=split_file, max_samples=max_samples)
+        coverage = check_coverage(
+            [e.key for e in split.entries],
+            collect_predictions(folder),
+            pred_dir=folder,
+            allow_missing=allow_missing,
+        )
     evaluator = MotionStreamer272Evaluator.from_pretrained(evaluator_dir, device=device)
     result = evaluator.evaluate_dir(
         None if gt_only else pred_dir,
@@ -73,7 +99,7 @@ def run_benchmark(
         gt_only=gt_only,
         caption_selection=caption_selection,
         pairs=pairs,
-        strict=strict,
+        strict=False,  # checked above, with the CLI's words
         max_samples=max_samples,
         n_repeats=n_repeats,
         seed=seed,
@@ -82,5 +108,8 @@ def run_benchmark(
     )
     if report_dir is None:
         report_dir = Path(pred_dir) / "metrics" if pred_dir is not None else Path("metrics")
+    note = None if coverage is None else coverage.subset_note()
+    if note is not None:
+        result["subset_note"] = note
     reports = write_ms272_report(result, report_dir)
-    return {"metrics": result, "reports": reports}
+    return {"metrics": result, "reports": reports, "coverage": coverage}

@@ -44,6 +44,8 @@ ZOO_KEYS = (
 def zoo_view(result: Mapping[str, Any]) -> dict[str, Any]:
     """The result as ``verify_ms272.json`` holds it (real-data-only runs filled as the zoo's)."""
     out = dict(result)
+    if out.get("subset_note"):
+        out["comparable_to_published"] = False
     if "fid" not in out:
         out["fid"], out["fid_std"] = 0.0, 0.0
         for name in ("r_precision", "matching_score", "diversity"):
@@ -97,6 +99,7 @@ def write_ms272_report(
         reference=reference,
         title="MotionStreamer-272 (HumanML3D-272 test set, TMR-style evaluator)",
         notes=notes,
+        warnings=[result["subset_note"]] if result.get("subset_note") else [],
     )
     md_path = atomic_write_text(out / f"{name}.md", md)
     return json_path, md_path

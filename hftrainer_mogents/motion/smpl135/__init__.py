@@ -30,6 +30,7 @@ from hftrainer_mogents.motion.smpl135.fit import (
     ClipResult,
     IKConfig,
     IKFit,
+    IKSettingError,
     PreparedClip,
     fit_clips,
     fit_smpl_to_joints,
@@ -52,6 +53,7 @@ from hftrainer_mogents.motion.smpl135.motion135 import (
 )
 
 __all__ = [
+    "IKSettingError",
     "DIM_SMPL135",
     "NUM_JOINTS",
     "FPS",

@@ -30,7 +30,7 @@ from hftrainer_mogents.errors import (
     MissingDependencyError,
 )
 from hftrainer_mogents.motion import hml263
-from hftrainer_mogents.utils.safe_pickle import PickledObject
+from hftrainer_mogents.utils.safe_pickle import PickledObject, numpy_array_globals
 
 __all__ = [
     "NUM_JOINTS",
@@ -76,21 +76,9 @@ def _reconstructor(cls: Any, base: Any, state: Any = None) -> Any:
 
 
 def _numpy_globals() -> dict[tuple[str, str], Any]:
-    try:
-        from numpy._core.multiarray import _reconstruct, scalar
-    except ImportError:  # numpy 1.x
-        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
-    allowed: dict[tuple[str, str], Any] = {
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-    }
-    for base in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(base, "_reconstruct")] = _reconstruct
-        allowed[(base, "scalar")] = scalar
-    for name in ("f4", "f8", "i4", "i8", "u4", "u8"):
-        cls = type(np.dtype(name))
-        allowed[("numpy.dtypes", cls.__name__)] = cls
-    return allowed
+    """The numpy globals of arrays and scalars, under numpy 1.x and 2.x names and every pickle
+    protocol (protocol 5 writes ``numeric._frombuffer``): the restricted unpickler's list."""
+    return numpy_array_globals()
 
 
 class _SMPLUnpickler(pickle.Unpickler):

@@ -21,6 +21,8 @@ the one-clip converter edges.
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,6 +50,7 @@ from hftrainer_mogents.motion.smpl135.motion135 import smpl_params_to_motion135
 
 __all__ = [
     "IKConfig",
+    "IKSettingError",
     "IKFit",
     "fit_smpl_to_joints",
     "PreparedClip",
@@ -61,6 +64,18 @@ __all__ = [
 
 # --------------------------------------------------------------------------------------------
 # batched fit
+
+
+class IKSettingError(InvalidInputError):
+    """A bad :class:`IKConfig` value; ``field`` names the setting (front-ends name their flag)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @dataclass
@@ -106,6 +121,50 @@ class IKConfig:
     resample_mode: ResampleMode = "zoo"
     min_frames: int = 4
     batch_frames: int = 8192
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every setting (a NaN learning rate or negative steps would give unrefined or
+        NaN fits that look done); run at construction, and by the jobs before any work.
+
+        Raises:
+            IKSettingError: naming the setting, the value and what is accepted.
+        """
+        for name, minimum in (("iters", 0), ("min_frames", 1), ("batch_frames", 1)):
+            value = getattr(self, name)
+            if (
+                not isinstance(value, numbers.Integral)
+                or isinstance(value, bool)
+                or value < minimum
+            ):
+                raise IKSettingError(
+                    name, f"IKConfig.{name} must be a whole number >= {minimum}, got {value!r}"
+                )
+        for name in ("source_fps", "target_fps", "lr"):
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value) or value <= 0:
+                raise IKSettingError(
+                    name, f"IKConfig.{name} must be a finite number > 0, got {value!r}"
+                )
+        for name in ("pose_keep_weight", "smooth_weight", "pose_smooth_ratio"):
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value) or value < 0:
+                raise IKSettingError(
+                    name, f"IKConfig.{name} must be a finite number >= 0, got {value!r}"
+                )
+        if self.rotation_init not in ("joints", "hml263", "auto"):
+            raise IKSettingError(
+                "rotation_init",
+                f"IKConfig.rotation_init must be 'joints', 'hml263' or 'auto', got "
+                f"{self.rotation_init!r}",
+            )
+        if self.resample_mode not in ("zoo", "exact"):
+            raise IKSettingError(
+                "resample_mode",
+                f"IKConfig.resample_mode must be 'zoo' or 'exact', got {self.resample_mode!r}",
+            )
 
 
 @dataclass
