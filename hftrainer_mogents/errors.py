@@ -21,6 +21,8 @@ __all__ = [
     "UnknownRepresentationError",
     "DuplicateModelError",
     "PluginError",
+    "FolderInUseError",
+    "OutputWriteError",
 ]
 
 
@@ -81,3 +83,12 @@ class DuplicateModelError(MoGenTSError, RuntimeError):
 
 class PluginError(MoGenTSError, RuntimeError):
     """A plugin returned something that breaks the contract (wrong type, bad import string)."""
+
+
+class FolderInUseError(MoGenTSError, RuntimeError):
+    """Another run holds the output folder's lock (the message names it: pid, host, start)."""
+
+
+class OutputWriteError(MoGenTSError, OSError):
+    """An output could not be written (disk full, no permission): the message names the folder;
+    nothing of the failed write is claimed done."""
