@@ -304,3 +304,37 @@ def test_a_refused_model_leaves_no_empty_folder(tmp_path):
     result = _generate(out, "a person walks", model=tmp_path / "no_model")
     assert result.exit_code != 0 and "no_model" in result.output
     assert not (tmp_path / "new").exists()
+
+
+def test_a_run_killed_by_sigkill_resumes_to_the_same_bytes(tiny_artifact, tmp_path):
+    """A real kill (SIGKILL of the CLI's process, once some prompts are recorded), then
+    --skip-existing: the folder ends as an uninterrupted run's, byte for byte."""
+    import signal
+    import time
+
+    prompts = [f"a person walks {n} steps" for n in range(12)]
+    args = [*prompts, "--length", "48", "--batch-size", "1"]
+    formats = "npy,joints,gif"
+    whole = tmp_path / "whole"
+    assert _generate(whole, *args, model=tiny_artifact, formats=formats).exit_code == 0
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "hftrainer_mogents.cli", "generate", "--model"]
+    command += [str(tiny_artifact), "--device", "cpu", "--out", str(out), "--steps", "2"]
+    command += ["--seed", "3", "--format", formats, *args]
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if len(json.loads((out / "run.json").read_text())["items"]) >= 2:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed = json.loads((out / "run.json").read_text())
+    assert killed["complete"] is False and 2 <= len(killed["items"]) < len(prompts)
+    resumed = _generate(out, *args, "--skip-existing", model=tiny_artifact, formats=formats)
+    assert resumed.exit_code == 0, resumed.output
+    assert _files(out) == _files(whole)

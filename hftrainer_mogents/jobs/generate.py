@@ -243,6 +243,8 @@ def _run_locked(
                 fingerprint = pipe.fingerprint()
                 if previous is not None:
                     _check_same_model(previous, fingerprint, str(pipe.device), source)
+                if len(batches) > 1:  # one bar over the run's batches instead of one per call
+                    pipe.set_progress_bar_config(disable=True)
                 state["pipe"] = pipe
                 state["made"] = {"device": str(pipe.device), "model_fingerprint": fingerprint}
             motions, extra = produce(state["pipe"], batch)
@@ -294,6 +296,9 @@ def _run_locked(
         done=lambda batch: all(it.index in done for it in batch),
         skip_existing=bool(done),
         chunk_size=1,
+        progress=len(batches) > 1,
+        desc="MoGenTS",
+        unit="batch",
     )
     run = write_run(complete=True)
     todo = [it for batch in job.todo for it in batch if it.index not in done]
