@@ -22,6 +22,8 @@ __all__ = [
     "DuplicateModelError",
     "PluginError",
     "NonFiniteOutputError",
+    "FolderInUseError",
+    "OutputWriteError",
 ]
 
 
@@ -88,3 +90,12 @@ class NonFiniteOutputError(MoGenTSError, ArithmeticError):
     """The model produced NaN or infinite values (broken or mis-cast weights); the message names
     the prompts (index and text). Raised before anything is returned, so nothing is written or
     claimed done for them."""
+
+
+class FolderInUseError(MoGenTSError, RuntimeError):
+    """Another run holds the output folder's lock (the message names it: pid, host, start)."""
+
+
+class OutputWriteError(MoGenTSError, OSError):
+    """An output could not be written (disk full, no permission): the message names the folder;
+    nothing of the failed write is claimed done."""

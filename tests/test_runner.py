@@ -124,3 +124,65 @@ def test_the_bvh_writer_checks_the_file_it_wrote(fixtures_dir, tmp_path):
         "mean": round(float(error.mean()), 4),
         "max": round(float(error.max()), 4),
     }
+
+
+def test_output_problem_checks_the_headers_of_animations_and_npz_members(tmp_path):
+    import io
+    import zipfile
+
+    (tmp_path / "cut.gif").write_bytes(b"GI")
+    (tmp_path / "text.bvh").write_bytes(b"not a bvh")
+    (tmp_path / "ok.bvh").write_bytes(b"HIERARCHY\nROOT Pelvis")
+    (tmp_path / "bad.glb").write_bytes(b"\0" * 20)
+    (tmp_path / "bad.mp4").write_bytes(b"\0\0\0\x18fty")
+    buffer = io.BytesIO()
+    np.savez(buffer, a=np.ones(100))
+    data = bytearray(buffer.getvalue())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+        offset = archive.getinfo("a.npy").header_offset + 30 + len("a.npy") + 140
+    data[offset] ^= 0xFF  # one flipped byte of the array: the member's CRC fails
+    (tmp_path / "flipped.npz").write_bytes(bytes(data))
+    assert output_problem(tmp_path / "cut.gif") == "not a .gif file (bad header)"
+    assert output_problem(tmp_path / "text.bvh") == "not a .bvh file (bad header)"
+    assert output_problem(tmp_path / "ok.bvh") is None
+    assert output_problem(tmp_path / "bad.glb") is not None
+    assert output_problem(tmp_path / "bad.mp4") is not None
+    assert output_problem(tmp_path / "flipped.npz").startswith("unreadable")
+
+
+def test_folder_lock_refuses_a_second_holder_and_takes_over_a_dead_ones(tmp_path, caplog):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from hftrainer_mogents.errors import FolderInUseError
+    from hftrainer_mogents.utils.runner import (
+        LOCK_FILE,
+        check_folder_lock,
+        folder_lock,
+        remove_temporary_files,
+    )
+
+    with folder_lock(tmp_path) as lock:
+        holder = json.loads(lock.read_text())
+        assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
+        with pytest.raises(FolderInUseError, match=f"pid {os.getpid()} on"), folder_lock(tmp_path):
+            pass
+        assert lock.is_file()  # the refused run leaves the holder's lock
+    assert not (tmp_path / LOCK_FILE).exists()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = {"pid": dead.pid, "host": socket.gethostname(), "started": "then"}
+    (tmp_path / LOCK_FILE).write_text(json.dumps(stale))
+    check_folder_lock(tmp_path)  # a dead holder does not refuse
+    with folder_lock(tmp_path):
+        assert "taking over the lock" in caplog.text
+    other_host = {**stale, "host": "elsewhere"}  # a pid of another host cannot be checked
+    (tmp_path / LOCK_FILE).write_text(json.dumps(other_host))
+    with pytest.raises(FolderInUseError, match="elsewhere"):
+        check_folder_lock(tmp_path)
+    (tmp_path / ".a.x1.tmp.gif").write_bytes(b"GIF8")
+    (tmp_path / "a.gif").write_bytes(b"GIF8")
+    assert remove_temporary_files(tmp_path) == [".a.x1.tmp.gif"]
+    assert (tmp_path / "a.gif").is_file()

@@ -29,6 +29,39 @@ def parse_keep(spec: str) -> tuple[int, int]:
         ) from None
 
 
+def _check_edit_flags(input_path: str, motion: Any, ranges: list[tuple[int, int]]) -> None:
+    """INPUT.npy and --keep, checked before the model loads."""
+    import numpy as np
+
+    from hftrainer_mogents.config import MAX_MOTION_LENGTH, MIN_MOTION_LENGTH, UNIT_LENGTH
+
+    if motion.ndim != 2 or motion.shape[1] != 263 or not np.issubdtype(motion.dtype, np.floating):
+        raise click.BadParameter(
+            f"{input_path} holds a {motion.shape} {motion.dtype} array; give a float (T, 263) "
+            "HumanML3D-263 motion",
+            param_hint="INPUT.npy",
+        )
+    frames = motion.shape[0]
+    if frames % UNIT_LENGTH or not MIN_MOTION_LENGTH <= frames <= MAX_MOTION_LENGTH:
+        raise click.BadParameter(
+            f"{input_path} has {frames} frames; the model edits a multiple of {UNIT_LENGTH} "
+            f"frames in [{MIN_MOTION_LENGTH}, {MAX_MOTION_LENGTH}]: trim it to "
+            f"{min(frames // UNIT_LENGTH * UNIT_LENGTH, MAX_MOTION_LENGTH)} frames",
+            param_hint="INPUT.npy",
+        )
+    if not np.isfinite(motion).all():
+        raise click.BadParameter(
+            f"{input_path} holds NaN or infinite values", param_hint="INPUT.npy"
+        )
+    for start, end in ranges:
+        if not 0 <= start < end <= frames:
+            raise click.BadParameter(
+                f"{start}:{end}: a range needs 0 <= START < END <= {frames} (the motion's "
+                "frames; END is exclusive)",
+                param_hint="--keep",
+            )
+
+
 @click.command()
 @click.argument("input_path", metavar="INPUT.npy", type=click.Path(dir_okay=False, exists=True))
 @click.argument("text")
@@ -85,6 +118,7 @@ def edit(
 
     import numpy as np
 
+    from hftrainer_mogents.cli.generate import check_run_flags
     from hftrainer_mogents.errors import InvalidInputError
     from hftrainer_mogents.exports import file_names, parse_formats
     from hftrainer_mogents.jobs.generate import (
@@ -97,10 +131,12 @@ def edit(
 
     ranges = [parse_keep(k) for k in keeps]
     wanted = parse_formats(formats)
+    check_run_flags([text], None, seed=seed)
     try:
         motion = np.load(input_path, allow_pickle=False)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError) as err:
         raise InvalidInputError(f"cannot read {input_path} as a .npy array: {err}") from err
+    _check_edit_flags(input_path, motion, ranges)  # before the model loads
     prepare_output_dir(out_dir, overwrite=overwrite)  # checked before the model is loaded
     seed = secrets.randbits(31) if seed is None else seed
 
@@ -124,6 +160,7 @@ def edit(
         source=ModelSource(model, revision, local_files_only, device, dtype),
         formats=wanted,
         record={"generation_config": generation_config.to_dict()},
+        overwrite=overwrite,
     )
     item = run["items"][0]
     click.echo(f"{item['frames']} frames -> {', '.join(file_names(item['files']))}")

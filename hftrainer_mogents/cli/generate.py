@@ -137,6 +137,7 @@ def generate(
     from hftrainer_mogents.pipeline import sample_seed
 
     prompts, per_prompt = _prompts(texts, from_file, lengths)
+    check_run_flags(prompts, per_prompt, seed=seed, batch_size=batch_size)
     wanted = parse_formats(formats, model_dir=smpl_model_dir)
     smpl_model = load_export_model(wanted, smpl_model_dir)  # read before the generator loads
     if skip_existing and mode != "fast":
@@ -148,23 +149,26 @@ def generate(
     previous = prepare_output_dir(out_dir, overwrite=overwrite, skip_existing=skip_existing)
     if previous is not None:
         seed = _resumed_seed(previous, seed, model, wanted, generation_config, per_prompt)
+        _resumed_batches(previous, batch_size)
     seed = secrets.randbits(31) if seed is None else seed
 
-    def produce(pipe: Any, todo: list[RunItem]) -> tuple[list[Any], dict[str, Any]]:
-        # each prompt draws from its own generator seeded from (seed, its index): a resumed run
+    def produce(pipe: Any, batch: list[RunItem]) -> tuple[list[Any], dict[str, Any]]:
+        # one batch of the full run at a time, each prompt drawing from its own generator
+        # seeded from (seed, its index), as one call over every prompt seeds it: a resumed run
         # generates exactly what the full run would have
         draws = (
             {"seed": seed}
-            if len(todo) == len(prompts)
+            if mode == "reference"  # re-seeded with the seed per batch, as one call does
             else {
                 "generator": [
-                    torch.Generator().manual_seed(sample_seed(seed, it.index)) for it in todo
+                    torch.Generator(device=pipe.device).manual_seed(sample_seed(seed, it.index))
+                    for it in batch
                 ]
             }
         )
         result = pipe(
-            [it.text for it in todo],
-            None if per_prompt is None else [per_prompt[it.index] for it in todo],
+            [it.text for it in batch],
+            None if per_prompt is None else [per_prompt[it.index] for it in batch],
             generation_config=generation_config,
             batch_size=batch_size,
             mode=mode,
@@ -190,10 +194,57 @@ def generate(
         on_item=lambda e: click.echo(
             f"[{e['index']}] {e['frames']} frames -> {', '.join(file_names(e['files']))}"
         ),
+        batch_size=batch_size,
+        overwrite=overwrite,
     )
     if job.skipped:
         click.echo(f"kept {job.skipped} finished prompt(s) of the earlier run")
     click.echo(f"wrote {len(job.todo)} motion(s) and run.json to {out_dir}")
+
+
+def check_run_flags(
+    texts: list[str],
+    lengths: list[float] | None,
+    *,
+    seed: int | None,
+    batch_size: int | None = None,
+    length_flag: str = "--length",
+) -> None:
+    """What can be checked without the model, before it loads (a hub model downloads first):
+    the prompts, the lengths, the seed and the batch size, each refused naming its flag."""
+    import math
+
+    from hftrainer_mogents.config import MIN_MOTION_LENGTH
+
+    for i, text in enumerate(texts):
+        if not text.strip():
+            raise click.BadParameter(
+                f"prompt {i + 1} is empty; describe the motion in words", param_hint="TEXTS"
+            )
+    for i, frames in enumerate(lengths or []):
+        where = f"{frames!r} (prompt {i + 1}, {texts[i]!r})" if len(texts) > 1 else repr(frames)
+        if not math.isfinite(frames) or frames < MIN_MOTION_LENGTH:
+            raise click.BadParameter(
+                f"{where} frames: give a finite length of at least {MIN_MOTION_LENGTH} frames "
+                f"({MIN_MOTION_LENGTH // 20} s at 20 fps); longer ones are floored to a multiple "
+                "of 4 and kept within 196",
+                param_hint=length_flag,
+            )
+    if seed is not None and not 0 <= seed < 2**63:
+        raise click.BadParameter(f"{seed}: give a seed in [0, 2**63)", param_hint="--seed")
+    if batch_size is not None and batch_size < 1:
+        raise click.BadParameter(f"{batch_size}: give at least 1", param_hint="--batch-size")
+
+
+def _resumed_batches(previous: dict[str, Any], batch_size: int) -> None:
+    """A resumed run regenerates whole batches of the earlier run: the same --batch-size."""
+    earlier = previous.get("settings", {}).get("batch_size")
+    if earlier is not None and earlier != batch_size:
+        raise click.UsageError(
+            f"--skip-existing: the earlier run used --batch-size {earlier}, this one "
+            f"{batch_size}; resume with --batch-size {earlier} (its batches are regenerated as "
+            "they were), or use --overwrite or another --out"
+        )
 
 
 def _prompts(
@@ -276,10 +327,17 @@ def run_sequence(
     ``sequence.*`` with a ``run.json`` recording the prompts, frames and windows."""
     import secrets
 
+    from hftrainer_mogents.config import UNIT_LENGTH
     from hftrainer_mogents.exports import file_names
     from hftrainer_mogents.jobs.generate import RunItem, generate_run, prepare_output_dir
 
     texts, lengths = parse_sequence(specs)
+    check_run_flags(texts, [float(n) for n in lengths], seed=seed, length_flag="--sequence")
+    if transition < UNIT_LENGTH or transition % UNIT_LENGTH:
+        raise click.BadParameter(
+            f"{transition}: give a multiple of {UNIT_LENGTH} frames, at least {UNIT_LENGTH}",
+            param_hint="--transition",
+        )
     prepare_output_dir(out_dir, overwrite=overwrite)
     seed = secrets.randbits(31) if seed is None else seed
 
@@ -299,6 +357,7 @@ def run_sequence(
         source=ModelSource(model, revision, local_files_only, device, dtype),
         formats=formats,
         record={"generation_config": generation_config.to_dict()},
+        overwrite=overwrite,
     )
     item = run["items"][0]
     names = ", ".join(file_names(item["files"]))

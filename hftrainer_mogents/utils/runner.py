@@ -15,21 +15,45 @@ generated from ``evaluation/``, which ``motion/`` and ``cli/`` reach.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
+import socket
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from hftrainer_mogents.utils.io import atomic_write_json
+from hftrainer_mogents.errors import FolderInUseError
+from hftrainer_mogents.utils.io import atomic_write_json, is_temporary
 from hftrainer_mogents.utils.sharding import resolve_shard, select_shard, shard_summary_name
 
-__all__ = ["JobRun", "output_problem", "run_job", "write_summary"]
+__all__ = [
+    "LOCK_FILE",
+    "JobRun",
+    "check_folder_lock",
+    "folder_lock",
+    "output_problem",
+    "remove_temporary_files",
+    "run_job",
+    "write_summary",
+]
+
+LOCK_FILE = ".mogents.lock"
+
+# the first bytes of a finished file of each suffix (a file a killed writer truncated to a few
+# bytes, or another file under the name, fails)
+_MAGIC: dict[str, tuple[int, bytes]] = {
+    ".gif": (0, b"GIF8"),
+    ".bvh": (0, b"HIERARCHY"),
+    ".glb": (0, b"glTF"),
+    ".mp4": (4, b"ftyp"),
+}
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +151,8 @@ def output_problem(
 
     An ``.npy`` (or the array ``key`` of an ``.npz``) must load, hold finite floating-point
     values and no empty axis, and match ``shape`` (None: any size on that axis); an ``.npz``
-    without ``key`` must open; any other file must not be empty. A file a killed run left
+    without ``key`` must open with every array readable; any other file must not be empty and
+    a ``.gif``, ``.bvh``, ``.glb`` or ``.mp4`` must start as one does. A file a killed run left
     half-written fails, so a resumed run does it again.
 
     Args:
@@ -143,13 +168,20 @@ def output_problem(
     if not path.is_file():
         return "missing"
     if path.suffix not in (".npy", ".npz"):
-        return None if path.stat().st_size > 0 else "empty"
+        if path.stat().st_size == 0:
+            return "empty"
+        offset, magic = _MAGIC.get(path.suffix.lower(), (0, b""))
+        with open(path, "rb") as fh:
+            head = fh.read(offset + len(magic))
+        return None if head[offset:] == magic else f"not a {path.suffix} file (bad header)"
     try:
         if path.suffix == ".npy":
             array = np.load(path, mmap_mode="r", allow_pickle=False)
         else:
             with np.load(path, allow_pickle=False) as archive:
                 if key is None:
+                    for name in archive.files:  # every member decompresses (CRC checked)
+                        np.asarray(archive[name])
                     return None
                 array = np.asarray(archive[key])
     except (OSError, ValueError, EOFError, KeyError, TypeError, zipfile.BadZipFile) as err:
@@ -191,3 +223,112 @@ def write_summary(
     """
     name = shard_summary_name(stem, num_shards, shard_index)
     return atomic_write_json(Path(folder) / name, dict(summary), sort_keys=sort_keys)
+
+
+def _lock_holder(path: Path) -> dict[str, Any] | None:
+    try:
+        holder = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # being written by its run, or damaged: held either way
+    return holder if isinstance(holder, dict) else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stale(holder: dict[str, Any] | None) -> bool:
+    """A lock of a process of this host that is gone."""
+    if holder is None:
+        return False
+    pid = holder.get("pid")
+    return (
+        holder.get("host") == socket.gethostname()
+        and isinstance(pid, int)
+        and pid != os.getpid()
+        and not _pid_alive(pid)
+    )
+
+
+def _in_use(folder: Path, holder: dict[str, Any] | None, flag: str) -> FolderInUseError:
+    who = (
+        f"pid {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}"
+        if holder is not None
+        else "a run whose lock cannot be read"
+    )
+    return FolderInUseError(
+        f"{flag} {folder} is in use by another run ({who}; lock {folder / LOCK_FILE}): wait for "
+        f"it to finish or choose another {flag}; if that run is gone, delete the lock file"
+    )
+
+
+def check_folder_lock(folder: str | os.PathLike[str], *, flag: str = "--out") -> None:
+    """Refuse a folder whose lock a live run holds (:func:`folder_lock` takes it); a check
+    before anything is loaded, so that a second run fails at once."""
+    folder = Path(folder)
+    path = folder / LOCK_FILE
+    if path.exists():
+        holder = _lock_holder(path)
+        if not _stale(holder):
+            raise _in_use(folder, holder, flag)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike[str], *, flag: str = "--out") -> Iterator[Path]:
+    """Hold ``folder``'s lock (an exclusively created ``LOCK_FILE`` holding the pid, host and
+    start) for the ``with`` block; it is removed at the end. The stale lock of a dead process of
+    this host is taken over with a warning.
+
+    Raises:
+        FolderInUseError: another run holds the lock (the message names it).
+    """
+    folder = Path(folder)
+    path = folder / LOCK_FILE
+    me = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _lock_holder(path)
+            if not _stale(holder):
+                raise _in_use(folder, holder, flag) from None
+            logger.warning(
+                "taking over the lock of %s left by pid %s (started %s), which is gone",
+                folder,
+                holder.get("pid") if holder else None,
+                holder.get("started") if holder else None,
+            )
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(me, fh)
+        break
+    else:
+        raise _in_use(folder, _lock_holder(path), flag)
+    try:
+        yield path
+    finally:
+        if (_lock_holder(path) or {}).get("pid") == me["pid"]:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def remove_temporary_files(folder: str | os.PathLike[str]) -> list[str]:
+    """Delete the temporary files a killed writer left in ``folder`` (call it holding the
+    folder's lock). Returns their names."""
+    names = sorted(p.name for p in Path(folder).iterdir() if p.is_file() and is_temporary(p))
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):
+            (Path(folder) / name).unlink()
+    return names
