@@ -338,3 +338,40 @@ def test_a_run_killed_by_sigkill_resumes_to_the_same_bytes(tiny_artifact, tmp_pa
     resumed = _generate(out, *args, "--skip-existing", model=tiny_artifact, formats=formats)
     assert resumed.exit_code == 0, resumed.output
     assert _files(out) == _files(whole)
+
+
+def test_edit_keep_off_the_token_grid_is_snapped_and_recorded_or_refused(tiny_artifact, tmp_path):
+    """Issue 19 item 6 through the CLI: --keep 0:39 keeps 0:36 and run.json says so (with what
+    was asked); --keep 0:2 keeps no whole 4-frame step and is refused before the model loads."""
+    from hftrainer_mogents.cli import cli
+
+    src = tmp_path / "src.npy"
+    rng = np.random.default_rng(0)
+    np.save(src, rng.standard_normal((80, 263)).astype(np.float32))
+    base = ["edit", str(src), "a man jumps", "--model", str(tiny_artifact), "--device", "cpu"]
+    out = tmp_path / "snapped"
+    result = CliRunner().invoke(cli, [*base, "--keep", "0:39", "--out", str(out), "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["edit"]["keep"] == [[0, 36]] and run["edit"]["keep_requested"] == [[0, 39]]
+    refused = tmp_path / "refused"
+    bad = CliRunner().invoke(
+        cli,
+        [*base[:3], "--model", str(tmp_path / "no_model"), "--keep", "0:2", "--out", str(refused)],
+    )
+    assert bad.exit_code == 2 and "--keep" in bad.output and "no_model" not in bad.output
+    assert not refused.exists()
+
+
+def test_sequence_transition_longer_than_the_first_window_is_refused_before_loading(tmp_path):
+    from hftrainer_mogents.cli import cli
+
+    out = tmp_path / "seq"
+    result = CliRunner().invoke(
+        cli,
+        ["generate", "--sequence", "walks:40", "sits:60", "--transition", "80",
+         "--model", str(tmp_path / "no_model"), "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "--transition" in result.output and "no_model" not in result.output
+    assert not out.exists()

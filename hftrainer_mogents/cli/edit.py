@@ -60,6 +60,21 @@ def _check_edit_flags(input_path: str, motion: Any, ranges: list[tuple[int, int]
                 "frames; END is exclusive)",
                 param_hint="--keep",
             )
+    import logging
+
+    from hftrainer_mogents.errors import InvalidInputError
+    from hftrainer_mogents.pipeline.editing import check_keep
+
+    # refuse here what the pipeline would refuse after loading; its snapping warning is logged
+    # once, by the edit itself
+    log = logging.getLogger("hftrainer_mogents.pipeline")
+    quiet, log.disabled = log.disabled, True
+    try:
+        check_keep(ranges, frames)
+    except InvalidInputError as err:
+        raise click.BadParameter(str(err), param_hint="--keep") from err
+    finally:
+        log.disabled = quiet
 
 
 @click.command()
@@ -147,7 +162,9 @@ def edit(
         edit = {
             "input": str(Path(input_path).resolve()),
             "text": text,
-            "keep": [list(r) for r in ranges],
+            # the spans used: snapped inward to whole 4-frame token steps
+            "keep": result.settings["edit"]["keep"][0],
+            "keep_requested": [list(r) for r in ranges],
             "blend": blend,
             "decoder_reach": result.settings["edit"]["decoder_reach"],
         }

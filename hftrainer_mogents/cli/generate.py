@@ -338,6 +338,7 @@ def run_sequence(
             f"{transition}: give a multiple of {UNIT_LENGTH} frames, at least {UNIT_LENGTH}",
             param_hint="--transition",
         )
+    _check_sequence_plan(texts, lengths, transition)  # before the model loads
     prepare_output_dir(out_dir, overwrite=overwrite)
     seed = secrets.randbits(31) if seed is None else seed
 
@@ -363,6 +364,25 @@ def run_sequence(
     names = ", ".join(file_names(item["files"]))
     click.echo(f"{item['frames']} frames ({len(texts)} prompt(s)) -> {names}")
     click.echo(f"wrote 1 motion and run.json to {out_dir}")
+
+
+def _check_sequence_plan(texts: list[str], lengths: list[int], transition: int) -> None:
+    """generate_long's own checks (the transition against the first window included), without
+    the model; its flooring warning is logged once, by the generation itself."""
+    import logging
+
+    from hftrainer_mogents.errors import InvalidInputError
+    from hftrainer_mogents.pipeline.long_motion import check_sequence
+
+    log = logging.getLogger("hftrainer_mogents.pipeline")
+    quiet, log.disabled = log.disabled, True
+    try:
+        check_sequence(texts, lengths, transition)
+    except InvalidInputError as err:
+        hint = "--transition" if "transition" in str(err) else "--sequence"
+        raise click.BadParameter(str(err), param_hint=hint) from err
+    finally:
+        log.disabled = quiet
 
 
 def _resumed_seed(

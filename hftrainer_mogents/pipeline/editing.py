@@ -258,7 +258,7 @@ def _check_edit_inputs(
             "one text and one keep per motion"
         )
     arrays = [_check_motion(m, i, width) for i, m in enumerate(motions)]
-    kept = [_check_keep(k, len(a), i) for i, (k, a) in enumerate(zip(keeps, arrays))]
+    kept = [check_keep(k, len(a), i) for i, (k, a) in enumerate(zip(keeps, arrays))]
     return texts, arrays, kept
 
 
@@ -329,8 +329,15 @@ def _check_motion(motion: Any, index: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-def _check_keep(keep: Any, frames: int, index: int) -> np.ndarray:
-    """``keep`` (ranges or a boolean mask) -> (frames,) bool, True = kept."""
+def check_keep(keep: Any, frames: int, index: int = 0) -> np.ndarray:
+    """``keep`` (ranges or a boolean mask) -> (frames,) bool, True = kept, snapped inward to whole
+    4-frame token steps (with a warning stating the spans used). Needs no model: the CLI calls
+    it before loading one.
+
+    Raises:
+        InvalidInputError: a malformed or out-of-range keep, one that keeps every frame, or one
+            that covers no whole token step.
+    """
     where = f"keep[{index}]"
     if isinstance(keep, torch.Tensor):
         keep = keep.detach().cpu().numpy()
