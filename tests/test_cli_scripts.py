@@ -327,3 +327,16 @@ def test_split_generation_script_takes_both_spellings_with_the_zoo_defaults():
     )
     assert GENERATION_SCRIPT.call(["--out_dir", "o", "--time_steps", "0"]) == 2
     assert GENERATION_SCRIPT.call([]) == 2  # --out_dir is required
+
+
+def test_a_script_usage_error_names_the_flag(tmp_path, capsys):
+    """A bad setting refused inside the command (IKConfig's check) is a usage error naming the
+    zoo's flag in the script too, not the bare error of the library."""
+    from hftrainer_mogents.cli.bridge import ik_main
+
+    (tmp_path / "in").mkdir()
+    status = ik_main(["--in-dir", str(tmp_path / "in"), "--out-dir", str(tmp_path / "out"),
+                      "--refine-lr", "nan"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 2 and "--refine-lr" in err and "finite" in err
+    assert not (tmp_path / "out").exists()

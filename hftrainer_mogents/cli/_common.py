@@ -125,7 +125,8 @@ class Script:
                 default_map=dict(self.preset),
             )
         except click.ClickException as err:
-            if isinstance(err.__cause__, MoGenTSError):  # raised through user_errors
+            # raised through user_errors; a usage error keeps click's words, which name the flag
+            if isinstance(err.__cause__, MoGenTSError) and not isinstance(err, click.UsageError):
                 return _error_status(err.__cause__)
             err.show()
             return err.exit_code
