@@ -167,7 +167,15 @@ def test_top4_skin_weights() -> None:
     np.testing.assert_array_equal(joints[1], [0, 0, 0, 0])  # no weight: bound to the root
     np.testing.assert_array_equal(weights[1], [1, 0, 0, 0])
     np.testing.assert_array_equal(weights[2], [1, 0, 0, 0])
-    assert joints[2, 0] == 1
+    np.testing.assert_array_equal(joints[2], [1, 0, 0, 0])  # zero-weight slots name joint 0
+
+
+def test_no_joint_is_used_with_zero_weight(model: smpl135.SMPLModel) -> None:
+    """glTF validators warn (ACCESSOR_JOINTS_USED_ZERO_WEIGHT) about a JOINTS_0 index other than
+    0 in a slot whose WEIGHTS_0 is 0: the SMPL body has none."""
+    joints, weights = gltf.top4_skin_weights(np.asarray(model.arrays["weights"]))
+    assert not np.any((weights == 0) & (joints != 0))
+    assert np.all(weights[:, 0] > 0)
 
 
 def test_smpl_glb_loads_back(
@@ -301,3 +309,53 @@ def test_a_glb_body_needs_a_model_with_weights_and_faces(folder: Path, tmp_path:
         InvalidInputError, match="--format glb: the SMPL model .* has no weights, f"
     ):
         load_export_model(["smpl", "glb"], tmp_path)
+
+
+def _gltf_validator() -> Path:
+    """The Khronos glTF validator (npm ``gltf-validator``): ``$MOGENTS_GLTF_VALIDATOR`` (its
+    folder) or where ``.ci/run`` installs it; skipped, with the reason, where it or node is
+    missing."""
+    import os
+    import shutil
+
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: the glTF validator runs on node")
+    root = Path(__file__).resolve().parents[1]
+    found = (
+        os.environ.get("MOGENTS_GLTF_VALIDATOR") or root / ".ci/node/node_modules/gltf-validator"
+    )
+    if not (Path(found) / "package.json").is_file():
+        pytest.skip(f"no gltf-validator at {found}: `npm install --prefix .ci/node gltf-validator`")
+    return Path(found)
+
+
+_VALIDATE_JS = """
+const v = require(process.argv[1]); const fs = require('fs');
+v.validateBytes(new Uint8Array(fs.readFileSync(process.argv[2]))).then(r => {
+  console.log(JSON.stringify({errors: r.issues.numErrors, warnings: r.issues.numWarnings,
+    codes: r.issues.messages.filter(m => m.severity <= 1).map(m => m.code)}));
+});
+"""
+
+
+def test_every_glb_passes_the_khronos_validator(
+    model: smpl135.SMPLModel, fit: smpl135.ClipResult, tmp_path: Path
+) -> None:
+    import json
+    import subprocess
+
+    validator = _gltf_validator()
+    body = tmp_path / "body.glb"
+    gltf.save_glb(body, gltf.smpl_gltf(model, fit.global_orient, fit.body_pose, fit.transl))
+    rng = np.random.default_rng(0)
+    joints = np.cumsum(rng.normal(0, 0.01, (40, 22, 3)), axis=0) + rng.normal(0, 0.3, (1, 22, 3))
+    skeleton = tmp_path / "skeleton.glb"
+    gltf.save_glb(skeleton, gltf.skeleton_gltf(joints))
+    for path in (body, skeleton):
+        out = subprocess.run(
+            ["node", "-e", _VALIDATE_JS, str(validator), str(path)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        report = json.loads(out.stdout)
+        assert report == {"errors": 0, "warnings": 0, "codes": []}, (path.name, report)

@@ -162,7 +162,9 @@ def top4_skin_weights(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Returns:
         ``(joints (V, 4) uint8 or uint16, weights (V, 4) float32)``, each row of weights summing
-        to 1 (a vertex with no weight is bound to joint 0).
+        to 1 (a vertex with no weight is bound to joint 0). A slot of weight 0 names joint 0:
+        the glTF validator warns about a joint index used with zero weight
+        (``ACCESSOR_JOINTS_USED_ZERO_WEIGHT``), and some viewers bind such joints anyway.
     """
     w = np.asarray(weights, dtype=np.float64)
     idx = np.argsort(-w, axis=1, kind="stable")[:, :4]
@@ -173,8 +175,10 @@ def top4_skin_weights(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     idx[empty] = 0
     top = top / top.sum(axis=1, keepdims=True)
     top[np.arange(len(top)), 0] += 1.0 - top.sum(axis=1)  # sum exactly 1 after rounding
+    top = top.astype(np.float32)
+    idx[top == 0] = 0
     index_dtype = np.uint8 if w.shape[1] <= 256 else np.uint16
-    return idx.astype(index_dtype), top.astype(np.float32)
+    return idx.astype(index_dtype), top
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
