@@ -19,6 +19,7 @@ from hftrainer_mogents.training.data import (
     Text2MotionDataset,
     collate_motion_windows,
     collate_text_motion,
+    seed_worker,
 )
 
 LENGTHS = {"a": 30, "b": 64, "c": 120, "d": 210}
@@ -258,3 +259,22 @@ def _dataset_split(root, stats, split):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return Text2MotionDataset(root, split, *stats, seed=0)
+
+
+def test_seeded_workers_reproduce_a_run(folder, stats):
+    root, _ = folder
+
+    def run():
+        ds = _dataset(root, stats, seed=None)
+        loader = DataLoader(
+            ds,
+            batch_size=2,
+            num_workers=2,
+            collate_fn=collate_text_motion,
+            worker_init_fn=seed_worker,
+            generator=torch.Generator().manual_seed(5),
+            shuffle=True,
+        )
+        return [(b["captions"], b["lengths"].tolist(), b["motions"].sum().item()) for b in loader]
+
+    assert run() == run()
