@@ -375,3 +375,32 @@ def test_sequence_transition_longer_than_the_first_window_is_refused_before_load
     assert result.exit_code == 2, result.output
     assert "--transition" in result.output and "no_model" not in result.output
     assert not out.exists()
+
+
+def test_edit_writes_smpl_parameters_and_a_skinned_glb(tiny_artifact, fixtures_dir, tmp_path):
+    """mogents edit takes --model-dir as mogents generate does: SMPL parameters and the skinned
+    body for the edited motion, the model recorded in run.json."""
+    pytest.importorskip("pygltflib")
+    from conftest import require_fixture
+
+    from hftrainer_mogents.cli import cli
+
+    smpl_dir = require_fixture(fixtures_dir / "ms272_tiny" / "smpl")
+    src = tmp_path / "src.npy"
+    np.save(src, np.random.default_rng(0).standard_normal((80, 263)).astype(np.float32))
+    out = tmp_path / "out"
+    args = ["edit", str(src), "a man jumps", "--keep", "0:40", "--model", str(tiny_artifact),
+            "--device", "cpu", "--seed", "2", "--format", "npy,smpl,glb",
+            "--model-dir", str(smpl_dir), "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["smpl_model"].endswith("SMPL_NEUTRAL.npz")
+    files = run["items"][0]["files"]
+    assert files["glb_skinned"] is True
+    with np.load(out / files["smpl"]) as data:
+        assert data["transl"].shape == (80, 3) and data["body_pose"].shape == (80, 63)
+    no_model = CliRunner().invoke(
+        cli, [*args[:-4], "--format", "smpl", "--out", str(tmp_path / "x")]
+    )
+    assert no_model.exit_code == 1 and "--model-dir" in no_model.output

@@ -30,6 +30,7 @@ __all__ = [
     "script_logging",
     "generation_options",
     "model_options",
+    "smpl_model_option",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -202,6 +203,19 @@ def _click_names(name: str) -> tuple[str, ...]:
     hyphen = _option_names(name)[0]
     # `mogents generate --steps` predates the config; --time-steps is its field's spelling
     return ("--steps", hyphen) if name == "time_steps" else (hyphen,)
+
+
+def smpl_model_option(fn: F) -> F:
+    """``--model-dir``: the SMPL neutral model of ``--format smpl`` and the skinned ``glb``
+    (``mogents generate`` and ``mogents edit``)."""
+    return click.option(
+        "--model-dir",
+        "smpl_model_dir",
+        type=click.Path(),
+        default=None,
+        help="SMPL neutral model for --format smpl/glb: a folder holding SMPL_NEUTRAL.npz (or a "
+        "chumpy-free .pkl), or the file.",
+    )(fn)
 
 
 def generation_options(fn: F | None = None, *, zoo_names: bool = False) -> Any:

@@ -7,7 +7,12 @@ from typing import Any
 
 import click
 
-from hftrainer_mogents.cli._common import generation_options, model_options, user_errors
+from hftrainer_mogents.cli._common import (
+    generation_options,
+    model_options,
+    smpl_model_option,
+    user_errors,
+)
 
 # moved to cli/generate.py (they are ``generate --sequence``); re-exported for one release
 from hftrainer_mogents.cli.generate import parse_sequence, run_sequence  # noqa: F401
@@ -106,8 +111,10 @@ def _check_edit_flags(input_path: str, motion: Any, ranges: list[tuple[int, int]
     "formats",
     default="npy,joints,gif,bvh",
     show_default=True,
-    help="The formats of mogents generate.",
+    help="The formats of mogents generate (smpl needs --model-dir; glb holds the SMPL body with "
+    "--model-dir, else the 22-joint skeleton).",
 )
+@smpl_model_option
 @click.option("--overwrite", is_flag=True, help="Replace the files of an earlier run in --out.")
 @user_errors
 def edit(
@@ -124,6 +131,7 @@ def edit(
     generation_config: GenerationConfig,
     out_dir: str,
     formats: str,
+    smpl_model_dir: str | None,
     overwrite: bool,
 ) -> None:
     """Re-generate the frames of INPUT.npy (a (T, 263) HumanML3D-263 motion) outside the --keep
@@ -135,7 +143,7 @@ def edit(
 
     from hftrainer_mogents.cli.generate import check_run_flags
     from hftrainer_mogents.errors import InvalidInputError
-    from hftrainer_mogents.exports import file_names, parse_formats
+    from hftrainer_mogents.exports import file_names, load_export_model, parse_formats
     from hftrainer_mogents.jobs.generate import (
         ModelSource,
         RunItem,
@@ -145,13 +153,14 @@ def edit(
     )
 
     ranges = [parse_keep(k) for k in keeps]
-    wanted = parse_formats(formats)
+    wanted = parse_formats(formats, model_dir=smpl_model_dir)
     check_run_flags([text], None, seed=seed)
     try:
         motion = np.load(input_path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as err:
         raise InvalidInputError(f"cannot read {input_path} as a .npy array: {err}") from err
     _check_edit_flags(input_path, motion, ranges)  # before the model loads
+    smpl_model = load_export_model(wanted, smpl_model_dir)  # read before the model loads
     prepare_output_dir(out_dir, overwrite=overwrite)  # checked before the model is loaded
     seed = secrets.randbits(31) if seed is None else seed
 
@@ -176,7 +185,11 @@ def edit(
         produce,
         source=ModelSource(model, revision, local_files_only, device, dtype),
         formats=wanted,
-        record={"generation_config": generation_config.to_dict()},
+        record={
+            "smpl_model": None if smpl_model is None else smpl_model.path,
+            "generation_config": generation_config.to_dict(),
+        },
+        smpl_model=smpl_model,
         overwrite=overwrite,
     )
     item = run["items"][0]

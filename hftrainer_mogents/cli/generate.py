@@ -7,7 +7,12 @@ from typing import Any
 
 import click
 
-from hftrainer_mogents.cli._common import generation_options, model_options, user_errors
+from hftrainer_mogents.cli._common import (
+    generation_options,
+    model_options,
+    smpl_model_option,
+    user_errors,
+)
 from hftrainer_mogents.generation_config import GenerationConfig
 from hftrainer_mogents.jobs.generate import ModelSource
 
@@ -52,14 +57,7 @@ __all__ = ["generate", "parse_sequence", "run_sequence"]
     help="Any of npy,joints,gif,mp4,bvh,smpl,glb (smpl needs --model-dir; glb holds the SMPL "
     "body with --model-dir, else the 22-joint skeleton).",
 )
-@click.option(
-    "--model-dir",
-    "smpl_model_dir",
-    type=click.Path(),
-    default=None,
-    help="SMPL neutral model for --format smpl/glb: a folder holding SMPL_NEUTRAL.npz (or a "
-    "chumpy-free .pkl), or the file.",
-)
+@smpl_model_option
 @click.option(
     "--overwrite",
     is_flag=True,
