@@ -23,6 +23,7 @@ from hftrainer_mogents.generation_config import GENERATION_FIELDS, GenerationCon
 
 __all__ = [
     "Script",
+    "check_before_loading",
     "ScopedOption",
     "in_script",
     "user_errors",
@@ -203,6 +204,28 @@ def _click_names(name: str) -> tuple[str, ...]:
     hyphen = _option_names(name)[0]
     # `mogents generate --steps` predates the config; --time-steps is its field's spelling
     return ("--steps", hyphen) if name == "time_steps" else (hyphen,)
+
+
+def check_before_loading(check: Callable[[], Any], param_hint: Callable[[str], str]) -> Any:
+    """Run one of the pipeline's model-free input checks before the model loads: a refusal
+    becomes a usage error naming the flag that ``param_hint(message)`` picks; the check's
+    warnings are left to the generation that follows, so each is logged once.
+
+    Args:
+        check: the check, called without arguments.
+        param_hint: the flag to name for a refusal's message.
+
+    Returns:
+        What ``check`` returns.
+    """
+    log = logging.getLogger("hftrainer_mogents.pipeline")
+    quiet, log.disabled = log.disabled, True
+    try:
+        return check()
+    except InvalidInputError as err:
+        raise click.BadParameter(str(err), param_hint=param_hint(str(err))) from err
+    finally:
+        log.disabled = quiet
 
 
 def smpl_model_option(fn: F) -> F:

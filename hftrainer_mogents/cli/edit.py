@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from hftrainer_mogents.cli._common import (
+    check_before_loading,
     generation_options,
     model_options,
     smpl_model_option,
@@ -65,21 +66,10 @@ def _check_edit_flags(input_path: str, motion: Any, ranges: list[tuple[int, int]
                 "frames; END is exclusive)",
                 param_hint="--keep",
             )
-    import logging
-
-    from hftrainer_mogents.errors import InvalidInputError
     from hftrainer_mogents.pipeline.editing import check_keep
 
-    # refuse here what the pipeline would refuse after loading; its snapping warning is logged
-    # once, by the edit itself
-    log = logging.getLogger("hftrainer_mogents.pipeline")
-    quiet, log.disabled = log.disabled, True
-    try:
-        check_keep(ranges, frames)
-    except InvalidInputError as err:
-        raise click.BadParameter(str(err), param_hint="--keep") from err
-    finally:
-        log.disabled = quiet
+    # refuse here what the edit would refuse after loading (a keep of no whole token step)
+    check_before_loading(lambda: check_keep(ranges, frames), lambda _: "--keep")
 
 
 @click.command()

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from hftrainer_mogents.cli._common import (
+    check_before_loading,
     generation_options,
     model_options,
     smpl_model_option,
@@ -367,20 +368,12 @@ def run_sequence(
 def _check_sequence_plan(texts: list[str], lengths: list[int], transition: int) -> None:
     """generate_long's own checks (the transition against the first window included), without
     the model; its flooring warning is logged once, by the generation itself."""
-    import logging
-
-    from hftrainer_mogents.errors import InvalidInputError
     from hftrainer_mogents.pipeline.long_motion import check_sequence
 
-    log = logging.getLogger("hftrainer_mogents.pipeline")
-    quiet, log.disabled = log.disabled, True
-    try:
-        check_sequence(texts, lengths, transition)
-    except InvalidInputError as err:
-        hint = "--transition" if "transition" in str(err) else "--sequence"
-        raise click.BadParameter(str(err), param_hint=hint) from err
-    finally:
-        log.disabled = quiet
+    check_before_loading(
+        lambda: check_sequence(texts, lengths, transition),
+        lambda message: "--transition" if "transition" in message else "--sequence",
+    )
 
 
 def _resumed_seed(
