@@ -47,7 +47,7 @@ __all__ = [
     "Coverage",
     "MotionEvaluator",
     "check_coverage",
-    "check_repeats",
+    "check_scoring_options",
     "collect_predictions",
 ]
 
@@ -130,12 +130,18 @@ def check_coverage(
     return Coverage(len(expected), missing, unmatched)
 
 
-def check_repeats(n_repeats: Any, diversity_times: Any) -> None:
-    """Refuse evaluation passes or diversity pairs below 1 (before any work).
+def check_scoring_options(
+    n_repeats: Any, diversity_times: Any, *, strict: bool = False, allow_missing: bool = False
+) -> None:
+    """The benchmarks' settings, refused before any work: evaluation passes or diversity pairs
+    below 1, and ``strict`` with ``allow_missing``.
 
     Raises:
-        InvalidInputError: naming the CLI flag (``--n-repeats``, ``--diversity-times``).
+        InvalidInputError: naming the CLI flag (``--n-repeats``, ``--diversity-times``,
+            ``--strict``/``--allow-missing``).
     """
+    if strict and allow_missing:
+        raise InvalidInputError("--strict and --allow-missing contradict each other; give one")
     if isinstance(n_repeats, bool) or not isinstance(n_repeats, int) or n_repeats < 1:
         raise InvalidInputError(
             f"--n-repeats (n_repeats) must be a whole number >= 1, got {n_repeats!r}"

@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from hftrainer_mogents.errors import InvalidInputError
-from hftrainer_mogents.evaluation.base import check_coverage, check_repeats, collect_predictions
+from hftrainer_mogents.evaluation.base import (
+    check_coverage,
+    check_scoring_options,
+    collect_predictions,
+)
 from hftrainer_mogents.evaluation.hml263 import split_generation
 from hftrainer_mogents.evaluation.hml263.dataset import read_test_split
 from hftrainer_mogents.evaluation.hml263.predictions import rename_legacy_keys
@@ -137,9 +141,7 @@ def run_benchmark(
     from hftrainer_mogents.evaluation.hml263.report import write_hml263_report
     from hftrainer_mogents.utils.sharding import resolve_shard
 
-    check_repeats(n_repeats, diversity_times)
-    if strict and allow_missing:
-        raise InvalidInputError("--strict and --allow-missing contradict each other; give one")
+    check_scoring_options(n_repeats, diversity_times, strict=strict, allow_missing=allow_missing)
     if dtype not in EVALUATOR_DTYPES:
         raise InvalidInputError(f"dtype must be one of {EVALUATOR_DTYPES}, got {dtype!r}")
     if caption_selection is not None and caption_selection not in CAPTION_SELECTIONS:

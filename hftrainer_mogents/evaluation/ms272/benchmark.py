@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hftrainer_mogents.errors import ArtifactNotFoundError, InvalidInputError
-from hftrainer_mogents.evaluation.base import check_coverage, check_repeats, collect_predictions
+from hftrainer_mogents.evaluation.base import (
+    check_coverage,
+    check_scoring_options,
+    collect_predictions,
+)
 from hftrainer_mogents.evaluation.ms272.dataset import read_ms272_split
 
 __all__ = ["run_benchmark"]
@@ -74,9 +78,7 @@ def run_benchmark(
     from hftrainer_mogents.evaluation.ms272.evaluator import MotionStreamer272Evaluator
     from hftrainer_mogents.evaluation.ms272.report import write_ms272_report
 
-    check_repeats(n_repeats, diversity_times)
-    if strict and allow_missing:
-        raise InvalidInputError("--strict and --allow-missing contradict each other; give one")
+    check_scoring_options(n_repeats, diversity_times, strict=strict, allow_missing=allow_missing)
     if pred_dir is None and not gt_only:
         raise InvalidInputError("give a prediction folder (or score the real data only)")
     coverage = None
