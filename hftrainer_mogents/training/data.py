@@ -336,10 +336,15 @@ def _check_stats(mean: Any, std: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Normalised(Dataset):
-    """Shared part: the artifact's mean/std and ``(x - mean) / std`` in float64, cast to float32."""
+    """Shared part: the folder and split read, the artifact's mean/std and ``(x - mean) / std``
+    in float64, cast to float32."""
 
-    def __init__(self, mean: Any, std: Any) -> None:
+    def __init__(
+        self, folder: HumanML3DFolder | str | Path, split: str, mean: Any, std: Any
+    ) -> None:
         self.mean, self.std = _check_stats(mean, std)
+        self.folder = folder if isinstance(folder, HumanML3DFolder) else HumanML3DFolder(folder)
+        self.split = split
 
     def normalise(self, motion: np.ndarray) -> np.ndarray:
         """``(motion - mean) / std`` with the artifact's statistics.
@@ -383,9 +388,7 @@ class Text2MotionDataset(_Normalised):
         std: Any,
         seed: int | None = None,
     ) -> None:
-        super().__init__(mean, std)
-        self.folder = folder if isinstance(folder, HumanML3DFolder) else HumanML3DFolder(folder)
-        self.split = split
+        super().__init__(folder, split, mean, std)
         self.clips = self.folder.captioned_clips(split)
         if not self.clips:
             raise InvalidInputError(
@@ -456,11 +459,9 @@ class MotionWindowDataset(_Normalised):
         std: Any,
         window: int = VQ_WINDOW,
     ) -> None:
-        super().__init__(mean, std)
         if window < 1:
             raise InvalidInputError(f"window must be at least 1 frame, got {window}")
-        self.folder = folder if isinstance(folder, HumanML3DFolder) else HumanML3DFolder(folder)
-        self.split = split
+        super().__init__(folder, split, mean, std)
         self.window = window
         pairs = [(i, m) for i, m in self.folder.motions(split) if m.shape[0] >= window]
         self.ids = [motion_id for motion_id, _ in pairs]
