@@ -1,0 +1,17 @@
+"""The objective of the dual-stream RVQ-VAE (being written, issue 20)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from hftrainer_mogents.training.objectives.draws import Draws
+
+__all__ = ["vq_objective"]
+
+
+def vq_objective(bundle: Any, batch: Mapping[str, Any], draws: Draws) -> dict[str, torch.Tensor]:
+    """Not written yet."""
+    raise NotImplementedError("the 'vq' objective is not written yet")
