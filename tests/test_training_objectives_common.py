@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.modeling.rvq_vae import motion_to_joint_grid
-from hftrainer_mogents.training.objectives import OBJECTIVES, STAGES, Draws
+from hftrainer_mogents.training.objectives import OBJECTIVES, STAGES, Draws, build_objective
 from hftrainer_mogents.training.objectives.common import drop_condition, encode_tokens
 from hftrainer_mogents.training.objectives.length import length_objective
 
@@ -29,6 +29,8 @@ def test_stages_and_modes():
         Draws(mode="reference")
     with pytest.raises(InvalidInputError, match="default, reference"):
         Draws(mode="fast")
+    with pytest.raises(InvalidInputError, match="vq, mask, res, length"):
+        build_objective("lora", None)
 
 
 def test_reference_draws_follow_the_global_stream():
@@ -79,6 +81,9 @@ def test_length_objective_is_the_cross_entropy_of_token_counts(bundle):
         "lengths": torch.tensor([40, 196]),
     }
     out = length_objective(bundle, batch, Draws())
+    assert torch.equal(
+        build_objective("length", bundle)(bundle, batch, Draws())["loss"], out["loss"]
+    )
     feats = bundle.encode_text(batch["captions"])
     logits = bundle.length_estimator(feats)
     expected = -(logits.log_softmax(-1)[[0, 1], [10, 49]]).mean()

@@ -1,4 +1,5 @@
-"""The official training objectives, one per stage, each ``objective(bundle, batch, draws)``.
+"""The official training objectives, one per stage: ``build_objective(stage, bundle)`` gives a
+:class:`~.common.StageObjective` module, called as ``objective(bundle, batch, draws)``.
 
 | stage | module | what it trains |
 |---|---|---|
@@ -13,30 +14,46 @@ order, from one seeded generator).
 
 from __future__ import annotations
 
-from hftrainer_mogents.training.objectives.common import Objective
+from collections.abc import Callable
+from typing import Any
+
+from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.training.objectives.common import Objective, StageObjective
 from hftrainer_mogents.training.objectives.draws import TRAINING_MODES, Draws, TrainingMode
 from hftrainer_mogents.training.objectives.length import length_objective
 from hftrainer_mogents.training.objectives.mask import mask_objective
 from hftrainer_mogents.training.objectives.residual import residual_objective
-from hftrainer_mogents.training.objectives.vq import vq_objective
+from hftrainer_mogents.training.objectives.vq import VQObjective
 
 __all__ = [
     "OBJECTIVES",
     "STAGES",
     "Draws",
     "Objective",
+    "StageObjective",
+    "VQObjective",
+    "build_objective",
     "TRAINING_MODES",
     "TrainingMode",
     "length_objective",
     "mask_objective",
     "residual_objective",
-    "vq_objective",
 ]
 
-OBJECTIVES: dict[str, Objective] = {
-    "vq": vq_objective,
-    "mask": mask_objective,
-    "res": residual_objective,
-    "length": length_objective,
+# stage -> factory(bundle) -> StageObjective
+OBJECTIVES: dict[str, Callable[[Any], StageObjective]] = {
+    "vq": VQObjective,
+    "mask": lambda bundle: StageObjective(mask_objective),
+    "res": lambda bundle: StageObjective(residual_objective),
+    "length": lambda bundle: StageObjective(length_objective),
 }
 STAGES: tuple[str, ...] = tuple(OBJECTIVES)
+
+
+def build_objective(stage: str, bundle: Any) -> StageObjective:
+    """The objective module of ``stage`` (``vq``, ``mask``, ``res`` or ``length``) for ``bundle``."""
+    if stage not in OBJECTIVES:
+        raise InvalidInputError(
+            f"unknown training stage {stage!r}; choose one of {', '.join(STAGES)}"
+        )
+    return OBJECTIVES[stage](bundle)

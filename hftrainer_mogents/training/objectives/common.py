@@ -18,6 +18,7 @@ from hftrainer_mogents.training.objectives.draws import Draws
 
 __all__ = [
     "Objective",
+    "StageObjective",
     "Tokens",
     "eval_mode",
     "encode_tokens",
@@ -39,6 +40,27 @@ class Objective(Protocol):
     def __call__(
         self, bundle: Any, batch: Mapping[str, Any], draws: Draws
     ) -> dict[str, torch.Tensor]: ...
+
+
+class StageObjective(nn.Module):
+    """A stage's objective as a module, so that the trainer holds it and a checkpoint carries
+    its training-only state (the VQ's EMA codebook statistics live in a subclass's buffers;
+    the transformer objectives have none).
+
+    ``objective(bundle, batch, draws)`` calls :meth:`forward`.
+    """
+
+    def __init__(self, function: Objective | None = None) -> None:
+        super().__init__()
+        self.function = function
+
+    def forward(
+        self, bundle: Any, batch: Mapping[str, Any], draws: Draws
+    ) -> dict[str, torch.Tensor]:
+        """The loss and its logged parts (see :class:`Objective`)."""
+        if self.function is None:
+            raise NotImplementedError(f"{type(self).__name__} must override forward")
+        return self.function(bundle, batch, draws)
 
 
 @contextmanager

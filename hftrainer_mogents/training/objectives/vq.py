@@ -7,11 +7,20 @@ from typing import Any
 
 import torch
 
+from hftrainer_mogents.training.objectives.common import StageObjective
 from hftrainer_mogents.training.objectives.draws import Draws
 
-__all__ = ["vq_objective"]
+__all__ = ["VQObjective"]
 
 
-def vq_objective(bundle: Any, batch: Mapping[str, Any], draws: Draws) -> dict[str, torch.Tensor]:
+class VQObjective(StageObjective):
     """Not written yet."""
-    raise NotImplementedError("the 'vq' objective is not written yet")
+
+    def __init__(self, bundle: Any) -> None:
+        super().__init__()
+
+    def forward(
+        self, bundle: Any, batch: Mapping[str, Any], draws: Draws
+    ) -> dict[str, torch.Tensor]:
+        """Not written yet."""
+        raise NotImplementedError("the 'vq' objective is not written yet")
