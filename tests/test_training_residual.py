@@ -42,6 +42,14 @@ def bundle(tiny_pipeline):
     return bundle
 
 
+def _no_dropout(*nets):
+    """Dropout masks depend on kernels: the formula is compared with dropout at zero."""
+    dropouts = [m for net in nets for m in net.modules() if isinstance(m, torch.nn.Dropout)]
+    for m in dropouts:
+        m.p = 0.0
+    return dropouts
+
+
 def _official_q(batch: int, num_layers: int) -> torch.Tensor:
     """MoMask's ``q_schedule(bs, low=1, high=Q)`` on the global generator."""
     noise = torch.zeros(batch).float().uniform_(0, 1)
@@ -177,6 +185,7 @@ def _batch(seed=0, lengths=(64, 40, 52, 24, 64, 44)):
 def test_loss_is_the_official_formula(bundle, cond_drop):
     aux, ts = bundle.res_transformer_aux, bundle.res_transformer_ts
     aux.config.cond_drop_prob = ts.config.cond_drop_prob = cond_drop
+    _no_dropout(aux, ts)
     batch = _batch()
     seed = 4
     out = residual_objective(bundle, batch, Draws.seeded(seed))
@@ -231,6 +240,27 @@ def test_missing_captions_and_transformers_are_named(bundle):
     bundle.res_transformer_ts = None
     with pytest.raises(InvalidInputError, match="res_transformer_ts"):
         residual_objective(bundle, batch, Draws())
+
+
+def test_positional_dropout_acts_only_in_training(bundle):
+    """Upstream's positional-encoding dropout: active in train mode, the identity in eval mode,
+    no state-dict entry."""
+    torch.manual_seed(0)
+    for net, n in ((bundle.res_transformer_aux, 12), (bundle.res_transformer_ts, 12 * 6)):
+        assert not any("dropout" in key for key in net.state_dict())
+        dropouts = [m for m in net.modules() if isinstance(m, torch.nn.Dropout)]
+        assert [m.p for m in dropouts] == [net.config.dropout]
+        history = torch.randn(2, n, net.code_dim)
+        cond = torch.randn(2, 512)
+        padding = torch.zeros(2, 12, dtype=torch.bool)
+        net.eval()
+        with torch.no_grad():
+            first = net(history, 1, cond, padding)
+            assert torch.equal(first, net(history, 1, cond, padding))
+            net.train()
+            assert not torch.allclose(first, net(history, 1, cond, padding))
+            dropouts[0].p = 0.0
+            assert torch.allclose(first, net(history, 1, cond, padding), atol=1e-6)
 
 
 def _frozen_state(bundle):
@@ -292,6 +322,9 @@ def test_overfits_eight_captioned_motions(bundle, tmp_path):
     batch = collate_text_motion([ds[i] for i in range(len(ds))])
     frames = int(batch["lengths"].max())  # the objective takes any multiple of 4 frames
     batch["motions"] = batch["motions"][:, :frames]
+    _no_dropout(
+        bundle.res_transformer_aux, bundle.res_transformer_ts
+    )  # memorising, not generalising
     params = [*bundle.res_transformer_aux.parameters(), *bundle.res_transformer_ts.parameters()]
     opt = torch.optim.AdamW(params, lr=3e-3, betas=(0.9, 0.99), weight_decay=1e-5)
     draws = Draws.seeded(0)
