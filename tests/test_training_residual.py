@@ -5,6 +5,7 @@ valid tokens, draws in upstream's order), overfitting a small folder, and which 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 import warnings
@@ -15,6 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.modeling.residual_transformer import (
+    ResidualTransformer,
+    ResidualTransformer2D,
+)
 from hftrainer_mogents.modeling.rvq_vae import motion_to_joint_grid
 from hftrainer_mogents.training.data import Text2MotionDataset, collate_text_motion
 from hftrainer_mogents.training.objectives import Draws, build_objective
@@ -181,9 +186,19 @@ def _batch(seed=0, lengths=(64, 40, 52, 24, 64, 44)):
     }
 
 
-@pytest.mark.parametrize("cond_drop", [0.5, 0.0])
-def test_loss_is_the_official_formula(bundle, cond_drop):
+@pytest.mark.parametrize(("cond_drop", "share_weight"), [(0.5, True), (0.0, True), (0.5, False)])
+def test_loss_is_the_official_formula(bundle, cond_drop, share_weight):
+    if not share_weight:
+        # fresh networks with per-layer tables and the output bias (``out += out + bias``)
+        torch.manual_seed(1)
+        config = dataclasses.replace(bundle.res_transformer_aux.config, share_weight=False)
+        for name, cls in (("aux", ResidualTransformer), ("ts", ResidualTransformer2D)):
+            old = getattr(bundle, f"res_transformer_{name}")
+            net = cls(config, old.code_dim, old.num_tokens, old.num_quantizers)
+            net.output_proj_bias.data.normal_()
+            setattr(bundle, f"res_transformer_{name}", net)
     aux, ts = bundle.res_transformer_aux, bundle.res_transformer_ts
+    assert aux.config.share_weight == share_weight
     aux.config.cond_drop_prob = ts.config.cond_drop_prob = cond_drop
     _no_dropout(aux, ts)
     batch = _batch()

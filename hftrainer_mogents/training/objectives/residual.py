@@ -190,7 +190,8 @@ def _stream_loss(
     layers = q_schedule(b, draws, 1, q, device=device)
     probability = float(net.config.cond_drop_prob)
     if net.training and probability > 0:
-        cond = drop_condition(cond, probability, draws)
+        source = draws.generator.device if draws.generator is not None else device
+        cond = drop_condition(cond.to(source), probability, draws).to(device)
     dtype = next(net.parameters()).dtype
     history = residual_history(net, ids, layers)
     logits = per_sample_layer_logits(
@@ -199,7 +200,8 @@ def _stream_loss(
     target = ids.gather(2, layers.view(b, 1, 1).expand(b, ids.shape[1], 1)).squeeze(2)
     loss = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=net.pad_id)
     valid = target != net.pad_id
-    accuracy = (logits.argmax(-1) == target)[valid].float().mean().detach()
+    correct = (logits.argmax(-1) == target) & valid
+    accuracy = (correct.sum() / valid.sum()).float().detach()
     return loss, accuracy
 
 
