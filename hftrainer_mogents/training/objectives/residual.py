@@ -15,9 +15,9 @@ Per transformer (aux, then ts), as the official ``ResidualTransformer{,2D}.forwa
 6. cross-entropy over every valid token (``ignore_index = pad_id``; no masking), top-1 accuracy
    on the same tokens.
 
-Draws, in order: aux uniform (B,), aux Bernoulli (B,), ts uniform (B,), ts Bernoulli (B,) (each Bernoulli
-only when drawn, see 4.). The networks' dropout draws after each Bernoulli, from torch's global
-generator (the positional-encoding dropout in train mode; upstream's encoder layers also drop
+Draws, in order: aux uniform (B,), aux Bernoulli (B,), ts uniform (B,), ts Bernoulli (B,)
+(each Bernoulli only when drawn, see 4.). The networks' dropout draws after each Bernoulli, from
+torch's global generator (the positional-encoding dropout in train mode; upstream's encoder layers also drop
 out, which :mod:`~hftrainer_mogents.modeling.layers` does not model). Reference parity holds with
 dropout at zero. ``mode="default"`` draws the same numbers in the same order as ``"reference"``
 (they are already one draw per sample).
