@@ -16,10 +16,10 @@ Per transformer (aux, then ts), as the official ``ResidualTransformer{,2D}.forwa
    on the same tokens.
 
 Draws, in order: aux uniform (B,), aux Bernoulli (B,), ts uniform (B,), ts Bernoulli (B,)
-(each Bernoulli only when drawn, see 4.). The networks' dropout draws after each Bernoulli, from
-torch's global generator (the positional-encoding dropout in train mode; upstream's encoder layers also drop
-out, which :mod:`~hftrainer_mogents.modeling.layers` does not model). Reference parity holds with
-dropout at zero. ``mode="default"`` draws the same numbers in the same order as ``"reference"``
+(each Bernoulli only when drawn, see 4.). The networks' dropout draws after each Bernoulli,
+from torch's global generator (the positional-encoding dropout in train mode; upstream's encoder
+layers also drop out, which :mod:`~hftrainer_mogents.modeling.layers` does not model).
+Reference parity holds with dropout at zero. ``mode="default"`` draws the same numbers in the same order as ``"reference"``
 (they are already one draw per sample).
 
 Upstream trains the two transformers with two AdamW optimisers over disjoint parameters, each
