@@ -19,8 +19,8 @@ Draws, in order: aux uniform (B,), aux Bernoulli (B,), ts uniform (B,), ts Berno
 (each Bernoulli only when drawn, see 4.). The networks' dropout draws after each Bernoulli,
 from torch's global generator (the positional-encoding dropout in train mode; upstream's encoder
 layers also drop out, which :mod:`~hftrainer_mogents.modeling.layers` does not model).
-Reference parity holds with dropout at zero. ``mode="default"`` draws the same numbers in the same order as ``"reference"``
-(they are already one draw per sample).
+Reference parity holds with dropout at zero. ``mode="default"`` draws the same numbers in the
+same order as ``"reference"`` (they are already one draw per sample).
 
 Upstream trains the two transformers with two AdamW optimisers over disjoint parameters, each
 stepping on its own loss; the returned ``loss`` is their sum, whose backward gives each
