@@ -1,19 +1,242 @@
-"""The objective of the 1D and 2D residual transformers (being written, issue 20)."""
+"""The objective of the 1D and 2D residual transformers: predict one randomly chosen quantizer
+layer of every token from the sum of the embeddings of the layers below it.
+
+Per transformer (aux, then ts), as the official ``ResidualTransformer{,2D}.forward``:
+
+1. the frozen VQ's ids of all ``Q`` layers, ``pad_id`` at padded steps in every layer;
+2. one layer ``q`` in ``1 .. Q-1`` per sample from :func:`q_schedule` (one uniform draw per
+   sample; layers near 1 are the most likely);
+3. the history ``sum_{k<q} E_k[ids_k]`` from the transformer's own input tables (not the VQ's
+   codebooks), the target ``ids_q``;
+4. the CLIP condition zeroed per sample with ``cond_drop_prob`` (one Bernoulli per sample, drawn
+   only in training mode and when the probability is positive, as upstream does);
+5. the network with sample ``b``'s layer token ``one_hot(q_b)`` and output table ``W_{q_b}``;
+   the pad (and, in 2D, mask) rows stay in the softmax;
+6. cross-entropy over every valid token (``ignore_index = pad_id``; no masking), top-1 accuracy
+   on the same tokens.
+
+Draws, in order: aux uniform (B,), aux Bernoulli (B,), ts uniform (B,), ts Bernoulli (B,)
+(each Bernoulli only when drawn, see 4.). The networks' dropout draws after each Bernoulli,
+from torch's global generator (the positional-encoding dropout in train mode; upstream's encoder
+layers also drop out, which :mod:`~hftrainer_mogents.modeling.layers` does not model).
+Reference parity holds with dropout at zero. ``mode="default"`` draws the same numbers in the
+same order as ``"reference"`` (they are already one draw per sample).
+
+Upstream trains the two transformers with two AdamW optimisers over disjoint parameters, each
+stepping on its own loss; the returned ``loss`` is their sum, whose backward gives each
+transformer the same gradient as its own loss does.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
+from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.training.objectives.common import (
+    batch_tensors,
+    drop_condition,
+    encode_tokens,
+    text_features,
+)
 from hftrainer_mogents.training.objectives.draws import Draws
 
-__all__ = ["residual_objective"]
+__all__ = ["residual_objective", "q_schedule", "residual_history", "per_sample_layer_logits"]
+
+
+def q_schedule(
+    batch: int, draws: Draws, low: int, high: int, *, device: str | torch.device | None = None
+) -> torch.Tensor:
+    """The quantizer layer each sample trains on: ``round((1 - cos(u * pi / 2)) * (high - low -
+    1)) + low`` with ``u ~ U(0, 1)``, one ``uniform_`` draw per sample (MoMask's ``q_schedule``,
+    which the official residual training calls with ``low = 1, high = Q``).
+
+    With ``Q = 6`` the layers 1..5 come with probabilities about .322/.248/.185/.165/.080.
+
+    Args:
+        batch: B.
+        draws: the random source (one ``uniform_`` of shape (B,)).
+        low: the smallest layer (1: layer 0 is the mask transformer's).
+        high: the number of quantizer layers ``Q``; layers run up to ``high - 1``.
+        device: where the result goes (default: the draws' device).
+
+    Returns:
+        (B,) int64 layers in ``[low, high - 1]``.
+    """
+    if high - low < 1:
+        raise InvalidInputError(
+            f"q_schedule needs high > low (high = the number of quantizer layers), got "
+            f"low={low}, high={high}"
+        )
+    source = draws.generator.device if draws.generator is not None else device
+    noise = draws.uniform_(torch.zeros(batch, device=source), 0.0, 1.0)
+    schedule = 1 - torch.cos(noise * math.pi * 0.5)
+    layers = torch.round(schedule * (high - low - 1)).long() + low
+    return layers if device is None else layers.to(device)
+
+
+def residual_history(net: nn.Module, ids: torch.Tensor, layers: torch.Tensor) -> torch.Tensor:
+    """Sum of the input-table embeddings of the layers below each sample's layer.
+
+    Args:
+        net: a residual transformer (its ``embed_ids`` tables, layers ``0 .. Q-2``).
+        ids: (B, N, Q) int64 ids of every layer (``pad_id`` at padded positions).
+        layers: (B,) int64 layer per sample, ``1 .. Q-1``.
+
+    Returns:
+        (B, N, C) ``sum_{k < layers[b]} E_k[ids[b, :, k]]``.
+    """
+    q = ids.shape[-1]
+    history = None
+    for k in range(q - 1):
+        # samples whose layer is <= k stop accumulating here
+        term = net.embed_ids(ids[..., k], k) * (layers > k).to(ids.device)[:, None, None]
+        history = term if history is None else history + term
+    return history
+
+
+@contextmanager
+def _per_sample_layer(net: nn.Module, layers: torch.Tensor) -> Iterator[dict[str, Any]]:
+    """Run ``net``'s forward with sample ``b``'s layer token ``one_hot(layers[b])`` and keep its
+    pre-projection features.
+
+    The inference forward takes one layer for the whole batch; training mixes layers in one
+    batch (and the 2D forward mixes samples in its spatial stage, so it cannot be split by
+    layer). Hooks swap the layer one-hot fed to ``quant_emb`` and capture the output of
+    ``output_process``; the forward's own projection (for the placeholder layer) is discarded.
+    """
+    seen: dict[str, Any] = {"one_hot": 0}
+    one_hot = F.one_hot(layers, net.num_quantizers)
+
+    def swap_one_hot(module: nn.Module, args: tuple[Any, ...]) -> tuple[torch.Tensor]:
+        seen["one_hot"] += 1
+        if args[0].shape != one_hot.shape:
+            raise RuntimeError(
+                f"quant_emb got a one-hot of shape {tuple(args[0].shape)}, expected "
+                f"{tuple(one_hot.shape)}"
+            )
+        return (one_hot.to(dtype=args[0].dtype, device=args[0].device),)
+
+    def keep_features(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
+        seen["features"] = output
+
+    handles = [
+        net.quant_emb.register_forward_pre_hook(swap_one_hot),
+        net.output_process.register_forward_hook(keep_features),
+    ]
+    try:
+        yield seen
+    finally:
+        for handle in handles:
+            handle.remove()
+    if seen["one_hot"] != 1 or "features" not in seen:
+        raise RuntimeError(
+            f"{type(net).__name__}.forward must embed the layer token once and end with "
+            "output_process (the residual objective hooks both)"
+        )
+
+
+def per_sample_layer_logits(
+    net: nn.Module,
+    history: torch.Tensor,
+    layers: torch.Tensor,
+    cond: torch.Tensor,
+    padding: torch.Tensor,
+    **kwargs: Any,
+) -> torch.Tensor:
+    """``net``'s logits with one quantizer layer per sample (the official training forward).
+
+    Args:
+        net: a residual transformer.
+        history: (B, N, C) summed embeddings (:func:`residual_history`).
+        layers: (B,) int64 layers, ``1 .. Q-1``.
+        cond: (B, E) CLIP features (already dropped).
+        padding: (B, T) bool, True at padded steps.
+        **kwargs: passed to ``net`` (``joints=`` for the 2D network).
+
+    Returns:
+        (B, N, V) logits, sample ``b`` through the output table of ``layers[b]``.
+    """
+    with _per_sample_layer(net, layers) as seen:
+        net(history, 1, cond, padding, **kwargs)
+    features = seen["features"]  # (B, N, C)
+    # project each group of samples sharing a layer with that layer's table (and bias rule)
+    parts, order = [], []
+    for layer in torch.unique(layers).tolist():
+        index = (layers == layer).nonzero().squeeze(1)
+        parts.append(net.project(features.index_select(0, index), int(layer)))
+        order.append(index)
+    logits = torch.cat(parts)
+    return logits.index_select(0, torch.argsort(torch.cat(order)))
+
+
+def _stream_loss(
+    net: nn.Module,
+    ids: torch.Tensor,
+    padding: torch.Tensor,
+    cond: torch.Tensor,
+    draws: Draws,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, accuracy) of one residual transformer; ``ids`` (B, N, Q) with pads."""
+    b, _, q = ids.shape
+    device = ids.device
+    layers = q_schedule(b, draws, 1, q, device=device)
+    probability = float(net.config.cond_drop_prob)
+    if net.training and probability > 0:
+        source = draws.generator.device if draws.generator is not None else device
+        cond = drop_condition(cond.to(source), probability, draws).to(device)
+    dtype = next(net.parameters()).dtype
+    history = residual_history(net, ids, layers)
+    logits = per_sample_layer_logits(
+        net, history, layers, cond.to(dtype), padding, **kwargs
+    ).float()  # (B, N, V)
+    target = ids.gather(2, layers.view(b, 1, 1).expand(b, ids.shape[1], 1)).squeeze(2)
+    loss = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=net.pad_id)
+    valid = target != net.pad_id
+    correct = (logits.argmax(-1) == target) & valid
+    accuracy = (correct.sum() / valid.sum()).float().detach()
+    return loss, accuracy
 
 
 def residual_objective(
     bundle: Any, batch: Mapping[str, Any], draws: Draws
 ) -> dict[str, torch.Tensor]:
-    """Not written yet."""
-    raise NotImplementedError("the 'residual' objective is not written yet")
+    """``{"loss", "loss_aux", "loss_ts", "acc_aux", "acc_ts"}`` of the two residual transformers.
+
+    ``loss = loss_aux + loss_ts`` (with a graph; the parameters are disjoint, so its gradient
+    is each transformer's own); the other entries are detached. Draw order: see the module.
+
+    Args:
+        bundle: a :class:`~hftrainer_mogents.bundle.MoGenTSBundle` (the frozen VQ and CLIP, the
+            residual transformers).
+        batch: ``{"captions", "motions" (B, L, 263), "lengths" (B,)}``.
+        draws: the random source.
+    """
+    aux, ts = bundle.res_transformer_aux, bundle.res_transformer_ts
+    if aux is None or ts is None:
+        raise InvalidInputError(
+            "the 'res' stage needs both residual transformers (res_transformer_aux/ and "
+            "res_transformer_ts/ in the artifact)"
+        )
+    motions, lengths, captions = batch_tensors(batch, bundle.device, captions=True)
+    tokens = encode_tokens(bundle.vq_model, motions, lengths, pad_aux=aux.pad_id, pad_ts=ts.pad_id)
+    cond = text_features(bundle, captions)
+    b, n, j, q = tokens.ts.shape
+    loss_aux, acc_aux = _stream_loss(aux, tokens.aux, tokens.padding, cond, draws)
+    loss_ts, acc_ts = _stream_loss(
+        ts, tokens.ts.reshape(b, n * j, q), tokens.padding, cond, draws, joints=j
+    )
+    return {
+        "loss": loss_aux + loss_ts,
+        "loss_aux": loss_aux.detach(),
+        "loss_ts": loss_ts.detach(),
+        "acc_aux": acc_aux,
+        "acc_ts": acc_ts,
+    }
