@@ -9,7 +9,9 @@ split files ``train.txt`` / ``val.txt`` / ``test.txt`` (one id per line).
   :class:`~hftrainer_mogents.errors.ArtifactFormatError`); malformed caption lines are skipped
   one by one, with one warning per read that counts them.
 - :class:`Text2MotionDataset` serves the transformers: time-tagged captions cut into sub-clips,
-  a caption and a crop to a multiple of 4 drawn per item from a generator the dataset owns.
+  a caption and a crop to a multiple of 4 drawn per item from a generator keyed by
+  ``(seed, epoch, index)``, so an item does not depend on which items were read before it (nor in
+  which worker process): a resumed or multi-process run sees the items of an uninterrupted one.
 - :class:`MotionWindowDataset` serves the VQ: fixed windows of 64 frames, no text.
 
 Both normalise with the *artifact's* mean/std (``(x - mean) / std``), never the folder's, so the
@@ -362,17 +364,23 @@ class Text2MotionDataset(_Normalised):
     """Captioned crops for the mask and residual transformers (the official
     ``Text2MotionDataset`` without the grid, which the objectives build from the motion).
 
-    Each ``__getitem__`` draws, in this order, from the dataset's own generator: a caption;
-    ``single`` or ``double`` (probabilities 2/3, 1/3); sets ``m = floor(T/4)*4`` (double:
-    ``(floor(T/4) - 1)*4``, so ``m`` is in [36, 196]); a crop start in ``[0, T - m]``. The crop is
-    normalised and zero-padded to 196 rows.
+    Each ``__getitem__`` draws, in this order: a caption; ``single`` or ``double`` (probabilities
+    2/3, 1/3); sets ``m = floor(T/4)*4`` (double: ``(floor(T/4) - 1)*4``, so ``m`` is in
+    [36, 196]); a crop start in ``[0, T - m]``. The crop is normalised and zero-padded to 196 rows.
+
+    The draws of item ``index`` come from a ``numpy.random.Generator`` seeded with
+    ``(seed, epoch, index)`` (:meth:`item_generator`): reading an item twice in one epoch gives
+    the same crop, the next epoch (:meth:`set_epoch`) another one. The official code draws from
+    global streams instead, whose state depends on every item read before; keyed draws make a
+    resumed run and an N-process run see the items of an uninterrupted one-process run.
 
     Args:
         folder: the HumanML3D folder (or its path).
         split: ``"train"``, ``"val"`` or ``"test"``.
         mean: the artifact's feature mean, shape ``(263,)``.
         std: the artifact's feature std, shape ``(263,)``.
-        seed: seed of the dataset's ``numpy.random.Generator`` (``None``: fresh entropy).
+        seed: the seed of the per-item draws (``None``: fresh entropy, replaced by the
+            loader's base seed in workers started with :func:`seed_worker`).
 
     Raises:
         ArtifactNotFoundError: a missing folder, split, motion or caption file.
@@ -395,15 +403,37 @@ class Text2MotionDataset(_Normalised):
                 f"the {split} split of {self.folder.root} has no clip of {MIN_MOTION_LENGTH} to "
                 f"{MAX_CLIP_LENGTH - 1} frames with a caption."
             )
+        self.epoch = 0
         self.seed(seed)
 
     def seed(self, seed: int | None) -> None:
-        """Reset the dataset's generator.
+        """Set the seed of the per-item draws.
 
         Args:
-            seed: the seed (``None``: fresh entropy).
+            seed: the seed (``None``: fresh entropy; :func:`seed_worker` may replace it).
         """
-        self.rng = np.random.default_rng(seed)
+        self.seeded = seed is not None
+        self.base_seed = int(seed) if seed is not None else _fresh_seed()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the items of ``epoch`` (as ``DistributedSampler.set_epoch``; call it before the
+        epoch's loader iterator is created, so that worker processes get it too).
+
+        Args:
+            epoch: the 0-based epoch.
+        """
+        self.epoch = int(epoch)
+
+    def item_generator(self, index: int) -> np.random.Generator:
+        """The generator of item ``index``'s draws in the current epoch.
+
+        Args:
+            index: the item.
+
+        Returns:
+            ``numpy.random.default_rng((seed, epoch, index))``.
+        """
+        return np.random.default_rng((self.base_seed, self.epoch, int(index)))
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -419,11 +449,12 @@ class Text2MotionDataset(_Normalised):
             crop length ``m``.
         """
         clip = self.clips[index]
-        caption = clip.captions[int(self.rng.integers(len(clip.captions)))]
-        double = ("single", "single", "double")[int(self.rng.integers(3))] == "double"
+        rng = self.item_generator(index)
+        caption = clip.captions[int(rng.integers(len(clip.captions)))]
+        double = ("single", "single", "double")[int(rng.integers(3))] == "double"
         units = clip.length // UNIT_LENGTH - (1 if double else 0)
         m = units * UNIT_LENGTH
-        start = int(self.rng.integers(0, clip.length - m, endpoint=True))
+        start = int(rng.integers(0, clip.length - m, endpoint=True))
         motion = np.zeros((MAX_MOTION_LENGTH, DIM_POSE), dtype=np.float32)
         motion[:m] = self.normalise(clip.motion[start : start + m])
         return caption, motion, m
@@ -545,13 +576,20 @@ def collate_motion_windows(items: list[np.ndarray]) -> dict[str, torch.Tensor]:
 
 
 def seed_worker(worker_id: int) -> None:
-    """``DataLoader(worker_init_fn=seed_worker)``: give each worker's copy of a
-    :class:`Text2MotionDataset` its own stream, derived from the loader's base seed, so workers do
-    not repeat each other's draws and a seeded run is reproducible.
+    """``DataLoader(worker_init_fn=seed_worker)``: give an unseeded :class:`Text2MotionDataset`
+    the loader's base seed, the same in every worker (its draws are keyed by item, so workers
+    need one seed, not one stream each), so that a loader with a seeded ``generator`` gives a
+    reproducible run. A dataset built with a seed keeps it.
 
     Args:
-        worker_id: the worker's index (unused; the worker's torch seed already differs).
+        worker_id: the worker's index (``info.seed`` is the base seed plus it).
     """
     info = torch.utils.data.get_worker_info()
-    if info is not None and isinstance(info.dataset, Text2MotionDataset):
-        info.dataset.seed(info.seed % 2**63)
+    dataset = None if info is None else info.dataset
+    if isinstance(dataset, Text2MotionDataset) and not dataset.seeded:
+        dataset.base_seed = (info.seed - worker_id) % 2**63
+
+
+def _fresh_seed() -> int:
+    """A seed from fresh OS entropy."""
+    return int(np.random.SeedSequence().entropy % 2**63)
