@@ -4,14 +4,21 @@ the stages whose objective is written."""
 from __future__ import annotations
 
 import copy
+import os
+import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import torch.distributed as dist
 from torch import nn
 
 from hftrainer_mogents.bundle import MoGenTSBundle
+from hftrainer_mogents.training.data import MotionWindowDataset, Text2MotionDataset
+from hftrainer_mogents.training.loop import fit
 from hftrainer_mogents.training.objectives import Draws, build_objective
+from hftrainer_mogents.training.stages import STAGE_PRESETS
 
 # 8 motions of distinct lengths (40 <= T < 200), one untagged caption each: 8 items, one per id
 OVERFIT_LENGTHS = {f"m{i}": 44 + 18 * i for i in range(8)}
@@ -83,3 +90,50 @@ def skip_unwritten(stage: str, bundle: MoGenTSBundle, batch: dict) -> None:
         build_objective(stage, bundle)(bundle, batch, Draws.seeded(0, mode="default"))
     except NotImplementedError as err:
         pytest.skip(f"the {stage!r} objective is not written yet ({err})")
+
+
+def stage_dataset(stage: str, root: Path, bundle: MoGenTSBundle, seed: int = 0):
+    """The dataset a stage trains on: 64-frame windows for ``vq``, captioned crops otherwise."""
+    mean, std = bundle.mean.numpy(), bundle.std.numpy()
+    if stage == "vq":
+        return MotionWindowDataset(root, "train", mean, std)
+    return Text2MotionDataset(root, "train", mean, std, seed=seed)
+
+
+def free_port() -> int:
+    """A TCP port free right now on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def distributed_fit_worker(rank: int, world: int, port: int, job: dict) -> None:
+    """One process of a gloo run of :func:`~hftrainer_mogents.training.loop.fit` on the CPU
+    (``torch.multiprocessing.spawn`` target): ``job`` holds ``artifact``, ``root``, ``work_dir``,
+    ``out``, ``stage``, ``steps``, ``batch_size``, ``seed``, ``lr``; rank 0 saves the losses and
+    the trained module's weights to ``out``."""
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        bundle = zero_dropout(trainable_bundle(job["artifact"]))
+        result = fit(
+            bundle,
+            job["stage"],
+            stage_dataset(job["stage"], job["root"], bundle),
+            steps=job["steps"],
+            batch_size=job["batch_size"],
+            work_dir=job["work_dir"],
+            seed=job["seed"],
+            optimizer_overrides={"lr": job["lr"]},
+            progress=False,
+        )
+        module = STAGE_PRESETS[job["stage"]].trainable[0]
+        if rank == 0:
+            torch.save(
+                {"losses": result.losses, "weights": getattr(bundle, module).state_dict()},
+                job["out"],
+            )
+    finally:
+        dist.destroy_process_group()
