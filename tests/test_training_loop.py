@@ -152,7 +152,7 @@ def test_train_step_is_the_official_update(root, bundle):
     lr = 1e-4 * (3 + 1) / (10 + 1)  # official warm-up at iteration 3
     torch.optim.Adam(params, lr=lr).step()
 
-    assert logs["loss"] == pytest.approx(float(loss), abs=1e-6)
+    assert logs["loss"] == pytest.approx(loss.item(), abs=1e-6)
     assert logs["grad_norm"] == pytest.approx(float(norm), rel=1e-5)
     assert logs["lr"] == pytest.approx(lr, rel=1e-12)
     for (name, ours), theirs in zip(bundle.length_estimator.named_parameters(), params):
@@ -260,6 +260,39 @@ def test_a_killed_run_resumes_to_the_same_losses_and_weights(stage, root, tiny_a
 
 
 # ---------------------------------------------------------------------------- processes
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_each_step_gets_the_items_of_its_epoch(workers, root, bundle, tmp_path, monkeypatch):
+    """The batch of step s is the collate of batch_indices(s)'s items, cropped as in s's epoch
+    (4 steps of 4 over 8 items = 2 epochs), also when loader workers read them."""
+    seen = {}
+    original = loop.train_step
+
+    def recording_step(bundle, objective, optimizer, batch, *, step, **kwargs):
+        seen[step] = batch
+        return original(bundle, objective, optimizer, batch, step=step, **kwargs)
+
+    monkeypatch.setattr(loop, "train_step", recording_step)
+    fit(
+        bundle,
+        "length",
+        stage_dataset("length", root, bundle, seed=4),
+        steps=4,
+        batch_size=4,
+        seed=9,
+        work_dir=tmp_path,
+        num_workers=workers,
+        progress=False,
+    )
+    reader = stage_dataset("length", root, bundle, seed=4)
+    for step in range(1, 5):
+        epoch, indices = batch_indices(8, 4, seed=9, step=step)
+        reader.set_epoch(epoch)
+        expected = collate_text_motion([reader[i] for i in indices])
+        assert seen[step]["captions"] == expected["captions"]
+        assert torch.equal(seen[step]["lengths"], expected["lengths"])
+        assert torch.equal(seen[step]["motions"], expected["motions"])
 
 
 def test_two_gloo_processes_give_the_one_process_losses(root, tiny_artifact, tmp_path):
