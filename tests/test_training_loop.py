@@ -429,6 +429,8 @@ def test_typed_errors(root, bundle, tiny_artifact, tmp_path):
     dataset = stage_dataset("length", root, bundle)
     with pytest.raises(InvalidInputError, match="unknown training stage 'lora'"):
         fit(bundle, "lora", dataset, steps=1, batch_size=4, work_dir=tmp_path, progress=False)
+    with pytest.raises(InvalidInputError, match="default, reference"):
+        fit(bundle, "length", dataset, steps=1, batch_size=4, work_dir=tmp_path, mode="fast")
     with pytest.raises(InvalidInputError, match="steps must be at least 1"):
         fit(bundle, "length", dataset, steps=0, batch_size=4, work_dir=tmp_path)
     with pytest.raises(InvalidInputError, match="between 1 and the dataset's 8 items"):

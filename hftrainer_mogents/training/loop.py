@@ -60,7 +60,7 @@ from hftrainer_mogents.training.data import (
     collate_text_motion,
 )
 from hftrainer_mogents.training.objectives import Draws, StageObjective, build_objective
-from hftrainer_mogents.training.objectives.draws import TrainingMode
+from hftrainer_mogents.training.objectives.draws import TRAINING_MODES, TrainingMode
 from hftrainer_mogents.training.stages import (
     StagePreset,
     apply_stage,
@@ -702,8 +702,8 @@ def fit(
         The :class:`FitResult`.
 
     Raises:
-        InvalidInputError: a bad stage, step count, batch size or interval; a checkpoint of
-            another stage or artifact.
+        InvalidInputError: a bad stage, mode, step count, batch size or interval; a
+            checkpoint of another stage or artifact.
         NonFiniteOutputError: a NaN or infinite loss.
         OutputWriteError: a checkpoint could not be written.
     """
@@ -711,6 +711,10 @@ def fit(
 
     if steps < 1:
         raise InvalidInputError(f"steps must be at least 1, got {steps}")
+    if mode not in TRAINING_MODES:
+        raise InvalidInputError(
+            f"training mode must be one of {', '.join(TRAINING_MODES)}, got {mode!r}"
+        )
     if checkpoint_interval is not None and checkpoint_interval < 1:
         raise InvalidInputError(
             f"checkpoint_interval must be at least 1, got {checkpoint_interval}"
