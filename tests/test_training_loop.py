@@ -8,10 +8,12 @@ import copy
 import dataclasses
 import time
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
 from training_helpers import (
     distributed_fit_worker,
     free_port,
@@ -30,6 +32,7 @@ from hftrainer_mogents.errors import (
 )
 from hftrainer_mogents.training import loop
 from hftrainer_mogents.training.data import (
+    EpochSampler,
     Text2MotionDataset,
     collate_motion_windows,
     collate_text_motion,
@@ -91,15 +94,16 @@ def _states(bundle):
 
 
 def test_step_seeds_depend_on_seed_step_and_rank_only():
-    assert step_seed(3, 5, 0) == step_seed(3, 5, 0)
-    seeds = {step_seed(3, 5, 0), step_seed(3, 6, 0), step_seed(3, 5, 1), step_seed(4, 5, 0)}
-    assert len(seeds) == 4 and all(0 <= s < 2**63 for s in seeds)
+    assert step_seed(3, 5, 0, 2) == step_seed(3, 5, 0, 2)
+    keys = [(3, 5, 0, 2), (3, 6, 0, 2), (3, 5, 1, 2), (4, 5, 0, 2), (3, 5, 0, 3), (3, 5, 0, 0)]
+    seeds = {step_seed(*key) for key in keys}
+    assert len(seeds) == len(keys) and all(0 <= s < 2**63 for s in seeds)
     a, b = step_draws(3, 5, 1), step_draws(3, 5, 1)
     assert torch.equal(a.rand(10), b.rand(10))
     assert not torch.equal(step_draws(3, 5, 1).rand(10), step_draws(3, 5, 0).rand(10))
     assert step_draws(3, 5, mode="reference").reference
     with pytest.raises(InvalidInputError, match="non-negative"):
-        step_seed(-1, 2)
+        step_seed(-1, 2, 0, 0)
 
 
 def test_data_order_depends_on_seed_and_epoch_only():
@@ -110,9 +114,13 @@ def test_data_order_depends_on_seed_and_epoch_only():
         first, second = steps[2 * epoch + 1][1], steps[2 * epoch + 2][1]
         # an epoch's batches are disjoint slices of one permutation
         assert len(set(first + second)) == 8 and set(first + second) <= set(range(n))
-        # the permutation is torch.randperm from a generator seeded by (seed, epoch)
-        g = torch.Generator().manual_seed(step_seed(7, epoch, 2))
-        assert first + second == torch.randperm(n, generator=g)[:8].tolist()
+        # the permutation is numpy's from (seed, epoch), the order of an EpochSampler
+        rng = np.random.default_rng((7, epoch, 0, 1))
+        assert first + second == rng.permutation(n)[:8].tolist()
+        sampler = EpochSampler(n, seed=7)
+        sampler.set_epoch(epoch)
+        assert [key[1] for key in sampler][:8] == first + second
+        assert {key[0] for key in sampler} == {epoch}
     assert steps[1][1] != steps[3][1]  # epochs are shuffled anew
     assert batch_indices(n, batch, seed=8, step=1)[1] != steps[1][1]
     # two processes split each global batch into contiguous halves
@@ -138,6 +146,34 @@ def test_dataset_items_are_keyed_by_seed_epoch_and_index(root, bundle):
         epochs.append([(fresh[i][2], float(fresh[i][1].sum())) for i in range(len(fresh))])
     assert [(m, float(x.sum())) for _, x, m in forward] == epochs[0]
     assert len({tuple(e) for e in epochs}) == 4  # every epoch crops anew
+    # a key carries its epoch: (2, i) reads what index i reads in epoch 2
+    assert [(ds[(2, i)][2], float(ds[(2, i)][1].sum())) for i in range(len(ds))] == epochs[2]
+    windows = stage_dataset("vq", root, bundle)
+    assert (windows[(5, 3)] == windows[3]).all()  # nothing drawn: the epoch changes nothing
+
+
+def test_an_epoch_sampler_feeds_persistent_workers_each_epoch(root, bundle):
+    """Persistent workers never see set_epoch on the dataset; the sampler's keys carry it."""
+    dataset = stage_dataset("length", root, bundle, seed=6)
+    sampler = EpochSampler(dataset, seed=1)
+    loader = DataLoader(
+        dataset,
+        sampler=sampler,
+        batch_size=4,
+        num_workers=2,
+        persistent_workers=True,
+        collate_fn=collate_text_motion,
+    )
+    reader = stage_dataset("length", root, bundle, seed=6)
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        reader.set_epoch(epoch)
+        order = np.random.default_rng((1, epoch, 0, 1)).permutation(8).tolist()
+        batches = list(loader)
+        for batch, indices in zip(batches, (order[:4], order[4:]), strict=True):
+            expected = collate_text_motion([reader[i] for i in indices])
+            assert batch["captions"] == expected["captions"]
+            assert torch.equal(batch["motions"], expected["motions"])
 
 
 # ---------------------------------------------------------------------------- one step

@@ -58,6 +58,7 @@ from hftrainer_mogents.training.data import (
     Text2MotionDataset,
     collate_motion_windows,
     collate_text_motion,
+    epoch_permutation,
 )
 from hftrainer_mogents.training.objectives import Draws, StageObjective, build_objective
 from hftrainer_mogents.training.objectives.draws import TRAINING_MODES, TrainingMode
@@ -92,25 +93,27 @@ CHECKPOINT_FORMAT = "mogents-training-checkpoint"
 CHECKPOINT_VERSION = 1
 CHECKPOINT_NAME = "latest.pt"  # inside fit's work_dir
 
-# keys that keep the derived streams of one (seed, step, rank) apart
-_DRAWS_KEY, _DROPOUT_KEY, _ORDER_KEY, _DATA_KEY = 0, 1, 2, 3
+# the last word of a derived seed names its stream (the data module uses 0 and 1)
+_DRAWS_STREAM, _DROPOUT_STREAM, _DATA_STREAM = 2, 3, 4
 
 
 # ---------------------------------------------------------------------------- random sources
 
 
-def step_seed(seed: int, *keys: int) -> int:
-    """A 63-bit seed derived from ``seed`` and ``keys`` (``numpy.random.SeedSequence``), the same
-    on every machine and in every process.
+def step_seed(seed: int, step: int, rank: int, stream: int) -> int:
+    """A 63-bit seed derived from ``(seed, step, rank, stream)`` (``numpy.random.SeedSequence``),
+    the same on every machine and in every process.
 
     Args:
         seed: the run's seed (non-negative).
-        *keys: further non-negative integers (step, rank, which stream).
+        step: the 1-based global step (0 for run-level streams).
+        rank: the process's rank.
+        stream: which stream of the step (the objective's draws, dropout, ...).
 
     Raises:
-        InvalidInputError: a negative seed or key.
+        InvalidInputError: a negative value.
     """
-    values = [int(seed), *map(int, keys)]
+    values = [int(seed), int(step), int(rank), int(stream)]
     if min(values) < 0:
         raise InvalidInputError(f"seeds and step keys must be non-negative, got {values}")
     state = np.random.SeedSequence(values).generate_state(2, np.uint32)
@@ -135,9 +138,9 @@ def step_draws(
         device: where the generator lives (the bundle's device).
 
     Returns:
-        ``Draws.seeded(step_seed(seed, step, rank, 0), mode=mode)``.
+        ``Draws.seeded(step_seed(seed, step, rank, 2), mode=mode)``.
     """
-    return Draws.seeded(step_seed(seed, step, rank, _DRAWS_KEY), mode=mode, device=device)
+    return Draws.seeded(step_seed(seed, step, rank, _DRAWS_STREAM), mode=mode, device=device)
 
 
 def _fork_devices(device: torch.device) -> list[int]:
@@ -227,7 +230,7 @@ def forward_step(
     """
     draws = step_draws(seed, step, rank, mode=mode, device=bundle.device)
     with torch.random.fork_rng(devices=_fork_devices(bundle.device)):
-        torch.manual_seed(step_seed(seed, step, rank, _DROPOUT_KEY))
+        torch.manual_seed(step_seed(seed, step, rank, _DROPOUT_STREAM))
         out = objective(bundle, batch, draws)
     loss = out["loss"]
     if not torch.isfinite(loss.detach()).all():
@@ -346,7 +349,8 @@ def batch_indices(
 ) -> tuple[int, list[int]]:
     """The items of one process at one step.
 
-    Each epoch is a permutation of the items that depends on ``(seed, epoch)`` only, cut into
+    Each epoch is :func:`~hftrainer_mogents.training.data.epoch_permutation` (the order of an
+    :class:`~hftrainer_mogents.training.data.EpochSampler`) of ``(seed, epoch)``, cut into
     ``num_items // batch_size`` global batches (the last, incomplete one dropped, as the
     official loaders do); step ``s`` takes global batch ``s - 1`` counted over epochs, and rank
     ``r`` its ``r``-th contiguous slice of ``batch_size // world_size`` items.
@@ -370,7 +374,7 @@ def batch_indices(
         raise InvalidInputError(f"steps count from 1, got {step}")
     per_epoch = num_items // batch_size
     epoch, position = divmod(step - 1, per_epoch)
-    order = _epoch_order(num_items, seed, epoch)
+    order = epoch_permutation(num_items, seed, epoch)
     local = batch_size // world_size
     start = position * batch_size + rank * local
     return epoch, order[start : start + local].tolist()
@@ -385,11 +389,6 @@ def _check_batch(num_items: int, batch_size: int, world_size: int) -> None:
         raise InvalidInputError(
             f"the global batch_size {batch_size} must be a multiple of the {world_size} processes"
         )
-
-
-def _epoch_order(num_items: int, seed: int, epoch: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(step_seed(seed, epoch, _ORDER_KEY))
-    return torch.randperm(num_items, generator=generator)
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -613,9 +612,11 @@ def _batches(
     collate_fn: Callable[[list[Any]], Any],
     num_workers: int,
 ) -> Iterator[tuple[int, Any]]:
-    """``(step, batch)`` for steps ``first..last``, this process's slices, one loader per epoch
-    (the dataset is told the epoch before each loader starts)."""
+    """``(step, batch)`` for steps ``first..last``, this process's slices, one loader per epoch.
+    This module's datasets get ``(epoch, index)`` keys; another dataset gets indices, and is told
+    the epoch before its loader starts when it has ``set_epoch``."""
     rank, world = _world()
+    keyed = isinstance(dataset, (Text2MotionDataset, MotionWindowDataset))
     num_items = len(dataset)  # type: ignore[arg-type]
     step = first
     while step <= last:
@@ -629,9 +630,9 @@ def _batches(
             if step_epoch != epoch:
                 break
             steps.append(step)
-            slices.append(indices)
+            slices.append([(epoch, i) for i in indices] if keyed else indices)
             step += 1
-        if hasattr(dataset, "set_epoch"):
+        if not keyed and hasattr(dataset, "set_epoch"):
             dataset.set_epoch(epoch)
         loader = DataLoader(
             dataset, batch_sampler=slices, collate_fn=collate_fn, num_workers=num_workers
@@ -724,7 +725,7 @@ def fit(
     _check_batch(len(dataset), batch_size, world)  # type: ignore[arg-type]
     collate_fn = collate_fn or _default_collate(dataset)
     if isinstance(dataset, Text2MotionDataset) and not dataset.seeded:
-        dataset.seed(step_seed(seed, _DATA_KEY))
+        dataset.seed(step_seed(seed, 0, 0, _DATA_STREAM))
     objective: StageObjective = build_objective(stage, bundle).to(bundle.device)
     objective.train()
     optimizer = build_optimizer(bundle, preset, **dict(optimizer_overrides or {}))
