@@ -50,7 +50,7 @@ from hftrainer_mogents.training.loop import (
     step_seed,
     train_step,
 )
-from hftrainer_mogents.training.objectives import build_objective
+from hftrainer_mogents.training.objectives import StageObjective, build_objective
 from hftrainer_mogents.training.stages import STAGE_PRESETS, apply_stage
 
 # every stage; those whose objective is still a stub skip (one line per stage added)
@@ -304,6 +304,17 @@ def test_a_killed_run_resumes_to_the_same_losses_and_weights(stage, root, tiny_a
     for name in STAGE_PRESETS[stage].trainable:
         for key, value in getattr(whole, name).state_dict().items():
             assert torch.equal(value, getattr(again, name).state_dict()[key]), f"{name}.{key}"
+    # stopped after 5 steps on purpose, then asked for 12: the same run too
+    short = trainable_bundle(tiny_artifact)
+    head = fit(
+        short,
+        stage,
+        stage_dataset(stage, root, short),
+        work_dir=tmp_path / "c",
+        **args | {"steps": 5},
+    )
+    tail = fit(short, stage, stage_dataset(stage, root, short), work_dir=tmp_path / "c", **args)
+    assert head.losses + tail.losses == reference.losses
     # a finished run has nothing left to do
     done = fit(again, stage, stage_dataset(stage, root, again), work_dir=tmp_path / "b", **args)
     assert done.logs == [] and done.step == 12
@@ -436,6 +447,52 @@ def _saved_run(root, bundle, work_dir, steps=2):
         work_dir=work_dir,
         progress=False,
     )
+
+
+class _StatefulObjective(StageObjective):
+    """An objective with training-only buffers, as the VQ's EMA codebook statistics are."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("usage", torch.zeros(5))
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+
+def test_a_checkpoint_round_trips_weights_objective_state_and_optimizer(
+    root, bundle, tiny_artifact, tmp_path
+):
+    fit(
+        bundle,
+        "length",
+        stage_dataset("length", root, bundle),
+        steps=2,
+        batch_size=4,
+        work_dir=tmp_path / "run",
+        progress=False,
+    )
+    optimizer = build_optimizer(bundle, "length")
+    load_checkpoint(tmp_path / "run" / CHECKPOINT_NAME, bundle, optimizer=optimizer)
+    objective = _StatefulObjective()
+    objective.usage.copy_(torch.arange(5.0))
+    objective.steps.fill_(7)
+    state = TrainState("length", 2, 3, 4, "reference", "abc", {"note": "kept"})
+    path = save_checkpoint(tmp_path / "ckpt.pt", bundle, objective, optimizer, state)
+
+    other = trainable_bundle(tiny_artifact)
+    apply_stage(other, "length")
+    other_opt = build_optimizer(other, "length")
+    other_obj = _StatefulObjective()
+    loaded = load_checkpoint(path, other, other_obj, other_opt, stage="length", fingerprint="abc")
+    assert loaded == state
+    assert torch.equal(other_obj.usage, torch.arange(5.0)) and int(other_obj.steps) == 7
+    for key, value in bundle.length_estimator.state_dict().items():
+        assert torch.equal(other.length_estimator.state_dict()[key], value)
+    ours, theirs = optimizer.state_dict(), other_opt.state_dict()
+    assert ours["param_groups"] == theirs["param_groups"]
+    for index, slots in ours["state"].items():
+        for name, value in slots.items():
+            assert torch.equal(theirs["state"][index][name], value), (index, name)
+    assert ours["state"] and int(ours["state"][0]["step"]) == 2
 
 
 @pytest.mark.parametrize("failure", [OSError("disk full"), KeyboardInterrupt()])
