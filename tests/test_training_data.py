@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
+from training_helpers import write_folder
 
 from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError, InvalidInputError
 from hftrainer_mogents.training.data import (
@@ -45,24 +46,9 @@ CAPTIONS = {
 }
 
 
-def _write_folder(root, lengths=LENGTHS, captions=CAPTIONS, split_ids=None):
-    rng = np.random.default_rng(7)
-    (root / "new_joint_vecs").mkdir(parents=True)
-    (root / "texts").mkdir()
-    raw = {}
-    for motion_id, frames in lengths.items():
-        raw[motion_id] = rng.normal(size=(frames, 263)).astype(np.float32) * 3 + 1
-        np.save(root / "new_joint_vecs" / f"{motion_id}.npy", raw[motion_id])
-        (root / "texts" / f"{motion_id}.txt").write_text("\n".join(captions[motion_id]) + "\n")
-    ids = list(lengths) if split_ids is None else split_ids
-    for split in ("train", "val", "test"):
-        (root / f"{split}.txt").write_text("\n".join(ids) + "\n")
-    return raw
-
-
 @pytest.fixture()
 def folder(tmp_path):
-    raw = _write_folder(tmp_path / "h3d")
+    raw = write_folder(tmp_path / "h3d", LENGTHS, CAPTIONS)
     return tmp_path / "h3d", raw
 
 
@@ -124,7 +110,8 @@ def test_crops_normalised_with_the_given_stats_and_padded(folder, stats):
     mean, std = stats
     ds = _dataset(root, stats, seed=3)
     seen_m = set()
-    for _ in range(6):
+    for epoch in range(6):
+        ds.set_epoch(epoch)
         for index, clip in enumerate(ds.clips):
             caption, motion, m = ds[index]
             assert caption in clip.captions
@@ -206,7 +193,7 @@ def test_typed_errors_name_the_file(tmp_path, stats):
         HumanML3DFolder(tmp_path / "empty")
 
     root = tmp_path / "h3d"
-    _write_folder(root)
+    write_folder(root, LENGTHS, CAPTIONS)
     (root / "val.txt").unlink()
     with pytest.raises(ArtifactNotFoundError, match=re.escape(str(root / "val.txt"))):
         MotionWindowDataset(root, "val", *stats)

@@ -9,25 +9,31 @@ split files ``train.txt`` / ``val.txt`` / ``test.txt`` (one id per line).
   :class:`~hftrainer_mogents.errors.ArtifactFormatError`); malformed caption lines are skipped
   one by one, with one warning per read that counts them.
 - :class:`Text2MotionDataset` serves the transformers: time-tagged captions cut into sub-clips,
-  a caption and a crop to a multiple of 4 drawn per item from a generator the dataset owns.
+  a caption and a crop to a multiple of 4 drawn per item from a generator keyed by
+  ``(seed, epoch, index)``, so an item does not depend on which items were read before it (nor in
+  which worker process): a resumed or multi-process run sees the items of an uninterrupted one.
 - :class:`MotionWindowDataset` serves the VQ: fixed windows of 64 frames, no text.
+- :class:`EpochSampler` gives each epoch's order from ``(seed, epoch)`` only
+  (:func:`epoch_permutation`) and yields ``(epoch, index)`` keys, which both datasets accept, so
+  a resumed run sees the batches of an uninterrupted one, persistent loader workers included.
 
 Both normalise with the *artifact's* mean/std (``(x - mean) / std``), never the folder's, so the
 VQ codes the transformers learn stay those of the artifact. numpy does the work; torch only
-appears in the collates and the ``Dataset`` base.
+appears in the collates and the ``Dataset`` / ``Sampler`` bases.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from hftrainer_mogents.config import (
     DIM_POSE,
@@ -54,11 +60,20 @@ __all__ = [
     "collate_text_motion",
     "collate_motion_windows",
     "seed_worker",
+    "ItemKey",
+    "EpochSampler",
+    "epoch_permutation",
 ]
+
+ItemKey = int | tuple[int, int]  # an index, or (epoch, index)
 
 SPLITS = ("train", "val", "test")
 MAX_CLIP_LENGTH = 200  # a clip (or sub-clip) of this many frames or more is left out
 VQ_WINDOW = 64  # frames per VQ training window
+# Seeds are SeedSequence entropy of 4 words, the last one naming the stream: an item's draws
+# (seed, epoch, index) (padded with 0), an epoch's order (seed, epoch, 0, 1); the training loop
+# uses 2 and up. SeedSequence pads short entropy with zeros, so a shorter key would collide.
+_ORDER_STREAM = 1
 
 
 @dataclass(frozen=True)
@@ -345,6 +360,24 @@ class _Normalised(Dataset):
         self.mean, self.std = _check_stats(mean, std)
         self.folder = folder if isinstance(folder, HumanML3DFolder) else HumanML3DFolder(folder)
         self.split = split
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch whose draws a plain index gets (as ``DistributedSampler.set_epoch``). Worker
+        processes only see it when the loader's iterator is created after the call; an
+        :class:`EpochSampler`'s ``(epoch, index)`` keys need no call.
+
+        Args:
+            epoch: the 0-based epoch.
+        """
+        self.epoch = int(epoch)
+
+    def _key(self, key: ItemKey) -> tuple[int, int]:
+        """``(epoch, index)`` of an item key: an index (the current epoch) or a pair."""
+        if isinstance(key, tuple):
+            epoch, index = key
+            return int(epoch), int(index)
+        return self.epoch, int(key)
 
     def normalise(self, motion: np.ndarray) -> np.ndarray:
         """``(motion - mean) / std`` with the artifact's statistics.
@@ -362,17 +395,25 @@ class Text2MotionDataset(_Normalised):
     """Captioned crops for the mask and residual transformers (the official
     ``Text2MotionDataset`` without the grid, which the objectives build from the motion).
 
-    Each ``__getitem__`` draws, in this order, from the dataset's own generator: a caption;
-    ``single`` or ``double`` (probabilities 2/3, 1/3); sets ``m = floor(T/4)*4`` (double:
-    ``(floor(T/4) - 1)*4``, so ``m`` is in [36, 196]); a crop start in ``[0, T - m]``. The crop is
-    normalised and zero-padded to 196 rows.
+    Each ``__getitem__`` draws, in this order: a caption; ``single`` or ``double`` (probabilities
+    2/3, 1/3); sets ``m = floor(T/4)*4`` (double: ``(floor(T/4) - 1)*4``, so ``m`` is in
+    [36, 196]); a crop start in ``[0, T - m]``. The crop is normalised and zero-padded to 196 rows.
+
+    The draws of item ``index`` come from a ``numpy.random.Generator`` seeded with
+    ``(seed, epoch, index)`` (:meth:`item_generator`): reading an item twice in one epoch gives
+    the same crop, another epoch another one. The epoch is the one set with :meth:`set_epoch`,
+    or comes with the key: ``dataset[(epoch, index)]``, what :class:`EpochSampler` yields, so
+    that (persistent) worker processes need not be told. The official code draws from global
+    streams instead, whose state depends on every item read before; keyed draws make a resumed
+    run and an N-process run see the items of an uninterrupted one-process run.
 
     Args:
         folder: the HumanML3D folder (or its path).
         split: ``"train"``, ``"val"`` or ``"test"``.
         mean: the artifact's feature mean, shape ``(263,)``.
         std: the artifact's feature std, shape ``(263,)``.
-        seed: seed of the dataset's ``numpy.random.Generator`` (``None``: fresh entropy).
+        seed: the seed of the per-item draws (``None``: fresh entropy, replaced by the
+            loader's base seed in workers started with :func:`seed_worker`).
 
     Raises:
         ArtifactNotFoundError: a missing folder, split, motion or caption file.
@@ -398,32 +439,46 @@ class Text2MotionDataset(_Normalised):
         self.seed(seed)
 
     def seed(self, seed: int | None) -> None:
-        """Reset the dataset's generator.
+        """Set the seed of the per-item draws.
 
         Args:
-            seed: the seed (``None``: fresh entropy).
+            seed: the seed (``None``: fresh entropy; :func:`seed_worker` may replace it).
         """
-        self.rng = np.random.default_rng(seed)
+        self.seeded = seed is not None
+        self.base_seed = int(seed) if seed is not None else _fresh_seed()
+
+    def item_generator(self, key: ItemKey) -> np.random.Generator:
+        """The generator of an item's draws.
+
+        Args:
+            key: the item's index (in the current epoch) or ``(epoch, index)``.
+
+        Returns:
+            ``numpy.random.default_rng((seed, epoch, index))``.
+        """
+        epoch, index = self._key(key)
+        return np.random.default_rng((self.base_seed, epoch, index))
 
     def __len__(self) -> int:
         return len(self.clips)
 
-    def __getitem__(self, index: int) -> tuple[str, np.ndarray, int]:
+    def __getitem__(self, key: ItemKey) -> tuple[str, np.ndarray, int]:
         """One drawn training item.
 
         Args:
-            index: the clip's index.
+            key: the clip's index (in the current epoch) or ``(epoch, index)``.
 
         Returns:
             The caption, the normalised crop zero-padded to ``(196, 263)`` (float32), and the
             crop length ``m``.
         """
-        clip = self.clips[index]
-        caption = clip.captions[int(self.rng.integers(len(clip.captions)))]
-        double = ("single", "single", "double")[int(self.rng.integers(3))] == "double"
+        rng = self.item_generator(key)
+        clip = self.clips[self._key(key)[1]]
+        caption = clip.captions[int(rng.integers(len(clip.captions)))]
+        double = ("single", "single", "double")[int(rng.integers(3))] == "double"
         units = clip.length // UNIT_LENGTH - (1 if double else 0)
         m = units * UNIT_LENGTH
-        start = int(self.rng.integers(0, clip.length - m, endpoint=True))
+        start = int(rng.integers(0, clip.length - m, endpoint=True))
         motion = np.zeros((MAX_MOTION_LENGTH, DIM_POSE), dtype=np.float32)
         motion[:m] = self.normalise(clip.motion[start : start + m])
         return caption, motion, m
@@ -496,16 +551,16 @@ class MotionWindowDataset(_Normalised):
         motion_index = int(np.searchsorted(self.cumsum, index)) - 1
         return motion_index, int(index - self.cumsum[motion_index] - 1)
 
-    def __getitem__(self, index: int) -> np.ndarray:
-        """One normalised window.
+    def __getitem__(self, key: ItemKey) -> np.ndarray:
+        """One normalised window (nothing is drawn: the epoch of a key is ignored).
 
         Args:
-            index: the item.
+            key: the item's index, or ``(epoch, index)``.
 
         Returns:
             The window, shape ``(window, 263)``, float32.
         """
-        motion_index, start = self.locate(index)
+        motion_index, start = self.locate(self._key(key)[1])
         return self.normalise(self.motions[motion_index][start : start + self.window])
 
 
@@ -544,14 +599,78 @@ def collate_motion_windows(items: list[np.ndarray]) -> dict[str, torch.Tensor]:
     return {"motions": torch.from_numpy(motions), "lengths": lengths}
 
 
-def seed_worker(worker_id: int) -> None:
-    """``DataLoader(worker_init_fn=seed_worker)``: give each worker's copy of a
-    :class:`Text2MotionDataset` its own stream, derived from the loader's base seed, so workers do
-    not repeat each other's draws and a seeded run is reproducible.
+def epoch_permutation(num_items: int, seed: int, epoch: int) -> np.ndarray:
+    """The order of one epoch: a permutation of ``range(num_items)`` that depends on
+    ``(seed, epoch)`` only.
 
     Args:
-        worker_id: the worker's index (unused; the worker's torch seed already differs).
+        num_items: the dataset's length.
+        seed: the run's seed (non-negative).
+        epoch: the 0-based epoch.
+
+    Returns:
+        int64 array of shape ``(num_items,)``.
+    """
+    if seed < 0 or epoch < 0:
+        raise InvalidInputError(f"seed and epoch must be non-negative, got {seed} and {epoch}")
+    return np.random.default_rng((int(seed), int(epoch), 0, _ORDER_STREAM)).permutation(num_items)
+
+
+class EpochSampler(Sampler):
+    """A resumable sampler: each epoch visits every item once, in the order
+    :func:`epoch_permutation` gives for ``(seed, epoch)`` (or in index order without
+    ``shuffle``), and yields ``(epoch, index)`` keys, so the datasets of this module draw an
+    item's crop for that epoch in any process, persistent loader workers included.
+
+    Call :meth:`set_epoch` before each epoch (as with ``DistributedSampler``); a run resumed at
+    epoch ``e`` sees the order and the items of an uninterrupted one.
+
+    Args:
+        num_items: the dataset's length (or the dataset).
+        seed: the run's seed.
+        shuffle: permute each epoch (False: index order, the epoch still in the keys).
+    """
+
+    def __init__(self, num_items: int | Sized, *, seed: int = 0, shuffle: bool = True) -> None:
+        self.num_items = num_items if isinstance(num_items, int) else len(num_items)
+        self.seed = int(seed)
+        self.shuffle = shuffle
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch the next iteration visits.
+
+        Args:
+            epoch: the 0-based epoch.
+        """
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.num_items
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        if self.shuffle:
+            order = epoch_permutation(self.num_items, self.seed, self.epoch)
+        else:
+            order = np.arange(self.num_items)
+        return iter([(self.epoch, int(index)) for index in order])
+
+
+def seed_worker(worker_id: int) -> None:
+    """``DataLoader(worker_init_fn=seed_worker)``: give an unseeded :class:`Text2MotionDataset`
+    the loader's base seed, the same in every worker (its draws are keyed by item, so workers
+    need one seed, not one stream each), so that a loader with a seeded ``generator`` gives a
+    reproducible run. A dataset built with a seed keeps it.
+
+    Args:
+        worker_id: the worker's index (``info.seed`` is the base seed plus it).
     """
     info = torch.utils.data.get_worker_info()
-    if info is not None and isinstance(info.dataset, Text2MotionDataset):
-        info.dataset.seed(info.seed % 2**63)
+    dataset = None if info is None else info.dataset
+    if isinstance(dataset, Text2MotionDataset) and not dataset.seeded:
+        dataset.base_seed = (info.seed - worker_id) % 2**63
+
+
+def _fresh_seed() -> int:
+    """A seed from fresh OS entropy."""
+    return int(np.random.SeedSequence().entropy % 2**63)
