@@ -24,7 +24,7 @@ from hftrainer_mogents.modeling.rvq_vae import motion_to_joint_grid
 from hftrainer_mogents.training.data import Text2MotionDataset, collate_text_motion
 from hftrainer_mogents.training.objectives import Draws, build_objective
 from hftrainer_mogents.training.objectives.residual import q_schedule, residual_objective
-from tests.test_training_data import _write_folder
+from tests.training_helpers import write_folder
 
 
 @pytest.fixture(autouse=True)
@@ -321,7 +321,7 @@ def test_overfits_eight_captioned_motions(bundle, tmp_path):
     torch.manual_seed(0)
     lengths = {f"m{i}": 40 + 4 * i for i in range(8)}
     captions = {k: [f"a person does move number {i}#a/DET#0.0#0.0"] for i, k in enumerate(lengths)}
-    raw = _write_folder(tmp_path / "h3d", lengths, captions)
+    raw = write_folder(tmp_path / "h3d", lengths, captions)
     # each motion holds one random pose, so a tiny network can learn its codes in a few steps
     for key, motion in raw.items():
         np.save(
