@@ -450,6 +450,22 @@ def test_overfits_eight_motions(bundle):
     assert after < 0.9 * zero_loss
 
 
+def test_bfloat16_model_keeps_float32_statistics(tiny_pipeline):
+    """A bf16 VQ trains: codes are chosen and averaged in float32, the statistics stay
+    float32, the bf16 codebooks receive the update."""
+    bundle = copy.deepcopy(tiny_pipeline.bundle).to(torch.bfloat16)
+    bundle.vq_model.requires_grad_(True).train()
+    objective = VQObjective(bundle)
+    before = bundle.vq_model.quantizer2d.codebooks[0].clone()
+    out = objective(bundle, _batch(_motions(1)), Draws.seeded(0))
+    out["loss"].backward()
+    assert out["loss"].dtype == torch.float32 and bool(torch.isfinite(out["loss"]))
+    assert objective.quantizer2d.code_sum.dtype == torch.float32
+    after = bundle.vq_model.quantizer2d.codebooks[0]
+    assert after.dtype == torch.bfloat16 and not torch.equal(after, before)
+    assert bundle.vq_model.encoder2d.model[0].weight.grad.dtype == torch.bfloat16
+
+
 def test_bad_windows_are_rejected(bundle):
     objective = VQObjective(bundle)
     with pytest.raises(InvalidInputError, match=r"\(B, T0, 263\).*multiple of 4"):

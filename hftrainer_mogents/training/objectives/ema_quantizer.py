@@ -267,11 +267,13 @@ class EMAResidualQuantizer(nn.Module):
         self, slot: int, x: Tensor, codebook: Tensor, draws: Draws, training: bool
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """One layer: (straight-through output, ids, commitment, perplexity)."""
-        with torch.no_grad():
-            rows = x.detach()
+        # the choice and the statistics in float32 whatever the autocast or the model's dtype
+        # (the official trains in float32; a bf16 distance would change the chosen codes)
+        with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+            rows = x.detach().float()
             if training and not bool(self.initialised[slot]):
                 self._init_from(slot, rows, codebook, draws)
-            distance = code_distance(rows, codebook)  # (N, K)
+            distance = code_distance(rows, codebook.float())  # (N, K)
             if training and self.temperature > 0:
                 uniform = draws.rand(
                     *distance.shape, device=_device_for(draws, distance.device)
@@ -279,18 +281,19 @@ class EMAResidualQuantizer(nn.Module):
                 index = gumbel_choice(distance, self.temperature, uniform)
             else:
                 index = (-distance).argmax(-1)  # the official eval path: argmax of -dist
-            code = F.embedding(index, codebook)  # (N, D), before the update
+            code = F.embedding(index, codebook).to(x.dtype)  # (N, D), before the update
             if training:
                 ppl = self._update(slot, rows, index, codebook, draws)
             else:
-                ppl = perplexity(torch.bincount(index, minlength=self.nb_code).to(rows.dtype))
-        commit = F.mse_loss(x, code)
+                ppl = perplexity(torch.bincount(index, minlength=self.nb_code).float())
+        commit = F.mse_loss(x.float(), code.float())
         return x + (code - x).detach(), index, commit, ppl
 
     def _init_from(self, slot: int, x: Tensor, codebook: Tensor, draws: Draws) -> None:
         """The official first-batch init (only with ``init_from_batch``)."""
-        codebook.copy_(tile_rows(x, self.nb_code, draws)[: self.nb_code])
-        self.code_sum[slot] = codebook.float()
+        first = tile_rows(x, self.nb_code, draws)[: self.nb_code]
+        codebook.copy_(first)
+        self.code_sum[slot] = first
         self.code_count[slot] = 1.0
         self.initialised[slot] = True
 
@@ -300,8 +303,8 @@ class EMAResidualQuantizer(nn.Module):
         """EMA of the chosen codes and dead-code reset; returns this batch's perplexity."""
         onehot = torch.zeros(self.nb_code, x.shape[0], device=x.device, dtype=x.dtype)
         onehot.scatter_(0, index.view(1, -1), 1)  # (K, N)
-        batch_sum = (onehot @ x).float()  # (K, D)
-        batch_count = onehot.sum(-1).float()  # (K,)
+        batch_sum = onehot @ x  # (K, D)
+        batch_count = onehot.sum(-1)  # (K,)
         replacement = tile_rows(x, self.nb_code, draws)[: self.nb_code]
         code_sum = self.mu * self.code_sum[slot] + (1.0 - self.mu) * batch_sum
         code_count = self.mu * self.code_count[slot] + (1.0 - self.mu) * batch_count
@@ -309,5 +312,5 @@ class EMAResidualQuantizer(nn.Module):
         self.code_count[slot] = code_count
         used = (code_count.view(-1, 1) >= 1.0).float()
         update = code_sum / code_count.view(-1, 1)
-        codebook.copy_(used * update + (1 - used) * replacement.float())
+        codebook.copy_(used * update + (1 - used) * replacement)
         return perplexity(batch_count)
