@@ -283,6 +283,20 @@ def test_first_batch_init_tiles_with_noise():
     )
 
 
+def test_shared_codebook_shares_its_statistics():
+    """Layers sharing one codebook (shared_codebook) share one statistics slot, updated by
+    each active layer in turn, as the official shared module is."""
+    codebook = torch.tensor([[0.0, 0.0], [10.0, 10.0], [100.0, -100.0]])
+    quantizer = EMAResidualQuantizer([codebook, codebook], dropout_prob=0.0)
+    assert quantizer.code_sum.shape == (1, 3, 2) and quantizer.slots == (0, 0)
+    x = torch.tensor([[10.0, 10.0], [10.0, 10.0], [0.0, 0.0], [0.0, 0.0]])
+    out = quantizer(x, [codebook, codebook], Draws(), training=True)  # default mode, global RNG
+    assert out.ids[:, 0].tolist() == [1, 1, 0, 0]
+    hits = [torch.bincount(out.ids[:, layer], minlength=3).float() for layer in (0, 1)]
+    count = 0.99 * (0.99 * torch.ones(3) + 0.01 * hits[0]) + 0.01 * hits[1]
+    torch.testing.assert_close(quantizer.code_count[0], count)
+
+
 def test_quantizer_dropout_skips_the_upper_layers(bundle):
     objective = VQObjective(bundle)
     vq = bundle.vq_model
