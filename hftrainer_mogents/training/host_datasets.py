@@ -1,0 +1,112 @@
+"""The training dataset as the host builds it: ``DATASETS.build(dict(type=..., **kwargs))``.
+
+:class:`HumanML3DTrainDataset` reads a HumanML3D-format folder
+(:mod:`hftrainer_mogents.training.data`) and normalises it with the mean/std *of the artifact*
+being fine-tuned (read from the artifact, never from the folder, so the VQ's codes keep their
+meaning). The ``vq`` stage gets fixed 64-frame windows, the others captioned crops; the host's
+runner takes :attr:`HumanML3DTrainDataset.collate_fn` for its ``DataLoader``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from hftrainer_mogents import artifact
+from hftrainer_mogents.config import DIM_POSE
+from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.training.data import (
+    SPLITS,
+    VQ_WINDOW,
+    MotionWindowDataset,
+    Text2MotionDataset,
+    collate_motion_windows,
+    collate_text_motion,
+)
+from hftrainer_mogents.training.stages import stage_preset
+
+__all__ = ["HumanML3DTrainDataset", "artifact_stats"]
+
+
+def artifact_stats(
+    path_or_repo_id: str | os.PathLike[str], *, verify_checksums: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(mean, std)`` of an artifact, each ``(263,)`` float32.
+
+    Args:
+        path_or_repo_id: artifact folder or hub repo id.
+        verify_checksums: check the two files against the artifact's recorded sha256.
+
+    Raises:
+        ArtifactNotFoundError: no artifact, or no ``Mean.npy`` / ``Std.npy`` in it.
+        ArtifactFormatError: a malformed statistic.
+        ChecksumMismatchError: a file differs from its recorded checksum.
+    """
+    folder = artifact.resolve_artifact(path_or_repo_id)
+    names = [artifact.MEAN_NAME, artifact.STD_NAME]
+    artifact.require_artifact_files(folder, names)
+    if verify_checksums:
+        artifact.verify_artifact_files(folder, names)
+    mean = artifact.load_stat(folder / artifact.MEAN_NAME, DIM_POSE)
+    std = artifact.load_stat(folder / artifact.STD_NAME, DIM_POSE)
+    return mean, std
+
+
+class HumanML3DTrainDataset(Dataset):
+    """A HumanML3D-format folder served for one training stage.
+
+    Args:
+        data_root: the folder (``new_joint_vecs/``, ``texts/``, split files).
+        artifact: the artifact being fine-tuned (folder or hub id): its ``Mean.npy`` /
+            ``Std.npy`` normalise the data.
+        split: ``train``, ``val`` or ``test``.
+        stage: ``vq`` (64-frame windows) or ``mask`` / ``res`` / ``length`` (captioned crops).
+        seed: seed of the crop draws (transformer stages; None: fresh entropy).
+        window: frames per VQ window.
+        verify_checksums: check the artifact's statistics against its checksums.
+
+    Attributes:
+        inner: the :class:`~hftrainer_mogents.training.data.MotionWindowDataset` or
+            :class:`~hftrainer_mogents.training.data.Text2MotionDataset`.
+        mean, std: the artifact's statistics.
+
+    Raises:
+        InvalidInputError: an unknown split or stage, or a split without items.
+        ArtifactNotFoundError / ArtifactFormatError: a bad folder or artifact (naming the file).
+    """
+
+    def __init__(
+        self,
+        data_root: str | os.PathLike[str],
+        artifact: str | os.PathLike[str],
+        split: str = "train",
+        stage: str = "mask",
+        seed: int | None = 0,
+        window: int = VQ_WINDOW,
+        verify_checksums: bool = True,
+    ) -> None:
+        if split not in SPLITS:
+            raise InvalidInputError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        self.stage = stage_preset(stage).name
+        self.mean, self.std = artifact_stats(artifact, verify_checksums=verify_checksums)
+        self.inner: MotionWindowDataset | Text2MotionDataset
+        if self.stage == "vq":
+            self.inner = MotionWindowDataset(data_root, split, self.mean, self.std, window=window)
+        else:
+            self.inner = Text2MotionDataset(data_root, split, self.mean, self.std, seed=seed)
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.inner[index]
+
+    def collate_fn(self, items: list[Any]) -> dict[str, Any]:
+        """The stage's collate (:func:`~hftrainer_mogents.training.data.collate_motion_windows`
+        or :func:`~hftrainer_mogents.training.data.collate_text_motion`)."""
+        if self.stage == "vq":
+            return collate_motion_windows(items)
+        return collate_text_motion(items)
