@@ -164,29 +164,34 @@ def finetune_overrides(settings: FinetuneSettings) -> dict[str, Any]:
     return out
 
 
-def launch_command(config_file: str | os.PathLike[str], num_processes: int) -> list[str]:
-    """The ``accelerate launch`` command line of a multi-process run (``--cpu`` where CUDA is
-    not available: gloo processes on the CPU)."""
+def launch_command(
+    config_file: str | os.PathLike[str], num_processes: int, *, mixed_precision: str = "no"
+) -> tuple[list[str], dict[str, str]]:
+    """The ``accelerate launch`` command line of a multi-process run and the environment entries
+    it needs: one process per GPU where CUDA is available, else CPU processes with gloo
+    (accelerate's multi-process launcher with ``ACCELERATE_USE_CPU=1``; its ``--cpu`` flag
+    would start a single process)."""
     import torch
 
     command = [
         sys.executable,
         "-m",
         "accelerate.commands.launch",
+        "--multi_gpu",
         "--num_processes",
         str(num_processes),
         "--num_machines",
         "1",
         "--mixed_precision",
-        "no",
+        mixed_precision,
         "--dynamo_backend",
         "no",
+        "-m",
+        "hftrainer_mogents.training.host_runtime",
+        str(config_file),
     ]
-    if not torch.cuda.is_available():
-        command.append("--cpu")
-    elif num_processes > 1:
-        command.append("--multi_gpu")
-    return [*command, "-m", "hftrainer_mogents.training.host_runtime", str(config_file)]
+    env = {} if torch.cuda.is_available() else {"ACCELERATE_USE_CPU": "1"}
+    return command, env
 
 
 def _build_config(settings: FinetuneSettings) -> Any:
@@ -225,11 +230,13 @@ def run_finetune(settings: FinetuneSettings, *, num_processes: int = 1) -> Path:
     if num_processes == 1:
         run_config(cfg)
         return work_dir
-    command = launch_command(config_file, num_processes)
+    command, extra_env = launch_command(
+        config_file, num_processes, mixed_precision=settings.mixed_precision
+    )
     # the launched processes import this very copy of the package (a checkout or an install)
     package_root = str(Path(__file__).resolve().parents[2])
     path = [package_root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    env = {**os.environ, **extra_env, "PYTHONPATH": os.pathsep.join(path)}
     done = subprocess.run(command, env=env, check=False)
     if done.returncode != 0:
         from hftrainer_mogents.errors import MoGenTSError

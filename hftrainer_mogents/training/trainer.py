@@ -15,11 +15,17 @@ costs seconds, and this module must import without it); registration into the ho
   run restores it.
 - Random numbers: one :class:`~hftrainer_mogents.training.objectives.Draws` per step, seeded from
   ``(seed, completed steps, process index)`` (:func:`draw_seed`), so a resumed run draws what the
-  uninterrupted run would have drawn.
+  uninterrupted run would have drawn. When the runner injects its accelerator, the trainer also
+  seeds the process's global generators with ``seed`` (the host's runner seeds nothing), so the
+  data order of a run repeats.
 - A stage with an official gradient clip (the length estimator's 0.5) cannot be served by the
   host's runner, which has no clipping: for it the trainer takes the optimisation over
   (``trainer_controls_optimization``, the host's protocol for that): backward through the
   accelerator, clip, the host-built optimizers' and schedulers' steps.
+- Several processes: the runner wraps the trainable networks in ``DistributedDataParallel``,
+  which hides their attributes (``estimator.config``, ``vq.encode``) from the objectives. The
+  trainer unwraps them in the bundle and averages the gradients itself (one flattened
+  all-reduce per optimisation step), so it also takes the optimisation over there.
 """
 
 from __future__ import annotations
@@ -142,6 +148,14 @@ class MoGenTSTrainer(nn.Module):
         # objective's state follow here
         self.bundle.to(accelerator.device)
         self.objective.to(accelerator.device)
+        # the host's runner seeds nothing: seeding here, before the first batch is drawn, makes
+        # the data order (the loader's shuffle) repeat from run to run
+        from accelerate.utils import set_seed
+
+        set_seed(self.seed)
+        if int(getattr(accelerator, "num_processes", 1) or 1) > 1:
+            _unwrap_trainable(self.bundle)
+            self.trainer_controls_optimization = True
         if not self._registered and self.objective.state_dict():
             accelerator.register_for_checkpointing(self.objective)
             self._registered = True
@@ -218,7 +232,11 @@ class MoGenTSTrainer(nn.Module):
             )
         accelerator.backward(loss)
         if accelerator.sync_gradients:
-            accelerator.clip_grad_norm_(self.bundle.trainable_parameters(), self.grad_clip)
+            params = self.bundle.trainable_parameters()
+            if int(getattr(accelerator, "num_processes", 1) or 1) > 1:
+                _average_gradients(params)
+            if self.grad_clip is not None:
+                accelerator.clip_grad_norm_(params, self.grad_clip)
         for optimizer in self.optimizers.values():
             optimizer.step()
             optimizer.zero_grad()
@@ -258,3 +276,38 @@ class MoGenTSTrainer(nn.Module):
             **self.val_generation,
         )
         return {"keys": list(keys), "motions": motions, "lengths": lengths, "captions": captions}
+
+
+def _unwrap_trainable(bundle: Any) -> None:
+    """Replace the bundle's wrapped trainable networks (``DistributedDataParallel``) by the
+    networks themselves (the wrappers keep pointing at the same parameters)."""
+    for name in list(getattr(bundle, "_trainable_modules", ())):
+        module = getattr(bundle, name, None)
+        inner = module
+        while isinstance(getattr(inner, "module", None), nn.Module):
+            inner = inner.module
+        if inner is not module:
+            setattr(bundle, name, inner)
+
+
+def _average_gradients(params: list[torch.Tensor]) -> None:
+    """Average the gradients over the processes: one all-reduce of the flattened gradients."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    # a parameter without a gradient on this process gets zeros, so every process reduces
+    # buffers of one layout
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    grads = [p.grad for p in params]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
