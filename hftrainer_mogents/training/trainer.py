@@ -204,7 +204,14 @@ class MoGenTSTrainer(nn.Module):
 
         Raises:
             NonFiniteOutputError: the loss is NaN or infinite (named with the step).
+            InvalidInputError: the trainer runs the optimisation (``grad_clip``) and has no
+                accelerator (it runs outside the host's runner).
         """
+        if self.trainer_controls_optimization and self._accelerator is None:
+            raise InvalidInputError(
+                "the trainer runs the optimisation itself (grad_clip) and needs the host's "
+                "accelerator; run it through the host runner, or set grad_clip=None"
+            )
         parts = self.objective(self.bundle, batch, self.draws())
         loss = parts["loss"]
         if not torch.isfinite(loss.detach()).all():
@@ -225,11 +232,6 @@ class MoGenTSTrainer(nn.Module):
     def _optimise(self, loss: torch.Tensor) -> None:
         """Backward, clip, step: what the runner does, with the stage's gradient clip."""
         accelerator = self._accelerator
-        if accelerator is None:
-            raise InvalidInputError(
-                "the trainer runs the optimisation itself (grad_clip) and needs the host's "
-                "accelerator; run it through the host runner, or set grad_clip=None"
-            )
         accelerator.backward(loss)
         if accelerator.sync_gradients:
             params = self.bundle.trainable_parameters()
