@@ -136,7 +136,7 @@ def test_launch_command(tmp_path, monkeypatch):
     assert command[command.index("--num_processes") + 1] == "3"
     assert command[command.index("--mixed_precision") + 1] == "bf16"
     assert "--multi_gpu" in command and "--cpu" not in command  # --cpu would start one process
-    assert command[-3:] == ["-m", "hftrainer_mogents.training.host_runtime", str(tmp_path / "c.py")]
+    assert command[-3:] == ["-m", "hftrainer_mogents.cli.host_train", str(tmp_path / "c.py")]
     assert env == {"ACCELERATE_USE_CPU": "1"}
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert launch_command(tmp_path / "c.py", 2)[1] == {}

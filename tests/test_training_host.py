@@ -298,7 +298,7 @@ def host_run(tiny_artifact, folder, tmp_path_factory):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            host_runtime.main([str(config_path("tiny")), "--work-dir", str(work)])
+            host_runtime.train_config_file(config_path("tiny"), work_dir=work)
     finally:
         for k, v in old.items():
             if v is None:

@@ -187,7 +187,7 @@ def launch_command(
         "--dynamo_backend",
         "no",
         "-m",
-        "hftrainer_mogents.training.host_runtime",
+        "hftrainer_mogents.cli.host_train",
         str(config_file),
     ]
     env = {} if torch.cuda.is_available() else {"ACCELERATE_USE_CPU": "1"}

@@ -12,17 +12,17 @@ not exist, so every run ends in a ``NameError`` before the first step. :func:`pa
 gives the runner module that name and the class an empty default list (the list of bundle-level
 trainable parameters, which a MoGenTS bundle does not have), only when the defect is present.
 
-``python -m hftrainer_mogents.training.host_runtime CONFIG [--work-dir DIR] [--auto-resume]``
-does what ``tools/train.py`` does, for ``accelerate launch -m`` without the host's checkout.
+:func:`train_config_file` does what ``tools/train.py`` does (``python -m
+hftrainer_mogents.cli.host_train CONFIG`` is its command line, for ``accelerate launch -m``).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import inspect
+import os
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from hftrainer_mogents.errors import HostNotInstalledError
@@ -33,7 +33,7 @@ __all__ = [
     "patch_host_runner",
     "ensure_host",
     "run_config",
-    "main",
+    "train_config_file",
 ]
 
 # how a user gets the host (it is not on PyPI)
@@ -126,38 +126,30 @@ def run_config(cfg: Any) -> Any:
     return runner
 
 
-def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m hftrainer_mogents.training.host_runtime",
-        description="Train a config with the hftrainer host's runner (as its tools/train.py).",
-    )
-    parser.add_argument("config")
-    parser.add_argument("--work-dir", dest="work_dir")
-    parser.add_argument("--auto-resume", dest="auto_resume", action="store_true")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=None)
-    return parser.parse_args(argv)
+def train_config_file(
+    config: str | os.PathLike[str],
+    *,
+    work_dir: str | os.PathLike[str] | None = None,
+    auto_resume: bool = False,
+    overrides: Mapping[str, Any] | None = None,
+) -> Any:
+    """What the host's ``tools/train.py`` does: read the config file, apply ``work_dir`` /
+    ``auto_resume`` and ``overrides`` (``Config.merge_from_dict``), train.
 
+    Returns:
+        The runner, after training.
 
-def main(argv: Sequence[str] | None = None, overrides: Mapping[str, Any] | None = None) -> None:
-    """Command-line entry: read the config, apply ``--work-dir`` / ``--auto-resume``, train.
-
-    Args:
-        argv: the arguments (default: ``sys.argv[1:]``).
-        overrides: extra config entries merged in (``Config.merge_from_dict``).
+    Raises:
+        HostNotInstalledError: the host is not installed.
     """
-    args = _parse(argv)
     ensure_host()
     from mmengine.config import Config
 
-    cfg = Config.fromfile(args.config)
-    if args.work_dir:
-        cfg.work_dir = args.work_dir
-    if args.auto_resume:
+    cfg = Config.fromfile(str(config))
+    if work_dir:
+        cfg.work_dir = str(work_dir)
+    if auto_resume:
         cfg.auto_resume = True
     if overrides:
         cfg.merge_from_dict(dict(overrides))
-    run_config(cfg)
-
-
-if __name__ == "__main__":  # pragma: no cover - `accelerate launch -m ...` entry
-    main()
+    return run_config(cfg)
