@@ -494,3 +494,32 @@ def test_finetune_with_two_processes(tiny_artifact, folder, tmp_path):
     log = next(work.glob("*/train.log")).read_text()
     assert "trainer_controls_optimization=True" in log
     assert json.loads((work / "mogents_finetune.json").read_text())["num_processes"] == 2
+
+
+@needs_host
+def test_a_stateful_objective_travels_in_the_accelerators_checkpoints(length_bundle, tmp_path):
+    """The VQ's EMA statistics live in its objective's buffers: the trainer registers such an
+    objective with the accelerator, so save_state / load_state carry it."""
+    from accelerate import Accelerator
+
+    from hftrainer_mogents.training.objectives import StageObjective
+
+    class Stateful(StageObjective):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("code_count", torch.arange(4.0))
+
+    trainer = MoGenTSTrainer(length_bundle, grad_clip=None)
+    trainer.objective = Stateful()
+    accelerator = Accelerator(cpu=True)
+    trainer.accelerator = accelerator
+    trainer.accelerator = accelerator  # injected twice: registered once
+    assert accelerator._custom_objects == [trainer.objective]
+    accelerator.save_state(str(tmp_path / "ckpt"))
+    trainer.objective.code_count.fill_(-1.0)
+    accelerator.load_state(str(tmp_path / "ckpt"))
+    torch.testing.assert_close(trainer.objective.code_count, torch.arange(4.0))
+    # a stateless objective (the length estimator's) adds nothing to the checkpoint
+    other = Accelerator(cpu=True)
+    MoGenTSTrainer(length_bundle, grad_clip=None).accelerator = other
+    assert other._custom_objects == []
