@@ -257,6 +257,9 @@ def test_val_step_feeds_the_evaluator_mixin(length_bundle, folder, tiny_artifact
     assert list(motions) == out["keys"] and extras["captions"]["val0_1"] == batch["captions"][1]
     again = trainer.val_step(batch)
     assert all(np.array_equal(a, b) for a, b in zip(out["motions"], again["motions"]))
+    # a crop below the generator's 40-frame minimum comes back at its own length
+    short = trainer.val_step({"captions": ["a person jumps"], "lengths": torch.tensor([36])})
+    assert short["motions"][0].shape == (36, 263)
     with pytest.raises(InvalidInputError, match="needs 'captions' and 'lengths'"):
         trainer.val_step({"motions": batch["motions"]})
 
@@ -269,10 +272,11 @@ def test_registration_needs_a_host_that_can_train():
     inference = {n: Registry(n.lower()) for n in host.REGISTRY_NAMES}
     host.register_specs(inference, training=plugin.TRAINING)
     assert "MoGenTSTrainingBundle" not in inference["MODEL_BUNDLES"].module_dict
-    full = {n: Registry(n.lower()) for n in (*host.REGISTRY_NAMES, "TRAINERS", "DATASETS")}
+    full = {n: Registry(n.lower()) for n in (*host.REGISTRY_NAMES, *host.TRAINING_REGISTRY_NAMES)}
     done = host.register_specs(full, training=plugin.TRAINING)
     assert sorted(done) == [
         "DATASETS:HumanML3DTrainDataset",
+        "HOOKS:BestCheckpointHook",
         "MODEL_BUNDLES:MoGenTSTrainingBundle",
         "TRAINERS:MoGenTSTrainer",
     ]
@@ -523,3 +527,62 @@ def test_a_stateful_objective_travels_in_the_accelerators_checkpoints(length_bun
     other = Accelerator(cpu=True)
     MoGenTSTrainer(length_bundle, grad_clip=None).accelerator = other
     assert other._custom_objects == []
+
+
+@needs_host
+def test_the_best_checkpoint_hook_keeps_the_best_validation(tiny_artifact, folder, tmp_path):
+    from hftrainer.registry import EVALUATORS
+    from mmengine.config import Config
+
+    from hftrainer_mogents.training.configs import config_path
+    from hftrainer_mogents.training.host_runtime import ensure_host, run_config
+
+    ensure_host()
+    fids = iter([3.0, 1.0, 2.0])
+    seen = []
+
+    class FakeFID:
+        def reset(self):
+            seen.append([])
+
+        def process(self, output):
+            seen[-1].extend(output["keys"])
+            assert all(m.shape[1] == 263 for m in output["motions"])
+
+        def compute(self):
+            return {"fid": next(fids)}
+
+    EVALUATORS.register_module(name="FakeFID", module=FakeFID, force=True)
+    dataset = dict(
+        type="HumanML3DTrainDataset",
+        data_root=str(folder),
+        artifact=str(tiny_artifact),
+        stage="length",
+    )
+    cfg = Config.fromfile(str(config_path("tiny")))
+    cfg.merge_from_dict(
+        {
+            "work_dir": str(tmp_path / "work"),
+            "model.pretrained": str(tiny_artifact),
+            "train_dataloader.dataset": {**dataset, "split": "train"},
+            "train_cfg.max_iters": 3,
+            "trainer.val_generation": {"time_steps": 2},
+            "default_hooks.checkpoint.interval": 1,
+            "default_hooks.best": {"type": "BestCheckpointHook", "interval": 1, "metric": "fid"},
+        }
+    )
+    cfg.val_dataloader = dict(dataset={**dataset, "split": "val"}, batch_size=4, shuffle=False)
+    cfg.val_evaluator = dict(type="FakeFID")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runner = run_config(cfg)
+    assert len(seen) == 3 and all(len(keys) == 4 for keys in seen)  # the val split, each step
+    best = tmp_path / "work" / "best_fid"
+    meta = torch.load(best / "meta.pt", weights_only=True)
+    assert meta["global_step"] == 2 and meta["value"] == 1.0 and meta["metric"] == "fid"
+    kept = load_host_checkpoint(best)["length_estimator"]
+    at_two = load_host_checkpoint(tmp_path / "work" / "checkpoint-iter_2")["length_estimator"]
+    at_three = load_host_checkpoint(tmp_path / "work" / "checkpoint-iter_3")["length_estimator"]
+    assert all(torch.equal(kept[k], at_two[k]) for k in kept)
+    assert not all(torch.equal(kept[k], at_three[k]) for k in kept)
+    assert runner.bundle.length_estimator.training  # back in train mode after validation

@@ -39,7 +39,7 @@ __all__ = [
 # how a user gets the host (it is not on PyPI)
 HOST_INSTALL = "pip install git+https://github.com/ZeyuLing/HFTrainer.git"
 # the registries a training run needs besides the ones inference uses
-TRAINING_REGISTRIES = ("TRAINERS", "DATASETS")
+TRAINING_REGISTRIES = ("TRAINERS", "DATASETS", "HOOKS")
 
 
 def require_host() -> types.ModuleType:

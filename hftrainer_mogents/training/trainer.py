@@ -271,12 +271,16 @@ class MoGenTSTrainer(nn.Module):
         keys = batch.get("keys") or [f"val{step}_{i}" for i in range(len(captions))]
         pipe = MoGenTSPipeline(self.bundle, cuda_graphs=False)
         pipe.set_progress_bar_config(disable=True)
+        # crops may be shorter than the generator's 40-frame minimum (a "double" crop of a
+        # 40-frame clip is 36): those are generated at the minimum and cut back
+        settings = {"clamp": True, **self.val_generation}
         motions = pipe.infer_t2m(
             captions,
             [int(n) for n in lengths],
             seed=draw_seed(self.val_seed, step),
-            **self.val_generation,
+            **settings,
         )
+        motions = [m[: int(n)] for m, n in zip(motions, lengths)]
         return {"keys": list(keys), "motions": motions, "lengths": lengths, "captions": captions}
 
 

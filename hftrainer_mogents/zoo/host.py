@@ -45,8 +45,8 @@ logger = logging.getLogger(__name__)
 HOST_PACKAGE = "hftrainer"
 REGISTRY_MODULE = "hftrainer.registry"
 REGISTRY_NAMES = ("MODEL_BUNDLES", "PIPELINES", "EVALUATORS")
-# a host that can train also has these; training classes are registered only where both exist
-TRAINING_REGISTRY_NAMES = ("TRAINERS", "DATASETS")
+# a host that can train also has these; training classes are registered only where all exist
+TRAINING_REGISTRY_NAMES = ("TRAINERS", "DATASETS", "HOOKS")
 # registry -> (module, ABC of the host, the abstract method a class must have to be adopted)
 HOST_BASES: dict[str, tuple[str, str, str]] = {
     "PIPELINES": ("hftrainer.pipelines.base_pipeline", "BasePipeline", "__call__"),
@@ -77,7 +77,8 @@ def host_version() -> str | None:
 
 
 def host_registries() -> dict[str, Any]:
-    """The host's registries by name (``TRAINERS`` and ``DATASETS`` too where it has them).
+    """The host's registries by name (``TRAINERS``, ``DATASETS`` and ``HOOKS`` too where it has
+    them).
 
     Raises:
         HostNotInstalledError: ``hftrainer`` (or its ``registry`` module) is not importable.
@@ -152,8 +153,9 @@ def register_specs(
 ) -> list[str]:
     """Register the classes named by ``models`` (bundle -> MODEL_BUNDLES, pipeline -> PIPELINES)
     and ``evaluators`` (-> EVALUATORS) into ``registries``; ``training`` pairs
-    ``(registry name, import string)`` (trainers, datasets, a training bundle) are registered only
-    when ``registries`` has ``TRAINERS`` and ``DATASETS`` (a host that can train).
+    ``(registry name, import string)`` (trainers, datasets, hooks, a training bundle) are
+    registered only when ``registries`` has ``TRAINERS``, ``DATASETS`` and ``HOOKS`` (a host that
+    can train).
 
     Returns:
         ``"REGISTRY:ClassName"`` for each class newly registered (empty on a repeated call).

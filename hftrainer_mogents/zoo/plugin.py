@@ -120,11 +120,12 @@ CONVERTERS: tuple[ConverterSpec, ...] = (
         "recovered joints, linearly resampled, HumanML3D-encoded",
     ),
 )
-# what a host that can train (TRAINERS, DATASETS) gets besides: (registry, class import string)
+# what a host that can train (TRAINERS, DATASETS, HOOKS) gets besides: (registry, import string)
 TRAINING: tuple[tuple[str, str], ...] = (
     ("MODEL_BUNDLES", "hftrainer_mogents.training.host_bundle:MoGenTSTrainingBundle"),
     ("TRAINERS", "hftrainer_mogents.training.trainer:MoGenTSTrainer"),
     ("DATASETS", "hftrainer_mogents.training.host_datasets:HumanML3DTrainDataset"),
+    ("HOOKS", "hftrainer_mogents.training.host_hooks:BestCheckpointHook"),
 )
 BENCHMARKS: tuple[BenchmarkSpec, ...] = (
     BenchmarkSpec(
