@@ -275,6 +275,7 @@ def test_registration_needs_a_host_that_can_train():
     full = {n: Registry(n.lower()) for n in (*host.REGISTRY_NAMES, *host.TRAINING_REGISTRY_NAMES)}
     done = host.register_specs(full, training=plugin.TRAINING)
     assert sorted(done) == [
+        "DATASETS:HumanML3DEvalDataset",
         "DATASETS:HumanML3DTrainDataset",
         "HOOKS:BestCheckpointHook",
         "MODEL_BUNDLES:MoGenTSTrainingBundle",
@@ -586,3 +587,59 @@ def test_the_best_checkpoint_hook_keeps_the_best_validation(tiny_artifact, folde
     assert all(torch.equal(kept[k], at_two[k]) for k in kept)
     assert not all(torch.equal(kept[k], at_three[k]) for k in kept)
     assert runner.bundle.length_estimator.training  # back in train mode after validation
+
+
+@needs_host
+@pytest.mark.slow
+def test_best_fid_through_the_hml263_evaluator(tiny_artifact, folder, fixtures_dir, tmp_path):
+    """Validation with the protocol's items and the real HumanML3D evaluator: the runner logs an
+    FID and the hook keeps that checkpoint."""
+    from conftest import require_fixture
+    from mmengine.config import Config
+
+    from hftrainer_mogents.convert.evaluator_hml263 import convert_hml263_evaluator
+    from hftrainer_mogents.training.configs import config_path
+    from hftrainer_mogents.training.host_datasets import HumanML3DEvalDataset
+    from hftrainer_mogents.training.host_runtime import ensure_host, run_config
+
+    fx = require_fixture(fixtures_dir / "hml263_eval_tiny")
+    root = fx / "dataset" / "HumanML3D"
+    evaluator = convert_hml263_evaluator(
+        fx / "checkpoints", tmp_path / "ev", glove_dir=fx / "glove"
+    )
+    ensure_host()
+    items = HumanML3DEvalDataset(root, max_samples=6)
+    batch = items.collate_fn([items[0], items[1]])
+    assert batch["lengths"].tolist() == [items[0].length, items[1].length]
+    assert all(n % 4 == 0 and 40 <= n <= 196 for n in (i.length for i in items.items))
+    cfg = Config.fromfile(str(config_path("tiny")))
+    cfg.merge_from_dict(
+        {
+            "work_dir": str(tmp_path / "work"),
+            "model.pretrained": str(tiny_artifact),
+            "train_dataloader.dataset.artifact": str(tiny_artifact),
+            "train_dataloader.dataset.data_root": str(folder),
+            "train_cfg.max_iters": 1,
+            "trainer.val_generation": {"time_steps": 2},
+            "default_hooks.best": {"type": "BestCheckpointHook", "interval": 1},
+        }
+    )
+    cfg.val_dataloader = dict(
+        dataset=dict(type="HumanML3DEvalDataset", data_root=str(root)),
+        batch_size=64,
+        shuffle=False,
+    )
+    cfg.val_evaluator = dict(
+        type="HumanML263Evaluator",
+        ckpt_dir=str(evaluator),
+        dataset_root=str(root),
+        device="cpu",
+        evaluate_kwargs={"n_repeats": 1, "diversity_times": 10},
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_config(cfg)
+    meta = torch.load(tmp_path / "work" / "best_fid" / "meta.pt", weights_only=True)
+    assert meta["global_step"] == 1 and np.isfinite(meta["value"]) and meta["value"] > 0
+    log = next((tmp_path / "work").glob("*/train.log")).read_text()
+    assert f"fid={meta['value']:.4f}" in log

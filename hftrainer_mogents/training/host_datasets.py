@@ -5,6 +5,10 @@
 being fine-tuned (read from the artifact, never from the folder, so the VQ's codes keep their
 meaning). The ``vq`` stage gets fixed 64-frame windows, the others captioned crops; the host's
 runner takes :attr:`HumanML3DTrainDataset.collate_fn` for its ``DataLoader``.
+
+:class:`HumanML3DEvalDataset` serves validation by the HumanML3D evaluator: one item per entry of
+the evaluation protocol (key, caption, length, as ``mogents evaluate`` plans them), so the
+trainer's ``val_step`` generates what the evaluator scores (its FID, R-precision...).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 from hftrainer_mogents import artifact
@@ -28,7 +33,7 @@ from hftrainer_mogents.training.data import (
 )
 from hftrainer_mogents.training.stages import stage_preset
 
-__all__ = ["HumanML3DTrainDataset", "artifact_stats"]
+__all__ = ["HumanML3DTrainDataset", "HumanML3DEvalDataset", "artifact_stats"]
 
 
 def artifact_stats(
@@ -110,3 +115,53 @@ class HumanML3DTrainDataset(Dataset):
         if self.stage == "vq":
             return collate_motion_windows(items)
         return collate_text_motion(items)
+
+
+class HumanML3DEvalDataset(Dataset):
+    """The HumanML3D evaluation protocol's items, for validation in the host's runner.
+
+    One item per entry (whole clip or sub-clip) of the split, with the caption and the length
+    the protocol generates it from (:func:`~hftrainer_mogents.evaluation.hml263.split_generation.plan_test_split`:
+    the first caption, the entry's length floored to a multiple of 4 within [40, 196]). Pair it
+    with ``val_evaluator=dict(type="HumanML263Evaluator", ckpt_dir=..., dataset_root=<the same
+    folder>)``, which scores the test split (the split the official VQ training selects on).
+
+    Args:
+        data_root: the HumanML3D folder.
+        split: the split to read.
+        max_samples: only the first ids of the split (quick validation).
+        seed: the protocol's seed (caption choice is ``"first"``, so it only names the plan).
+
+    Raises:
+        ArtifactNotFoundError: a missing folder, split or file.
+    """
+
+    def __init__(
+        self,
+        data_root: str | os.PathLike[str],
+        split: str = "test",
+        max_samples: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        from hftrainer_mogents.evaluation.hml263.dataset import read_test_split
+        from hftrainer_mogents.evaluation.hml263.split_generation import plan_test_split
+
+        entries = read_test_split(data_root, split=split, max_samples=max_samples)
+        plan = plan_test_split(entries, seed=seed, batch_size=1, mm_samples=0)
+        self.items = [item for batch in plan.batches for item in batch.items]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.items[index]
+
+    @staticmethod
+    def collate_fn(items: list[Any]) -> dict[str, Any]:
+        """``{"keys", "captions", "lengths" (B,) int64, "caption_indices"}``."""
+        return {
+            "keys": [item.key for item in items],
+            "captions": [item.text for item in items],
+            "lengths": torch.tensor([item.length for item in items], dtype=torch.long),
+            "caption_indices": [item.caption_index for item in items],
+        }

@@ -253,7 +253,9 @@ class MoGenTSTrainer(nn.Module):
 
         Returns:
             ``{"keys": batch keys (or "val<step>_<i>"), "motions": list of (T_i, 263) float32
-            arrays in physical units, "lengths": (B,) tensor, "captions": list}``.
+            arrays in physical units, "lengths": (B,) tensor, "captions": list}``, and the
+            batch's ``caption_indices`` when it has them
+            (:class:`~hftrainer_mogents.training.host_datasets.HumanML3DEvalDataset`).
 
         Raises:
             InvalidInputError: the batch has no captions or lengths.
@@ -281,7 +283,10 @@ class MoGenTSTrainer(nn.Module):
             **settings,
         )
         motions = [m[: int(n)] for m, n in zip(motions, lengths)]
-        return {"keys": list(keys), "motions": motions, "lengths": lengths, "captions": captions}
+        out = {"keys": list(keys), "motions": motions, "lengths": lengths, "captions": captions}
+        if "caption_indices" in batch:  # which caption the evaluator scores each motion against
+            out["caption_indices"] = list(batch["caption_indices"])
+        return out
 
 
 def _unwrap_trainable(bundle: Any) -> None:

@@ -125,6 +125,7 @@ TRAINING: tuple[tuple[str, str], ...] = (
     ("MODEL_BUNDLES", "hftrainer_mogents.training.host_bundle:MoGenTSTrainingBundle"),
     ("TRAINERS", "hftrainer_mogents.training.trainer:MoGenTSTrainer"),
     ("DATASETS", "hftrainer_mogents.training.host_datasets:HumanML3DTrainDataset"),
+    ("DATASETS", "hftrainer_mogents.training.host_datasets:HumanML3DEvalDataset"),
     ("HOOKS", "hftrainer_mogents.training.host_hooks:BestCheckpointHook"),
 )
 BENCHMARKS: tuple[BenchmarkSpec, ...] = (

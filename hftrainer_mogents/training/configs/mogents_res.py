@@ -49,3 +49,13 @@ default_hooks = dict(
     checkpoint=dict(type="CheckpointHook", interval=5000, max_keep_ckpts=3, save_last=True),
     logger=dict(type="LoggerHook", interval=50),
 )
+
+# Keep the best-FID checkpoint as the official training does (evaluator files from
+# `mogents convert-evaluator`; FID on the folder's test split, the protocol's items; then
+# `mogents export WORK_DIR --checkpoint WORK_DIR/best_fid`):
+# val_dataloader = dict(
+#     dataset=dict(type="HumanML3DEvalDataset", data_root=DATA_ROOT, split="test"),
+#     batch_size=32, shuffle=False)
+# val_evaluator = dict(type="HumanML263Evaluator", ckpt_dir="checkpoints/evaluator/hml263",
+#                      dataset_root=DATA_ROOT, evaluate_kwargs=dict(n_repeats=1))
+# default_hooks["best"] = dict(type="BestCheckpointHook", interval=5000, metric="fid")
