@@ -156,6 +156,30 @@ def test_host_dataset_normalises_with_the_artifacts_statistics(folder, tiny_arti
     assert batch["motions"].shape == (2, 196, 263)
 
 
+def test_host_dataset_workers_draw_their_own_crops(folder, tiny_artifact, monkeypatch):
+    """The host's loader has no worker_init_fn: each worker reseeds its copy from its seed."""
+    import types
+
+    from hftrainer_mogents.training import host_datasets
+
+    def worker(ds, worker_id, seed):
+        info = types.SimpleNamespace(id=worker_id, seed=seed)
+        monkeypatch.setattr(host_datasets, "get_worker_info", lambda: info)
+        return [ds[i][:1] + ds[i][2:] for i in range(4)]
+
+    def by_hand(seed):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            direct = Text2MotionDataset(folder, "train", ds.mean, ds.std, seed=seed)
+        return [[direct[i][:1] + direct[i][2:] for i in range(4)] for _ in range(2)]
+
+    ds = _dataset(data_root=folder, artifact=tiny_artifact, stage="mask", seed=0)
+    first = [worker(ds, 0, 100), worker(ds, 0, 100)]  # one worker, two batches: one stream
+    assert first == by_hand(100)
+    other = [worker(ds, 1, 101), worker(ds, 1, 101)]
+    assert other == by_hand(101) and other != first
+
+
 def test_host_dataset_vq_stage_gives_windows(folder, tiny_artifact):
     ds = _dataset(data_root=folder, artifact=tiny_artifact, stage="vq")
     assert ds[0].shape == (64, 263)

@@ -205,7 +205,8 @@ def export_checkpoint(
         ) from err
     folder = bundle.save_pretrained(target)
     steps = _steps(ckpt_dir)
-    card = render_model_card(bundle, repo_id=f"local/{target.name}", title=target.name)
+    # the card's example loads the folder it sits in (`mogents publish` writes its own card)
+    card = render_model_card(bundle, repo_id=str(target), title=target.name)
     card += finetune_card(provenance, steps=steps, checkpoint=ckpt_dir)
     (folder / "README.md").write_text(card, encoding="utf-8")
     return folder

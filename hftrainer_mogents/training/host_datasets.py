@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from hftrainer_mogents import artifact
 from hftrainer_mogents.config import DIM_POSE
@@ -98,6 +98,7 @@ class HumanML3DTrainDataset(Dataset):
         self.stage = stage_preset(stage).name
         self.mean, self.std = artifact_stats(artifact, verify_checksums=verify_checksums)
         self.inner: MotionWindowDataset | Text2MotionDataset
+        self._worker: tuple[int, int] | None = None
         if self.stage == "vq":
             self.inner = MotionWindowDataset(data_root, split, self.mean, self.std, window=window)
         else:
@@ -107,6 +108,15 @@ class HumanML3DTrainDataset(Dataset):
         return len(self.inner)
 
     def __getitem__(self, index: int) -> Any:
+        # the host builds its DataLoader without a worker_init_fn: each worker's copy of the
+        # crop generator is reseeded here, once, from the worker's seed (which the loader derives
+        # from the seeded main process), so workers do not repeat each other's draws
+        info = get_worker_info()
+        if info is not None and isinstance(self.inner, Text2MotionDataset):
+            key = (info.id, info.seed)
+            if self._worker != key:
+                self.inner.seed(info.seed % 2**63)
+                self._worker = key
         return self.inner[index]
 
     def collate_fn(self, items: list[Any]) -> dict[str, Any]:
