@@ -121,6 +121,9 @@ def test_shipped_configs(name, monkeypatch):
     assert dataset.type == "HumanML3DTrainDataset" and dataset.stage == stage
     assert dataset.data_root == "/data/h3d" and dataset.artifact == cfg.model.pretrained
     assert (cfg.trainer.get("grad_clip") == 0.5) == (stage == "length")
+    # the transformers' and the VQ's warm-up is the trainer's (the host's schedulers lack it)
+    assert cfg.trainer.get("official_schedule", False) == (stage in ("vq", "mask", "res"))
+    assert (cfg.get("lr_scheduler") is None) == (stage in ("vq", "mask", "res"))
     assert cfg.default_hooks.checkpoint.save_last
 
 

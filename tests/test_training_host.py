@@ -248,6 +248,26 @@ def test_trainer_settings(length_bundle):
         MoGenTSTrainer(plain)
 
 
+def test_official_schedule_sets_the_rates(tiny_artifact):
+    """The official factor, spelled out: (it + 1) / (warmup + 1) during the warm-up, then
+    warmup / (warmup + 1), x0.1 per VQ milestone counted after the warm-up."""
+    bundle = MoGenTSTrainingBundle(pretrained=tiny_artifact, stage="vq")
+    trainer = MoGenTSTrainer(bundle, official_schedule=True)
+    assert trainer.trainer_controls_optimization and trainer.grad_clip is None
+    adam = torch.optim.AdamW(bundle.trainable_parameters(), lr=2e-4)
+    trainer.set_optimizers({"default": adam})
+    for it, factor in [
+        (1, 2 / 2001),
+        (1999, 2000 / 2001),
+        (2000, 2000 / 2001),
+        (152_000, 2000 / 2001 * 0.1),
+        (252_000, 2000 / 2001 * 0.01),
+    ]:
+        assert trainer.set_learning_rates(it) == pytest.approx(factor)
+        assert adam.param_groups[0]["lr"] == pytest.approx(2e-4 * factor)
+    assert adam.param_groups[0]["initial_lr"] == 2e-4  # the configured rate stays the base
+
+
 def test_draws_are_seeded_by_seed_step_and_rank(length_bundle):
     trainer = MoGenTSTrainer(length_bundle, seed=7, grad_clip=None)
     # independent: numpy's SeedSequence of (seed, step, rank), 63 bits

@@ -75,6 +75,11 @@ class MoGenTSTrainer(nn.Module):
         mode: ``"default"`` or ``"reference"`` (the official draws, in order).
         grad_clip: max gradient norm; ``"preset"`` takes the stage's official one (0.5 for
             ``length``, none otherwise), None switches clipping off.
+        official_schedule: set the learning rate before each step to the optimizer's configured
+            rate times the stage's official factor
+            (:func:`~hftrainer_mogents.training.stages.learning_rate_factor`: the warm-up and its
+            quirk, the step decays), which the host's schedulers cannot express; configure no
+            ``lr_scheduler`` then. The trainer runs the optimisation.
         val_seed: seed of the validation generations.
         val_generation: extra generation settings for :meth:`val_step` (``time_steps``,
             ``cond_scale``, ...).
@@ -94,6 +99,7 @@ class MoGenTSTrainer(nn.Module):
         seed: int = 0,
         mode: str = "default",
         grad_clip: float | str | None = _PRESET,
+        official_schedule: bool = False,
         val_seed: int = 0,
         val_generation: Mapping[str, Any] | None = None,
         **kwargs: Any,
@@ -122,7 +128,9 @@ class MoGenTSTrainer(nn.Module):
         self.seed = int(seed)
         self.mode = mode
         self.grad_clip = None if grad_clip is None else float(grad_clip)
-        if self.grad_clip is not None:
+        self.preset = preset
+        self.official_schedule = bool(official_schedule)
+        if self.grad_clip is not None or self.official_schedule:
             self.trainer_controls_optimization = True
         self.val_seed = int(val_seed)
         self.val_generation = dict(val_generation or {})
@@ -167,6 +175,11 @@ class MoGenTSTrainer(nn.Module):
         :attr:`trainer_controls_optimization` is set)."""
         self.optimizers = dict(optimizers)
         self.lr_schedulers = dict(lr_schedulers or {})
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                # the configured rate, which the official factor multiplies (torch's schedulers
+                # keep it under the same key)
+                group.setdefault("initial_lr", group["lr"])
 
     def get_global_step(self) -> int:
         """Completed optimisation steps (the runner's ``global_step``; 0 without a runner)."""
@@ -227,11 +240,16 @@ class MoGenTSTrainer(nn.Module):
         if self.trainer_controls_optimization:
             self._optimise(loss)
             loss = loss.detach()
+            if self.official_schedule and self.optimizers:
+                group = next(iter(self.optimizers.values())).param_groups[0]
+                out["lr"] = float(group["lr"])
         return {"loss": loss, **out}
 
     def _optimise(self, loss: torch.Tensor) -> None:
         """Backward, clip, step: what the runner does, with the stage's gradient clip."""
         accelerator = self._accelerator
+        if self.official_schedule:
+            self.set_learning_rates(self.get_current_step())
         accelerator.backward(loss)
         if accelerator.sync_gradients:
             params = self.bundle.trainable_parameters()
@@ -244,6 +262,21 @@ class MoGenTSTrainer(nn.Module):
             optimizer.zero_grad()
         for scheduler in self.lr_schedulers.values():
             scheduler.step()
+
+    def set_learning_rates(self, iteration: int) -> float:
+        """Set every optimizer group's rate to its configured rate times the official factor
+        of the 1-based ``iteration``.
+
+        Returns:
+            The factor.
+        """
+        from hftrainer_mogents.training.stages import learning_rate_factor
+
+        factor = learning_rate_factor(iteration, self.preset)
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = group.get("initial_lr", group["lr"]) * factor
+        return factor
 
     @torch.no_grad()
     def val_step(self, batch: Mapping[str, Any]) -> dict[str, Any]:

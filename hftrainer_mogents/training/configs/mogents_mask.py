@@ -16,7 +16,8 @@ SEED = 0
 # optional per-module overrides such as text_encoder=dict(trainable=False, save_ckpt=False)
 model = dict(type="MoGenTSTrainingBundle", pretrained=ARTIFACT, stage=STAGE)
 
-trainer = dict(type="MoGenTSTrainer", seed=SEED, mode="default")
+# official_schedule: the official warm-up (and the VQ's step decays) set by the trainer
+trainer = dict(type="MoGenTSTrainer", seed=SEED, mode="default", official_schedule=True)
 
 train_dataloader = dict(
     dataset=dict(
@@ -35,7 +36,7 @@ train_dataloader = dict(
 
 # official: AdamW 2e-4, betas (0.9, 0.99), wd 1e-5, 2000 warm-up iterations
 optimizer = dict(type="AdamW", lr=2e-4, betas=(0.9, 0.99), weight_decay=1e-5)
-lr_scheduler = dict(type="constant_with_warmup", num_warmup_steps=2000)
+lr_scheduler = None  # the trainer applies the official schedule
 
 train_cfg = dict(by_epoch=False, max_iters=500000)
 
