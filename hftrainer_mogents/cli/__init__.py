@@ -14,6 +14,8 @@ flag names are extra names of the command's options.
   the zoo's preset), and ``scripts/convert_motion135_to_h3d272.py`` (the stages of the chain
   script);
 - :mod:`.publish`: ``mogents publish``;
+- :mod:`.finetune`: ``mogents finetune`` (training through the hftrainer host);
+- :mod:`.export`: ``mogents export`` (a fine-tuning checkpoint as an artifact);
 - :mod:`._common`: error handling, shared options and :class:`~hftrainer_mogents.cli._common.Script`.
 
 Each command imports torch and model code inside its body, so ``mogents --help`` is instant.
@@ -30,6 +32,8 @@ from hftrainer_mogents.cli import bridge as _bridge
 from hftrainer_mogents.cli import convert as _convert
 from hftrainer_mogents.cli import edit as _edit
 from hftrainer_mogents.cli import evaluate as _evaluate
+from hftrainer_mogents.cli import export as _export
+from hftrainer_mogents.cli import finetune as _finetune
 from hftrainer_mogents.cli import generate as _generate
 from hftrainer_mogents.cli import info as _info
 from hftrainer_mogents.cli import publish as _publish
@@ -54,6 +58,8 @@ for _command in (
     _convert.convert_evaluator_ms272,
     _convert.convert_smpl_model,
     _bridge.bridge,
+    _finetune.finetune,
+    _export.export,
 ):
     cli.add_command(_command)
 

@@ -31,6 +31,7 @@ from hftrainer_mogents.zoo.specs import EvaluatorSpec, ModelSpec, resolve
 
 __all__ = [
     "REGISTRY_NAMES",
+    "TRAINING_REGISTRY_NAMES",
     "HOST_BASES",
     "host_installed",
     "host_running",
@@ -44,10 +45,13 @@ logger = logging.getLogger(__name__)
 HOST_PACKAGE = "hftrainer"
 REGISTRY_MODULE = "hftrainer.registry"
 REGISTRY_NAMES = ("MODEL_BUNDLES", "PIPELINES", "EVALUATORS")
+# a host that can train also has these; training classes are registered only where all exist
+TRAINING_REGISTRY_NAMES = ("TRAINERS", "DATASETS", "HOOKS")
 # registry -> (module, ABC of the host, the abstract method a class must have to be adopted)
 HOST_BASES: dict[str, tuple[str, str, str]] = {
     "PIPELINES": ("hftrainer.pipelines.base_pipeline", "BasePipeline", "__call__"),
     "EVALUATORS": ("hftrainer.evaluation.base_evaluator", "BaseEvaluator", "compute"),
+    "TRAINERS": ("hftrainer.trainers.base_trainer", "BaseTrainer", "train_step"),
 }
 
 
@@ -73,7 +77,8 @@ def host_version() -> str | None:
 
 
 def host_registries() -> dict[str, Any]:
-    """The host's registries by name.
+    """The host's registries by name (``TRAINERS``, ``DATASETS`` and ``HOOKS`` too where it has
+    them).
 
     Raises:
         HostNotInstalledError: ``hftrainer`` (or its ``registry`` module) is not importable.
@@ -90,7 +95,8 @@ def host_registries() -> dict[str, Any]:
         raise HostNotInstalledError(
             f"{REGISTRY_MODULE} has no {', '.join(missing)}; this hftrainer version is too old"
         )
-    return {name: getattr(module, name) for name in REGISTRY_NAMES}
+    names = [*REGISTRY_NAMES, *(n for n in TRAINING_REGISTRY_NAMES if hasattr(module, n))]
+    return {name: getattr(module, name) for name in names}
 
 
 def _registered(registry: Any, name: str) -> Any:
@@ -141,11 +147,15 @@ def register_specs(
     *,
     models: Iterable[ModelSpec] = (),
     evaluators: Iterable[EvaluatorSpec] = (),
+    training: Iterable[tuple[str, str]] = (),
     plugin: str | None = None,
     force: bool = False,
 ) -> list[str]:
     """Register the classes named by ``models`` (bundle -> MODEL_BUNDLES, pipeline -> PIPELINES)
-    and ``evaluators`` (-> EVALUATORS) into ``registries``.
+    and ``evaluators`` (-> EVALUATORS) into ``registries``; ``training`` pairs
+    ``(registry name, import string)`` (trainers, datasets, hooks, a training bundle) are
+    registered only when ``registries`` has ``TRAINERS``, ``DATASETS`` and ``HOOKS`` (a host that
+    can train).
 
     Returns:
         ``"REGISTRY:ClassName"`` for each class newly registered (empty on a repeated call).
@@ -160,6 +170,8 @@ def register_specs(
         if spec.pipeline:
             todo.append(("PIPELINES", spec.pipeline))
     todo.extend(("EVALUATORS", spec.cls) for spec in evaluators)
+    if all(name in registries for name in TRAINING_REGISTRY_NAMES):
+        todo.extend(training)
 
     done = []
     for registry_name, import_string in todo:

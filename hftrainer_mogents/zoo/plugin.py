@@ -120,6 +120,14 @@ CONVERTERS: tuple[ConverterSpec, ...] = (
         "recovered joints, linearly resampled, HumanML3D-encoded",
     ),
 )
+# what a host that can train (TRAINERS, DATASETS, HOOKS) gets besides: (registry, import string)
+TRAINING: tuple[tuple[str, str], ...] = (
+    ("MODEL_BUNDLES", "hftrainer_mogents.training.host_bundle:MoGenTSTrainingBundle"),
+    ("TRAINERS", "hftrainer_mogents.training.trainer:MoGenTSTrainer"),
+    ("DATASETS", "hftrainer_mogents.training.host_datasets:HumanML3DTrainDataset"),
+    ("DATASETS", "hftrainer_mogents.training.host_datasets:HumanML3DEvalDataset"),
+    ("HOOKS", "hftrainer_mogents.training.host_hooks:BestCheckpointHook"),
+)
 BENCHMARKS: tuple[BenchmarkSpec, ...] = (
     BenchmarkSpec(
         name="mogents-humanml3d-test",
@@ -162,8 +170,11 @@ def hftrainer_benchmarks() -> list[BenchmarkSpec]:
 
 @hookimpl
 def hftrainer_register(registries: Mapping[str, Any]) -> list[str]:
-    """Register our bundle, pipeline and evaluator classes into the host's registries; returns
+    """Register our bundle, pipeline and evaluator classes (and, in a host that can train, the
+    training bundle, trainer and dataset) into the host's registries; returns
     ``"REGISTRY:ClassName"`` for each class newly registered."""
     from hftrainer_mogents.zoo.host import register_specs
 
-    return register_specs(registries, models=MODELS, evaluators=EVALUATORS, plugin=PLUGIN_NAME)
+    return register_specs(
+        registries, models=MODELS, evaluators=EVALUATORS, training=TRAINING, plugin=PLUGIN_NAME
+    )
