@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from test_training_data import _write_folder
+from test_training_data import CAPTIONS, LENGTHS
+from training_helpers import write_folder
 
 from hftrainer_mogents.cli import cli
 from hftrainer_mogents.cli.export import export_checkpoint, read_run_config, run_provenance
@@ -31,7 +32,7 @@ from hftrainer_mogents.training.host_runtime import HOST_INSTALL
 @pytest.fixture()
 def folder(tmp_path) -> Path:
     root = tmp_path / "HumanML3D"
-    _write_folder(root)
+    write_folder(root, LENGTHS, CAPTIONS)
     return root
 
 

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_training_data import _write_folder
+from test_training_data import CAPTIONS, LENGTHS
+from training_helpers import write_folder
 
 from hftrainer_mogents.bundle import MoGenTSBundle
 from hftrainer_mogents.errors import InvalidInputError
@@ -55,7 +56,7 @@ def folder(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("h3d") / "HumanML3D"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _write_folder(root)
+        write_folder(root, LENGTHS, CAPTIONS)
     return root
 
 

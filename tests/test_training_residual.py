@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from training_helpers import write_folder
 
 from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.modeling.residual_transformer import (
@@ -24,7 +25,6 @@ from hftrainer_mogents.modeling.rvq_vae import motion_to_joint_grid
 from hftrainer_mogents.training.data import Text2MotionDataset, collate_text_motion
 from hftrainer_mogents.training.objectives import Draws, build_objective
 from hftrainer_mogents.training.objectives.residual import q_schedule, residual_objective
-from tests.training_helpers import write_folder
 
 
 @pytest.fixture(autouse=True)
