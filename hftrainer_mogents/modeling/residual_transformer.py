@@ -210,8 +210,7 @@ class ResidualTransformer(_ResidualTransformerBase):
             history: (B, T, C) summed code embeddings of the previous layers.
             layer: 1 .. Q-1, an int for the whole batch (inference) or a (B,) int64
                 tensor, one per sample (training: sample ``b`` gets the layer token and output
-                table of ``layer[b]``; the rest of the network is shared, so each sample's
-                logits equal its int-layer run within the same batch).
+                table of ``layer[b]``, so its logits equal its run alone with the int layer).
             cond: (B, E); zeros give the unconditional branch.
             padding_mask: (B, T) bool, True at padded steps.
 
@@ -305,8 +304,9 @@ class ResidualTransformer2D(_ResidualTransformerBase):
             history: (B, T * J, C) summed code embeddings, position ``t * J + j``.
             layer: 1 .. Q-1, an int for the whole batch (inference) or a (B,) int64
                 tensor, one per sample (training: sample ``b`` gets the layer token and output
-                table of ``layer[b]``; the rest of the network is shared, so each sample's
-                logits equal its int-layer run within the same batch).
+                table of ``layer[b]``; with a per-sample ``scramble_index`` its logits equal its
+                run alone with the int layer, while the default batch-coupled index lets it read
+                other samples' spatial outputs, as upstream's training does).
             cond: (B, E); zeros give the unconditional branch.
             padding_mask: (B, T) bool, True at padded steps ((B, T * J) is accepted and read at
                 slot 0 of each step).
