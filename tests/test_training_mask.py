@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_training_data import _write_folder
 
 from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.modeling.rvq_vae import motion_to_joint_grid
@@ -26,7 +27,6 @@ from hftrainer_mogents.training.objectives.masking import (
     mask_tokens_1d,
     mask_tokens_2d,
 )
-from test_training_data import _write_folder
 
 # --- the official draws, spelled out with torch's global generator (transformer_aux.py and
 # transformer_ts.py ``forward``, momask's ``uniform`` / ``cosine_schedule`` /
@@ -112,15 +112,14 @@ def test_reference_masks_are_the_official_draws(seed):
 
 def test_padding_is_never_hidden_and_the_schedule():
     ids, non_pad = _tokens(64, 12, 6, 16, torch.randint(1, 13, (64,)).tolist())
-    inputs, labels = mask_tokens_2d(
-        ids, ~non_pad, mask_id=16, num_tokens=16, draws=Draws.seeded(3)
-    )
+    inputs, labels = mask_tokens_2d(ids, ~non_pad, mask_id=16, num_tokens=16, draws=Draws.seeded(3))
     assert torch.equal(inputs[~non_pad], ids[~non_pad])  # pads stay pads
     assert (labels[~non_pad] == 16).all()
     hidden = labels != 16
     assert torch.equal(labels[hidden], ids[hidden])
-    assert torch.allclose(cosine_schedule(torch.tensor([0.0, 2 / 3, 1.0])),
-                          torch.tensor([1.0, 0.5, 0.0]), atol=1e-6)
+    assert torch.allclose(
+        cosine_schedule(torch.tensor([0.0, 2 / 3, 1.0])), torch.tensor([1.0, 0.5, 0.0]), atol=1e-6
+    )
 
 
 def test_masking_statistics():
@@ -280,13 +279,20 @@ OVERFIT_CAPTIONS = [
 ]
 
 
+@pytest.mark.slow
 def test_overfits_eight_captioned_motions(tiny_pipeline, tmp_path):
+    """Eight motions of a HumanML3D-format folder, each repeating its first frame (so its tokens
+    are nearly one code and the captions carry what must be learned), one fixed batch of crops:
+    the loss at fixed masks falls by at least 5x, and nothing but the two transformers moves."""
     torch.manual_seed(0)
     bundle = copy.deepcopy(tiny_pipeline.bundle).float()
     aux, ts = bundle.mask_transformer_aux, bundle.mask_transformer_ts
-    lengths = {f"m{i}": 48 + 8 * i for i in range(8)}
+    lengths = {f"m{i}": 40 + i for i in range(8)}
     captions = {f"m{i}": [f"{c}#a/DET#0.0#0.0"] for i, c in enumerate(OVERFIT_CAPTIONS)}
-    _write_folder(tmp_path / "h3d", lengths=lengths, captions=captions)
+    raw = _write_folder(tmp_path / "h3d", lengths=lengths, captions=captions)
+    for motion_id, motion in raw.items():
+        still = np.repeat(motion[:1], len(motion), axis=0)
+        np.save(tmp_path / "h3d" / "new_joint_vecs" / f"{motion_id}.npy", still)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         data = Text2MotionDataset(
@@ -302,28 +308,41 @@ def test_overfits_eight_captioned_motions(tiny_pipeline, tmp_path):
     }
     _set_cond_drop(bundle, 0.0)  # a dropped caption cannot be memorised
     objective = build_objective("mask", bundle)
+
+    def fixed_loss():
+        with torch.no_grad():
+            return np.mean(
+                [objective(bundle, batch, Draws.seeded(100 + s))["loss"].item() for s in range(4)]
+            )
+
     params = [*aux.parameters(), *ts.parameters()]
     for p in params:
         p.requires_grad_(True)
-    optimizer = torch.optim.AdamW(params, lr=2e-3, betas=(0.9, 0.99), weight_decay=1e-5)
-    aux.train()
-    ts.train()
-    draws = Draws.seeded(0)
-    losses = []
-    start = time.perf_counter()
-    for _ in range(STEPS):
-        out = objective(bundle, batch, draws)
-        optimizer.zero_grad()
-        out["loss"].backward()
-        optimizer.step()
-        losses.append(out["loss"].item())
-    seconds = time.perf_counter() - start
-    first, last = np.mean(losses[:3]), np.mean(losses[-3:])
-    print(f"mask overfit: loss {first:.3f} -> {last:.3f} in {STEPS} steps, {seconds:.1f} s")
-    assert last < first / 5, (first, last)
+    optimizer = torch.optim.AdamW(params, lr=3e-3, betas=(0.9, 0.99), weight_decay=1e-5)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads only contend on a busy 2-core runner
+    try:
+        before = fixed_loss()
+        aux.train()
+        ts.train()
+        draws = Draws.seeded(0)
+        start = time.perf_counter()
+        for _ in range(OVERFIT_STEPS):
+            out = objective(bundle, batch, draws)
+            optimizer.zero_grad()
+            out["loss"].backward()
+            optimizer.step()
+        seconds = time.perf_counter() - start
+        after = fixed_loss()
+    finally:
+        torch.set_num_threads(threads)
+    print(
+        f"mask overfit: loss {before:.3f} -> {after:.3f} in {OVERFIT_STEPS} steps, {seconds:.1f} s"
+    )
+    assert after < before / 5, (before, after)
     for name, t in bundle.state_dict().items():
         if name in frozen:
             assert torch.equal(t, frozen[name]), name
 
 
-STEPS = 60
+OVERFIT_STEPS = 120

@@ -74,9 +74,7 @@ def _condition(net: nn.Module, cond: torch.Tensor, draws: Draws) -> torch.Tensor
     return cond
 
 
-def mask_objective(
-    bundle: Any, batch: Mapping[str, Any], draws: Draws
-) -> dict[str, torch.Tensor]:
+def mask_objective(bundle: Any, batch: Mapping[str, Any], draws: Draws) -> dict[str, torch.Tensor]:
     """The mask transformers' loss on a batch.
 
     Args:
@@ -96,9 +94,7 @@ def mask_objective(
             f"{'mask_transformer_aux' if aux is None else 'mask_transformer_ts'}"
         )
     motions, lengths, captions = batch_tensors(batch, bundle.device, captions=True)
-    tokens = encode_tokens(
-        bundle.vq_model, motions, lengths, pad_aux=aux.pad_id, pad_ts=ts.pad_id
-    )
+    tokens = encode_tokens(bundle.vq_model, motions, lengths, pad_aux=aux.pad_id, pad_ts=ts.pad_id)
     cond = text_features(bundle, captions)
 
     inputs, labels = mask_tokens_1d(
