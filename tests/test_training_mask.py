@@ -157,6 +157,12 @@ def bundle(tiny_pipeline):
     return bundle
 
 
+def _set_dropout(module, p):
+    for m in module.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = p
+
+
 def _set_cond_drop(bundle, p):
     for net in (bundle.mask_transformer_aux, bundle.mask_transformer_ts):
         net.config = dataclasses.replace(net.config, cond_drop_prob=p)
@@ -205,6 +211,7 @@ def test_loss_equals_the_official_computation(bundle, training):
     nets = (bundle.mask_transformer_aux, bundle.mask_transformer_ts)
     for net in nets:
         net.train(training)
+        _set_dropout(net, 0.0)  # dropout masks depend on kernels: compared without
     try:
         batch = _batch()
         got = build_objective("mask", bundle)(bundle, batch, Draws.seeded(11))
@@ -225,6 +232,37 @@ def test_loss_equals_the_official_computation(bundle, training):
     finally:
         _set_cond_drop(bundle, 0.1)
         for net in nets:
+            net.eval()
+            _set_dropout(net, 0.2)
+
+
+def test_dropout_acts_in_training_mode_only(tiny_pipeline, bundle):
+    """The official training dropout (0.2 in the encoders and after the positional tables)
+    exists without state and is the identity in eval mode, so inference is unchanged."""
+    reference = tiny_pipeline.bundle
+    for name in ("mask_transformer_aux", "mask_transformer_ts"):
+        net, inference = getattr(bundle, name), getattr(reference, name)
+        assert net.config.dropout == 0.2
+        assert list(net.state_dict()) == list(inference.state_dict())
+        drops = [m for m in net.modules() if isinstance(m, torch.nn.Dropout)]
+        assert drops and all(m.p == 0.2 for m in drops)
+        two_d = name.endswith("ts")
+        ids = torch.randint(0, net.num_tokens, (2, 12, 6) if two_d else (2, 12))
+        cond = torch.randn(2, 512)
+        padding = torch.zeros(2, 12, dtype=torch.bool)
+        padding[1, 7:] = True
+        with torch.no_grad():
+            net.eval()
+            assert torch.equal(net(ids, cond, padding), inference(ids, cond, padding))
+            net.train()
+            torch.manual_seed(0)
+            first = net(ids, cond, padding)
+            second = net(ids, cond, padding)
+            assert not torch.allclose(first, second)
+            assert not torch.allclose(first, inference(ids, cond, padding))
+            _set_dropout(net, 0.0)
+            assert torch.allclose(net(ids, cond, padding), inference(ids, cond, padding), atol=1e-6)
+            _set_dropout(net, 0.2)
             net.eval()
 
 
@@ -307,6 +345,7 @@ def test_overfits_eight_captioned_motions(tiny_pipeline, tmp_path):
         if not name.startswith(("mask_transformer_aux.", "mask_transformer_ts."))
     }
     _set_cond_drop(bundle, 0.0)  # a dropped caption cannot be memorised
+    _set_dropout(bundle, 0.0)
     objective = build_objective("mask", bundle)
 
     def fixed_loss():
