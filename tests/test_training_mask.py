@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import DEVICES
 from test_training_data import _write_folder
 
 from hftrainer_mogents.errors import InvalidInputError
@@ -108,6 +109,24 @@ def test_reference_masks_are_the_official_draws(seed):
     got = mask_tokens_2d(ids, ~non_pad, mask_id=16, num_tokens=16, draws=(d := Draws.seeded(seed)))
     assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
     assert torch.equal(d.rand(3), after)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_masks_follow_the_generator_not_the_tokens_device(device):
+    """A CPU-seeded Draws gives the same masks for tokens on any device (it draws on its own
+    generator's device, then moves the numbers)."""
+    ids, non_pad = _tokens(3, 10, 6, 16, [10, 4, 7])
+    cpu = mask_tokens_2d(ids, ~non_pad, mask_id=16, num_tokens=16, draws=Draws.seeded(4))
+    moved = mask_tokens_2d(
+        ids.to(device), (~non_pad).to(device), mask_id=16, num_tokens=16, draws=Draws.seeded(4)
+    )
+    assert moved[0].device.type == device
+    assert torch.equal(moved[0].cpu(), cpu[0]) and torch.equal(moved[1].cpu(), cpu[1])
+    # without a generator it draws from the global one of the tokens' device
+    inputs, labels = mask_tokens_1d(
+        ids[..., 0].to(device), (~non_pad).to(device), mask_id=16, num_tokens=16, draws=Draws()
+    )
+    assert inputs.device.type == device and labels.device.type == device
 
 
 def test_padding_is_never_hidden_and_the_schedule():
