@@ -29,6 +29,17 @@ from hftrainer_mogents.training.objectives.masking import (
     mask_tokens_2d,
 )
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: a second intra-op thread only contends on a busy 2-core runner (the loss
+    tests take 0.5 s with one thread, 10 s with two under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # --- the official draws, spelled out with torch's global generator (transformer_aux.py and
 # transformer_ts.py ``forward``, momask's ``uniform`` / ``cosine_schedule`` /
 # ``get_mask_subset_prob``)
@@ -377,23 +388,18 @@ def test_overfits_eight_captioned_motions(tiny_pipeline, tmp_path):
     for p in params:
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(params, lr=3e-3, betas=(0.9, 0.99), weight_decay=1e-5)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only contend on a busy 2-core runner
-    try:
-        before = fixed_loss()
-        aux.train()
-        ts.train()
-        draws = Draws.seeded(0)
-        start = time.perf_counter()
-        for _ in range(OVERFIT_STEPS):
-            out = objective(bundle, batch, draws)
-            optimizer.zero_grad()
-            out["loss"].backward()
-            optimizer.step()
-        seconds = time.perf_counter() - start
-        after = fixed_loss()
-    finally:
-        torch.set_num_threads(threads)
+    before = fixed_loss()
+    aux.train()
+    ts.train()
+    draws = Draws.seeded(0)
+    start = time.perf_counter()
+    for _ in range(OVERFIT_STEPS):
+        out = objective(bundle, batch, draws)
+        optimizer.zero_grad()
+        out["loss"].backward()
+        optimizer.step()
+    seconds = time.perf_counter() - start
+    after = fixed_loss()
     print(
         f"mask overfit: loss {before:.3f} -> {after:.3f} in {OVERFIT_STEPS} steps, {seconds:.1f} s"
     )
