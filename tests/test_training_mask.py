@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import DEVICES
-from test_training_data import _write_folder
+from training_helpers import write_folder
 
 from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.modeling.rvq_vae import motion_to_joint_grid
@@ -357,7 +357,7 @@ def test_overfits_eight_captioned_motions(tiny_pipeline, tmp_path):
     aux, ts = bundle.mask_transformer_aux, bundle.mask_transformer_ts
     lengths = {f"m{i}": 40 + i for i in range(8)}
     captions = {f"m{i}": [f"{c}#a/DET#0.0#0.0"] for i, c in enumerate(OVERFIT_CAPTIONS)}
-    raw = _write_folder(tmp_path / "h3d", lengths=lengths, captions=captions)
+    raw = write_folder(tmp_path / "h3d", lengths=lengths, captions=captions)
     for motion_id, motion in raw.items():
         still = np.repeat(motion[:1], len(motion), axis=0)
         np.save(tmp_path / "h3d" / "new_joint_vecs" / f"{motion_id}.npy", still)

@@ -60,13 +60,11 @@ class _ResidualTransformerBase(nn.Module):
             self.output_proj_weight = nn.Parameter(_table(q - 1, v, code_dim))
             self.output_proj_bias = nn.Parameter(torch.zeros(q, v))
             self.token_embed_weight = nn.Parameter(_table(q - 1, v, code_dim))
-        add_backbone(self, config, code_dim, two_d=two_d)
+        # dropout acts in training only (upstream's encoders and positional tables use 0.2)
+        add_backbone(self, config, code_dim, two_d=two_d, dropout=config.dropout)
         self.quant_emb = nn.Linear(num_quantizers, d)
         self.cond_emb = nn.Linear(config.clip_dim, d)
         self.output_process = OutputProcess(code_dim, d)
-        # upstream's positional-encoding dropout (training only: the identity in eval mode, no
-        # state, so inference is unchanged)
-        self.pe_dropout = nn.Dropout(config.dropout)
 
     # -- per-layer tables ---------------------------------------------------------------------
 
@@ -218,7 +216,9 @@ class ResidualTransformer(_ResidualTransformerBase):
             (B, T, V) logits.
         """
         b, t, _ = history.shape
-        x = self.pe_dropout(self.input_process(history) + self.position_enc(t))  # (B, T, D)
+        x = self.position_enc.dropout(
+            self.input_process(history) + self.position_enc(t)
+        )  # (B, T, D)
         c, q = self._prefix(cond, layer, b, x.dtype)
         attend = torch.cat([padding_mask.new_ones(b, 2), ~padding_mask], dim=1)  # (B, 2 + T)
         h = self.seqTransEncoder(torch.cat([c[:, None], q[:, None], x], dim=1), attend)
@@ -330,7 +330,7 @@ class ResidualTransformer2D(_ResidualTransformerBase):
         pe = self.position2d_enc(t + 2, j)  # (T + 2, J, D)
 
         # 1. joint spatio-temporal attention over all (T + 2) * J tokens
-        grid = self.pe_dropout(torch.cat([prefix, e], dim=1) + pe)
+        grid = self.position2d_enc.dropout(torch.cat([prefix, e], dim=1) + pe)
         rows = torch.cat([valid.new_ones(b, 2), valid], dim=1)  # (B, T + 2)
         attend = rows[:, :, None].expand(b, t + 2, j).reshape(b, (t + 2) * j)
         o = self.seqTransEncoder(grid.reshape(b, (t + 2) * j, d), attend).view(b, t + 2, j, d)[
@@ -339,7 +339,7 @@ class ResidualTransformer2D(_ResidualTransformerBase):
 
         # 2. spatial attention within each valid step, added back in upstream's scrambled layout
         if self.config.attnj:
-            steps = self.pe_dropout(o + pe[:t]).reshape(b * t, j, d)
+            steps = self.position2d_enc.dropout(o + pe[:t]).reshape(b * t, j, d)
             spatial = encode_valid_rows(
                 self.seqTransEncoder2, steps, valid.reshape(b * t), torch.zeros_like(steps)
             )  # (B*T, J, D), zero at padded steps
@@ -351,7 +351,7 @@ class ResidualTransformer2D(_ResidualTransformerBase):
 
         # 3. temporal attention along each joint group (prefix rows attendable)
         if self.config.attnt:
-            z = self.pe_dropout(torch.cat([prefix, o], dim=1) + pe)  # (B, T + 2, J, D)
+            z = self.position2d_enc.dropout(torch.cat([prefix, o], dim=1) + pe)  # (B, T + 2, J, D)
             z = z.permute(0, 2, 1, 3).reshape(b * j, t + 2, d)
             attend_t = rows[:, None, :].expand(b, j, t + 2).reshape(b * j, t + 2)
             zt = self.seqTransEncoder3(z, attend_t).view(b, j, t + 2, d)[:, :, 2:]
