@@ -14,6 +14,7 @@ flag names are extra names of the command's options.
   the zoo's preset), and ``scripts/convert_motion135_to_h3d272.py`` (the stages of the chain
   script);
 - :mod:`.publish`: ``mogents publish``;
+- :mod:`.demo`: ``mogents demo`` (the web demo);
 - :mod:`._common`: error handling, shared options and :class:`~hftrainer_mogents.cli._common.Script`.
 
 Each command imports torch and model code inside its body, so ``mogents --help`` is instant.
@@ -28,6 +29,7 @@ import click
 from hftrainer_mogents._version import __version__
 from hftrainer_mogents.cli import bridge as _bridge
 from hftrainer_mogents.cli import convert as _convert
+from hftrainer_mogents.cli import demo as _demo
 from hftrainer_mogents.cli import edit as _edit
 from hftrainer_mogents.cli import evaluate as _evaluate
 from hftrainer_mogents.cli import generate as _generate
@@ -54,6 +56,7 @@ for _command in (
     _convert.convert_evaluator_ms272,
     _convert.convert_smpl_model,
     _bridge.bridge,
+    _demo.demo,
 ):
     cli.add_command(_command)
 
