@@ -22,7 +22,7 @@ import re
 import secrets
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,7 +99,10 @@ class DemoBackend:
         dtype: its dtype name (recorded in ``run.json``).
         smpl_model: the SMPL model: the ``.glb`` then holds the SMPL body and an SMPL ``.npz``
             is written (not for sequences, which ``generate --sequence`` writes without it).
-        out_root: where the request folders go (default: a new temporary folder).
+        out_root: where the request folders go (a new temporary folder is made in it; default:
+            in the system's temporary folder).
+        formats: what each request writes (``npy`` and ``joints`` always; the page shows the
+            ``mp4`` and the ``glb``).
     """
 
     def __init__(
@@ -110,7 +113,12 @@ class DemoBackend:
         dtype: str = "float32",
         smpl_model: SMPLModel | None = None,
         out_root: str | Path | None = None,
+        formats: Sequence[str] = DEMO_FORMATS,
     ) -> None:
+        unknown = set(formats) - set(DEMO_FORMATS)
+        if unknown:
+            raise InvalidInputError(f"formats {sorted(unknown)}: choose from {DEMO_FORMATS}")
+        self.formats = tuple(dict.fromkeys(("npy", "joints", *formats)))
         self.pipe = pipe
         self.smpl_model = smpl_model
         self.source = _Loaded(model, dtype=dtype, device=str(pipe.device), pipe=pipe)
@@ -342,7 +350,7 @@ class DemoBackend:
         from hftrainer_mogents.exports import FORMATS
 
         smpl_model = self.smpl_model if smpl else None
-        formats = [f for f in FORMATS if f in DEMO_FORMATS or (f == "smpl" and smpl_model)]
+        formats = [f for f in FORMATS if f in self.formats or (f == "smpl" and smpl_model)]
         folder = self.out_root / f"{next(self._count):04d}_{kind}"
 
         def produced(pipe: Any, todo: list[RunItem]) -> tuple[list[Any], dict[str, Any]]:
@@ -370,7 +378,7 @@ class DemoBackend:
         files["run"] = folder / RUN_FILE
         frames = int(item["frames"])
         report(0.9, "drawing the timeline")
-        viewer = files["glb"]
+        viewer = files.get("glb")
         if not item["files"].get("glb_skinned"):
             viewer = _stick_figure(files["joints"], folder / f"{stem}_view.glb", title)
         timeline = _timeline(files["joints"], folder / "timeline.png", kind, marked or [])
