@@ -7,7 +7,8 @@ bad inputs: a readable message, no traceback, and the page keeps working.
 Skipped, with the reason, without gradio, playwright or a Chromium executable
 (``$MOGENTS_CHROMIUM``, else ``chromium`` / ``chromium-browser`` on the PATH). With
 ``MOGENTS_DEMO_SCREENSHOTS=docs/assets`` the screenshots of the three tabs are saved there (the
-docs show them).
+docs show them). ``MOGENTS_DEMO_MODEL=path/to/artifact`` runs the same tests on another model
+(the timings they print are how docs/demo.md's table was measured).
 """
 
 from __future__ import annotations
@@ -60,11 +61,12 @@ def _free_port() -> int:
 def server(tiny_artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``mogents demo`` on the tiny release, in a subprocess on a free port; its URL."""
     port = _free_port()
+    model = os.environ.get("MOGENTS_DEMO_MODEL") or tiny_artifact
     out = tmp_path_factory.mktemp("demo")
     log = (out / "server.log").open("w")
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hftrainer_mogents", "demo", "--model", str(tiny_artifact)]
+        [sys.executable, "-m", "hftrainer_mogents", "demo", "--model", str(model)]
         + ["--device", "cpu", "--port", str(port), "--output-dir", str(out / "runs")],
         stdout=log,
         stderr=subprocess.STDOUT,

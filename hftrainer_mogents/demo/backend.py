@@ -613,7 +613,8 @@ class _Collect(logging.Handler):
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
+        # the pipeline names a batch's items (keep[0], lengths[1]); the page has one item
+        message = re.sub(r"^(keep|lengths)\[\d+\]: ", "", record.getMessage())
         if message not in self.messages:
             self.messages.append(message)
 
