@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hftrainer_mogents.demo.backend import SEED_LIMIT, DemoBackend, DemoResult
-from hftrainer_mogents.errors import MissingDependencyError, MoGenTSError
+from hftrainer_mogents.errors import InvalidInputError, MissingDependencyError, MoGenTSError
 from hftrainer_mogents.generation_config import GENERATION_FIELDS, GenerationConfig
 
 __all__ = ["EXAMPLES", "build_demo", "launch", "require_gradio"]
@@ -228,7 +228,7 @@ def build_demo(backend: DemoBackend, *, title: str = "MoGenTS text-to-motion") -
 
         # Gradio passes a Progress to the positional parameter whose default is one; the first
         # parameter, so that the inputs (their number set by the settings) follow as *args
-        tracker = gr.Progress()
+        tracker = gr.Progress(track_tqdm=True)  # the pipeline's own bar shows too
 
         def on_generate(progress: Any = tracker, *args: Any) -> tuple[Any, ...]:
             text, secs, est, seed, *raw = args
@@ -249,22 +249,21 @@ def build_demo(backend: DemoBackend, *, title: str = "MoGenTS text-to-motion") -
         def on_edit(progress: Any = tracker, *args: Any) -> tuple[Any, ...]:
             src, uploaded, previous, text, span_text, mode, seed, *raw = args
             motion = previous if src == "last result" else _path_of(uploaded)
-            if src != "last result" and motion is None:
-                raise gr.Error("Motion: upload a .npy first (or choose 'last result')")
-            return _shown(
-                _answer(
-                    gr,
-                    lambda: backend.edit(
-                        motion,
-                        text,
-                        span_text,
-                        regenerate=mode.startswith("regenerate"),
-                        seed=seed,
-                        settings=values(raw),
-                        progress=lambda f, d: progress(f, desc=d),
-                    ),
+
+            def run() -> DemoResult:
+                if src != "last result" and motion is None:
+                    raise InvalidInputError("Motion: upload a .npy first (or choose 'last result')")
+                return backend.edit(
+                    motion,
+                    text,
+                    span_text,
+                    regenerate=mode.startswith("regenerate"),
+                    seed=seed,
+                    settings=values(raw),
+                    progress=lambda f, d: progress(f, desc=d),
                 )
-            )
+
+            return _shown(_answer(gr, run))
 
         def on_sequence(progress: Any = tracker, *args: Any) -> tuple[Any, ...]:
             text, trans, seed, *raw = args

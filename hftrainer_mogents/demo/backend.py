@@ -175,6 +175,9 @@ class DemoBackend:
             settings: :class:`GenerationConfig` fields (the "advanced" fold).
             progress: the page's progress bar.
 
+        Returns:
+            The request's :class:`DemoResult` (its folder, files and summary).
+
         Raises:
             InvalidInputError: a bad prompt, length, seed or setting (its message names it).
         """
@@ -225,6 +228,9 @@ class DemoBackend:
             seed: as in :meth:`generate`.
             settings: as in :meth:`generate`.
             progress: as in :meth:`generate`.
+
+        Returns:
+            The request's :class:`DemoResult` (its folder, files and summary).
 
         Raises:
             InvalidInputError: no motion, a file that is not a (T, 263) motion of 40-196 frames
@@ -293,6 +299,9 @@ class DemoBackend:
             settings: as in :meth:`generate`.
             progress: as in :meth:`generate`.
 
+        Returns:
+            The request's :class:`DemoResult` (its folder, files and summary).
+
         Raises:
             InvalidInputError: a malformed row, a segment under 2 s, a bad transition, seed or
                 setting.
@@ -354,11 +363,14 @@ class DemoBackend:
         folder = self.out_root / f"{next(self._count):04d}_{kind}"
 
         def produced(pipe: Any, todo: list[RunItem]) -> tuple[list[Any], dict[str, Any]]:
-            motions, extra = produce(pipe, todo)
+            # one generation at a time on the shared pipeline; the files of one request are
+            # written while the next generates (``--concurrency`` above 1)
+            with self._lock:
+                motions, extra = produce(pipe, todo)
             report(0.6, "writing the files (video, BVH, glTF)")
             return motions, extra
 
-        with self._lock, _warnings() as notes:
+        with _warnings() as notes:
             run, _ = generate_run(
                 folder,
                 [RunItem(0, title, stem)],
@@ -611,8 +623,11 @@ class _Collect(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.messages: list[str] = []
+        self.thread = threading.get_ident()  # this request's, not a concurrent one's
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread:
+            return
         # the pipeline names a batch's items (keep[0], lengths[1]); the page has one item
         message = re.sub(r"^(keep|lengths)\[\d+\]: ", "", record.getMessage())
         if message not in self.messages:
