@@ -238,3 +238,37 @@ def test_require_gradio_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setitem(sys.modules, "gradio", None)
     with pytest.raises(MissingDependencyError, match=r"hftrainer-mogents\[demo\]"):
         require_gradio()
+
+
+def test_the_space_app_reads_its_settings_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    import hftrainer_mogents.demo.app as demo_app
+    import hftrainer_mogents.demo.backend as demo_backend
+
+    pytest.importorskip("gradio")
+    calls: dict[str, Any] = {}
+    monkeypatch.setattr(
+        demo_backend.DemoBackend,
+        "load",
+        classmethod(lambda cls, model, **kw: calls.setdefault("load", (model, kw)) and "backend"),
+    )
+    monkeypatch.setattr(demo_app, "launch", lambda backend, **kw: calls.setdefault("launch", kw))
+    spec = importlib.util.spec_from_file_location(
+        "space_app", Path(__file__).resolve().parents[1] / "app.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name in ("MOGENTS_SMPL_DIR", "MOGENTS_DTYPE", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MOGENTS_MODEL", "some/artifact")
+    monkeypatch.setenv("MOGENTS_DEVICE", "cuda")
+    monkeypatch.setenv("MOGENTS_CONCURRENCY", "3")
+    module.main()
+    assert calls["load"] == (
+        "some/artifact",
+        {"device": "cuda", "dtype": "float32", "model_dir": None},
+    )
+    assert calls["launch"] == {"host": "0.0.0.0", "port": 7860, "concurrency": 3}
