@@ -272,3 +272,25 @@ def test_the_space_app_reads_its_settings_from_the_environment(
         {"device": "cuda", "dtype": "float32", "model_dir": None},
     )
     assert calls["launch"] == {"host": "0.0.0.0", "port": 7860, "concurrency": 3}
+
+
+def test_with_an_smpl_model_the_viewer_shows_the_body_and_the_npz_is_offered(
+    tiny_pipeline: Any, fixtures_dir: Path, tmp_path: Path
+) -> None:
+    import pygltflib
+    from conftest import require_fixture
+
+    from hftrainer_mogents.exports import load_export_model
+
+    smpl = load_export_model(["smpl", "glb"], require_fixture(fixtures_dir / "ms272_tiny/smpl"))
+    backend = DemoBackend(
+        tiny_pipeline, model="tiny", smpl_model=smpl, out_root=tmp_path, formats=("glb",)
+    )
+    result = backend.generate("a person walks", 2, seed=1)
+    assert result.viewer == result.files["glb"]  # the skinned body itself, no stick figure
+    assert np.load(result.files["smpl"])["body_pose"].shape[0] > 0
+    glb = pygltflib.GLTF2.load(str(result.viewer))
+    assert [m.name for m in glb.meshes] == ["smpl"]
+    # a sequence is written without SMPL, as `generate --sequence` writes it
+    long = backend.sequence("a person walks : 2\na person runs : 2", seed=1)
+    assert "smpl" not in long.files and long.viewer.name == "sequence_view.glb"
