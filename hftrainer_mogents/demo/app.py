@@ -342,6 +342,7 @@ def launch(
         server_port=port,
         share=share,
         allowed_paths=[str(backend.out_root)],
+        max_file_size="20mb",  # a 196-frame motion is 200 kB; refuse what cannot be one
         prevent_thread_lock=not block,
         show_error=False,
     )
