@@ -26,7 +26,7 @@ from hftrainer_mogents.cli.finetune import (
 )
 from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError, InvalidInputError
 from hftrainer_mogents.training.configs import CONFIG_NAMES, config_path
-from hftrainer_mogents.training.host_runtime import HOST_INSTALL
+from hftrainer_mogents.training.host.runtime import HOST_INSTALL
 
 
 @pytest.fixture()
@@ -114,7 +114,7 @@ def test_shipped_configs(name, monkeypatch):
     assert path.is_file() and path.parent.name == "configs"
     cfg = Config.fromfile(str(path), import_custom_modules=False)
     stage = "length" if name == "tiny" else name
-    assert cfg.custom_imports.imports == ["hftrainer_mogents.training.host_setup"]
+    assert cfg.custom_imports.imports == ["hftrainer_mogents.training.host.setup"]
     assert cfg.model.type == "MoGenTSTrainingBundle" and cfg.model.stage == stage
     assert cfg.model.pretrained == "ZeyuLing/hftrainer-mogents-humanml3d"  # the default
     assert cfg.trainer.type == "MoGenTSTrainer"
@@ -206,7 +206,7 @@ def test_export_reads_the_runners_saved_config(tiny_artifact, tmp_path):
     run.mkdir()
     # mmengine's dump style, as the host's runner saves it
     (run / "config.py").write_text(
-        "custom_imports = dict(imports=['hftrainer_mogents.training.host_setup'])\n"
+        "custom_imports = dict(imports=['hftrainer_mogents.training.host.setup'])\n"
         f"model = dict(pretrained='{tiny_artifact}', stage='length', "
         "type='MoGenTSTrainingBundle')\n"
         "trainer = dict(grad_clip=0.5, mode='default', seed=4, type='MoGenTSTrainer')\n"

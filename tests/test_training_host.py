@@ -24,10 +24,11 @@ from hftrainer_mogents.bundle import MoGenTSBundle
 from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.host_compat import HostEvaluatorMixin, load_host_checkpoint
 from hftrainer_mogents.training.data import Text2MotionDataset
-from hftrainer_mogents.training.host_bundle import MoGenTSTrainingBundle
-from hftrainer_mogents.training.host_datasets import HumanML3DTrainDataset
-from hftrainer_mogents.training.host_runtime import HOST_INSTALL
-from hftrainer_mogents.training.trainer import MoGenTSTrainer, draw_seed
+from hftrainer_mogents.training.host.bundle import MoGenTSTrainingBundle
+from hftrainer_mogents.training.host.datasets import HumanML3DTrainDataset
+from hftrainer_mogents.training.host.runtime import HOST_INSTALL
+from hftrainer_mogents.training.host.trainer import MoGenTSTrainer
+from hftrainer_mogents.training.loop import forward_step
 
 REPO = Path(__file__).resolve().parent.parent
 NETWORKS = [
@@ -161,7 +162,7 @@ def test_host_dataset_workers_draw_their_own_crops(folder, tiny_artifact, monkey
     """The host's loader has no worker_init_fn: each worker reseeds its copy from its seed."""
     import types
 
-    from hftrainer_mogents.training import host_datasets
+    from hftrainer_mogents.training.host import datasets as host_datasets
 
     def worker(ds, worker_id, seed):
         info = types.SimpleNamespace(id=worker_id, seed=seed)
@@ -269,19 +270,30 @@ def test_official_schedule_sets_the_rates(tiny_artifact):
     assert adam.param_groups[0]["initial_lr"] == 2e-4  # the configured rate stays the base
 
 
-def test_draws_are_seeded_by_seed_step_and_rank(length_bundle):
+def test_the_trainer_steps_through_the_core(length_bundle, folder, tiny_artifact):
+    """The trainer's draws and loss are the core's: step_draws / forward_step of
+    (seed, 1-based step, rank), dropout included (the estimator stays in training mode)."""
+    import types
+
     trainer = MoGenTSTrainer(length_bundle, seed=7, grad_clip=None)
-    # independent: numpy's SeedSequence of (seed, step, rank), 63 bits
-    state = np.random.SeedSequence([7, 3, 0]).generate_state(1, dtype=np.uint64)
-    assert draw_seed(7, 3) == int(state[0]) >> 1
-    seeds = {draw_seed(s, step, r) for s in (0, 1) for step in range(50) for r in range(4)}
-    assert len(seeds) == 400 and all(0 <= s < 2**63 for s in seeds)
-    first = trainer.draws(3).rand(5)
-    torch.testing.assert_close(first, trainer.draws(3).rand(5))
-    expected = torch.rand(5, generator=torch.Generator().manual_seed(draw_seed(7, 3)))
-    torch.testing.assert_close(first, expected)
-    assert not torch.equal(first, trainer.draws(4).rand(5))
-    assert trainer.draws().mode == "default" and trainer.get_global_step() == 0
+    assert trainer.get_current_step() == 1 and trainer.draws().mode == "default"
+    # independent: numpy's SeedSequence of (seed, step, rank, stream 2), 63 bits
+    words = np.random.SeedSequence([7, 3, 0, 2]).generate_state(2, np.uint32)
+    seed = (int(words[0]) << 32 | int(words[1])) % 2**63
+    expected = torch.rand(5, generator=torch.Generator().manual_seed(seed))
+    torch.testing.assert_close(trainer.draws(3).rand(5), expected)
+    assert not torch.equal(trainer.draws(3).rand(5), trainer.draws(4).rand(5))
+
+    batch = _batch(folder, tiny_artifact)
+    trainer.runner = types.SimpleNamespace(global_step=2)  # the third step
+    length_bundle.train()
+    out = trainer.train_step(batch)
+    again = trainer.train_step(batch)  # the same step twice: the same dropout masks
+    torch.testing.assert_close(out["loss"], again["loss"])
+    core = forward_step(length_bundle, trainer.objective, batch, seed=7, step=3)
+    torch.testing.assert_close(out["loss"], core["loss"])
+    trainer.runner = types.SimpleNamespace(global_step=3)
+    assert not torch.equal(trainer.train_step(batch)["loss"], out["loss"])
 
 
 def test_val_step_feeds_the_evaluator_mixin(length_bundle, folder, tiny_artifact):
@@ -337,8 +349,8 @@ def host_run(tiny_artifact, folder, tmp_path_factory):
     """The shipped tiny config through the host's runner, as tools/train.py runs it."""
     if not HOST:
         pytest.skip(f"the hftrainer host is not installed ({HOST_INSTALL})")
-    from hftrainer_mogents.training import host_runtime
     from hftrainer_mogents.training.configs import config_path
+    from hftrainer_mogents.training.host import runtime as host_runtime
 
     work = tmp_path_factory.mktemp("host") / "work"
     env = {"MOGENTS_ARTIFACT": str(tiny_artifact), "MOGENTS_DATA": str(folder)}
@@ -363,7 +375,7 @@ def test_host_registries_hold_the_training_classes():
     from hftrainer.registry import DATASETS, MODEL_BUNDLES, TRAINERS
     from hftrainer.trainers.base_trainer import BaseTrainer
 
-    from hftrainer_mogents.training.host_runtime import ensure_host
+    from hftrainer_mogents.training.host.runtime import ensure_host
 
     ensure_host()
     assert TRAINERS.get("MoGenTSTrainer") is MoGenTSTrainer
@@ -394,7 +406,7 @@ def test_a_seeded_host_run_repeats(host_run, tiny_artifact, folder, tmp_path):
     from mmengine.config import Config
 
     from hftrainer_mogents.training.configs import config_path
-    from hftrainer_mogents.training.host_runtime import ensure_host, run_config
+    from hftrainer_mogents.training.host.runtime import ensure_host, run_config
 
     ensure_host()
     cfg = Config.fromfile(str(config_path("tiny")))
@@ -477,7 +489,7 @@ def test_auto_resume_continues_from_the_last_checkpoint(tiny_artifact, folder, t
     from mmengine.config import Config
 
     from hftrainer_mogents.training.configs import config_path
-    from hftrainer_mogents.training.host_runtime import ensure_host, run_config
+    from hftrainer_mogents.training.host.runtime import ensure_host, run_config
 
     ensure_host()
 
@@ -581,7 +593,7 @@ def test_the_best_checkpoint_hook_keeps_the_best_validation(tiny_artifact, folde
     from mmengine.config import Config
 
     from hftrainer_mogents.training.configs import config_path
-    from hftrainer_mogents.training.host_runtime import ensure_host, run_config
+    from hftrainer_mogents.training.host.runtime import ensure_host, run_config
 
     ensure_host()
     fids = iter([3.0, 1.0, 2.0])
@@ -644,8 +656,8 @@ def test_best_fid_through_the_hml263_evaluator(tiny_artifact, folder, fixtures_d
 
     from hftrainer_mogents.convert.evaluator_hml263 import convert_hml263_evaluator
     from hftrainer_mogents.training.configs import config_path
-    from hftrainer_mogents.training.host_datasets import HumanML3DEvalDataset
-    from hftrainer_mogents.training.host_runtime import ensure_host, run_config
+    from hftrainer_mogents.training.host.datasets import HumanML3DEvalDataset
+    from hftrainer_mogents.training.host.runtime import ensure_host, run_config
 
     fx = require_fixture(fixtures_dir / "hml263_eval_tiny")
     root = fx / "dataset" / "HumanML3D"
