@@ -158,28 +158,39 @@ def test_host_dataset_normalises_with_the_artifacts_statistics(folder, tiny_arti
     assert batch["motions"].shape == (2, 196, 263)
 
 
-def test_host_dataset_workers_draw_their_own_crops(folder, tiny_artifact, monkeypatch):
-    """The host's loader has no worker_init_fn: each worker reseeds its copy from its seed."""
-    import types
+def test_host_dataset_orders_each_epoch_itself(folder, tiny_artifact):
+    """shuffle=True: position i of epoch e is item perm(seed, e)[i], read with the key (e, item);
+    new crops and order every epoch, the same ones in a pickled (worker) copy."""
+    import pickle
 
-    from hftrainer_mogents.training.host import datasets as host_datasets
+    ds = _dataset(data_root=folder, artifact=tiny_artifact, stage="mask", seed=3, shuffle=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        direct = Text2MotionDataset(folder, "train", ds.mean, ds.std, seed=3)
+    n = len(ds)
 
-    def worker(ds, worker_id, seed):
-        info = types.SimpleNamespace(id=worker_id, seed=seed)
-        monkeypatch.setattr(host_datasets, "get_worker_info", lambda: info)
-        return [ds[i][:1] + ds[i][2:] for i in range(4)]
+    def items(dataset):
+        return [(c, m.tobytes(), k) for c, m, k in (dataset[i] for i in range(n))]
 
-    def by_hand(seed):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            direct = Text2MotionDataset(folder, "train", ds.mean, ds.std, seed=seed)
-        return [[direct[i][:1] + direct[i][2:] for i in range(4)] for _ in range(2)]
+    def by_hand(epoch):  # independent: numpy's generator of (seed, epoch, 0, order stream 1)
+        order = np.random.default_rng((3, epoch, 0, 1)).permutation(n)
+        return [(c, m.tobytes(), k) for c, m, k in (direct[(epoch, int(i))] for i in order)]
 
-    ds = _dataset(data_root=folder, artifact=tiny_artifact, stage="mask", seed=0)
-    first = [worker(ds, 0, 100), worker(ds, 0, 100)]  # one worker, two batches: one stream
-    assert first == by_hand(100)
-    other = [worker(ds, 1, 101), worker(ds, 1, 101)]
-    assert other == by_hand(101) and other != first
+    epochs = []
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        epochs.append(items(ds))
+        assert epochs[-1] == by_hand(epoch)
+        assert items(pickle.loads(pickle.dumps(ds))) == epochs[-1]  # a worker's copy
+    assert epochs[0] != epochs[1] and epochs[1] != epochs[2]
+    # the same item, another epoch: another crop (some item of the tiny folder differs)
+    first = {ds.key(i)[1]: epochs[0][i] for i in range(n)}
+    ds.set_epoch(1)
+    second = {ds.key(i)[1]: epochs[1][i] for i in range(n)}
+    assert any(first[k] != second[k] for k in first)
+    plain = _dataset(data_root=folder, artifact=tiny_artifact, stage="mask", seed=3)
+    plain.set_epoch(2)
+    assert [plain.key(i) for i in range(n)] == [(2, i) for i in range(n)]
 
 
 def test_host_dataset_vq_stage_gives_windows(folder, tiny_artifact):
@@ -700,3 +711,110 @@ def test_best_fid_through_the_hml263_evaluator(tiny_artifact, folder, fixtures_d
     assert meta["global_step"] == 1 and np.isfinite(meta["value"]) and meta["value"] > 0
     log = next((tmp_path / "work").glob("*/train.log")).read_text()
     assert f"fid={meta['value']:.4f}" in log
+
+
+def _stage_config(stage: str, tiny_artifact, folder, work: Path, steps: int, **extra):
+    from mmengine.config import Config
+
+    from hftrainer_mogents.training.configs import config_path
+
+    cfg = Config.fromfile(str(config_path("tiny")))
+    cfg.merge_from_dict(
+        {
+            "work_dir": str(work),
+            "train_cfg.max_iters": steps,
+            "model.pretrained": str(tiny_artifact),
+            "model.stage": stage,
+            "train_dataloader.dataset.artifact": str(tiny_artifact),
+            "train_dataloader.dataset.data_root": str(folder),
+            "train_dataloader.dataset.stage": stage,
+            "train_dataloader.batch_size": 2,  # two steps per epoch of the tiny folder's 4 crops
+            **extra,
+        }
+    )
+    return cfg
+
+
+def _recorded_run(cfg, monkeypatch) -> tuple[dict[int, float], list[int]]:
+    """Run ``cfg`` through the host's runner; the loss of each step and the epochs the
+    accelerate loader gave the dataset."""
+    from hftrainer_mogents.training.host.runtime import run_config
+
+    losses: dict[int, float] = {}
+    epochs: list[int] = []
+    step, set_epoch = MoGenTSTrainer.train_step, HumanML3DTrainDataset.set_epoch
+
+    def recording_step(self, batch):
+        out = step(self, batch)
+        losses[self.get_current_step()] = float(out["loss"])
+        return out
+
+    def recording_epoch(self, epoch):
+        epochs.append(int(epoch))
+        set_epoch(self, epoch)
+
+    monkeypatch.setattr(MoGenTSTrainer, "train_step", recording_step)
+    monkeypatch.setattr(HumanML3DTrainDataset, "set_epoch", recording_epoch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_config(cfg)
+    monkeypatch.undo()
+    return losses, epochs
+
+
+@needs_host
+@pytest.mark.parametrize("stage", ["length", "res", "vq", "mask"])
+def test_a_stage_through_the_host_resumes_to_the_same_losses_and_exports(
+    stage, tiny_artifact, tiny_pipeline, folder, tmp_path, monkeypatch
+):
+    """A few steps of each stage through the host's runner: a run stopped after 3 steps and
+    resumed (auto_resume) gives the per-step losses of an uninterrupted 5-step run; the loader
+    passes new epochs to the dataset; the export loads, generates, and only the stage's
+    networks changed."""
+    from click.testing import CliRunner
+    from training_helpers import skip_unwritten
+
+    from hftrainer_mogents.cli import cli
+    from hftrainer_mogents.pipeline import MoGenTSPipeline
+    from hftrainer_mogents.training.host.runtime import ensure_host
+    from hftrainer_mogents.training.stages import STAGE_PRESETS
+
+    probe = MoGenTSTrainingBundle.from_pretrained(tiny_artifact) if stage == "mask" else None
+    if probe is not None:
+        skip_unwritten(stage, probe, _batch(folder, tiny_artifact))
+    ensure_host()
+    torch.set_num_threads(1)
+    whole, epochs = _recorded_run(
+        _stage_config(stage, tiny_artifact, folder, tmp_path / "whole", 5), monkeypatch
+    )
+    assert sorted(whole) == [1, 2, 3, 4, 5] and all(np.isfinite(list(whole.values())))
+    if stage != "vq":  # 4 crops, 2 per step: epochs 0, 1, 2 (the last one started)
+        assert epochs == [0, 1, 2]
+    first, _ = _recorded_run(
+        _stage_config(stage, tiny_artifact, folder, tmp_path / "cut", 3), monkeypatch
+    )
+    rest, _ = _recorded_run(
+        _stage_config(stage, tiny_artifact, folder, tmp_path / "cut", 5, auto_resume=True),
+        monkeypatch,
+    )
+    assert sorted(first) == [1, 2, 3] and sorted(rest) == [4, 5]
+    assert {**first, **rest} == whole  # bit-equal losses, step by step
+
+    out = tmp_path / "exported"
+    result = CliRunner().invoke(
+        cli, ["export", str(tmp_path / "whole"), "--out", str(out)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    pipe = MoGenTSPipeline.from_pretrained(out, device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    motions = pipe.infer_t2m(["a person walks forward"], [40], seed=0, time_steps=2)
+    assert motions[0].shape == (40, 263) and np.isfinite(motions[0]).all()
+    trained = STAGE_PRESETS[stage].trainable
+    checkpoint = load_host_checkpoint(tmp_path / "whole" / "checkpoint-iter_5")
+    for name in NETWORKS:
+        base = getattr(tiny_pipeline.bundle, name).state_dict()
+        got = getattr(pipe.bundle, name).state_dict()
+        same = all(torch.equal(got[k], base[k]) for k in base)
+        assert same == (name not in trained), name  # frozen ones bit-identical
+        if name in trained:
+            assert all(torch.equal(got[k], checkpoint[name][k]) for k in got), name

@@ -27,10 +27,12 @@ train_dataloader = dict(
         split="train",
         stage=STAGE,
         seed=SEED,
+        # the dataset orders each epoch from (seed, epoch) itself (resumable): no loader shuffle
+        shuffle=True,
     ),
     batch_size=64,
     num_workers=4,
-    shuffle=True,
+    shuffle=False,
     drop_last=True,
 )
 
