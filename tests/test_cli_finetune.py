@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from test_bundle import fake_hub_api  # noqa: F401  (the hub boundary's fake, a fixture)
 from test_training_data import CAPTIONS, LENGTHS
 from training_helpers import write_folder
 
@@ -241,3 +242,47 @@ def test_export_errors(tiny_artifact, tmp_path):
             export_checkpoint(work, tmp_path / "out", base=tiny_artifact)
     result = CliRunner().invoke(cli, ["export", str(tmp_path / "nowhere"), "--out", "o"])
     assert result.exit_code == 1 and "ArtifactNotFoundError" in result.output
+
+
+def test_publish_keeps_the_finetuning_section(tiny_artifact, tmp_path, fake_hub_api):  # noqa: F811
+    """export writes the provenance into finetune.json; publish renders the same Fine-tuning
+    rows on the card it uploads, and uploads the file."""
+    work = tmp_path / "work"
+    _fake_run(tiny_artifact, work)
+    out = tmp_path / "out"
+    assert CliRunner().invoke(cli, ["export", str(work), "--out", str(out)]).exit_code == 0
+    record = json.loads((out / "finetune.json").read_text())
+    assert record == {
+        "stage": "length",
+        "base_artifact": str(tiny_artifact),
+        "data": "/d",
+        "seed": 3,
+        "steps": 7,
+        "checkpoint": "checkpoint-iter_7",
+    }
+    result = CliRunner().invoke(cli, ["publish", str(out), "--repo-id", "me/tuned"])
+    assert result.exit_code == 0, result.output
+    card = fake_hub_api["card"]
+    rows = [line for line in card.splitlines() if line.startswith("| ")]
+    expected = [
+        f"| base artifact | `{tiny_artifact}` |",
+        "| training data | `/d` |",
+        "| stage | `length` |",
+        "| steps | `7` |",
+        "| seed | `3` |",
+        "| draws | `unknown` |",
+        "| checkpoint | `checkpoint-iter_7` |",
+    ]
+    assert rows[-len(expected) :] == expected and "## Fine-tuning" in card
+    assert "me/tuned" in card and "finetune.json" in fake_hub_api["files"]
+    # the same section as export's own card
+    local = (out / "README.md").read_text()
+    assert local[local.index("## Fine-tuning") :] == card[card.index("## Fine-tuning") :]
+    # an artifact that was not fine-tuned: no section, no file
+    plain = CliRunner().invoke(cli, ["publish", str(tiny_artifact), "--repo-id", "me/base"])
+    assert plain.exit_code == 0, plain.output
+    assert "## Fine-tuning" not in fake_hub_api["card"]
+    assert "finetune.json" not in fake_hub_api["files"]
+    (out / "finetune.json").write_text("[1]")
+    bad = CliRunner().invoke(cli, ["publish", str(out), "--repo-id", "me/tuned"])
+    assert bad.exit_code == 1 and "ArtifactFormatError" in bad.output
