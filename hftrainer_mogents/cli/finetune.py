@@ -23,6 +23,7 @@ import click
 
 from hftrainer_mogents.cli._common import user_errors
 from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.training.stages import STAGE_PRESETS
 
 __all__ = [
     "RUN_RECORD",
@@ -35,7 +36,7 @@ __all__ = [
 
 RUN_RECORD = "mogents_finetune.json"
 RUN_CONFIG = "finetune_config.py"
-_STAGES = ("vq", "mask", "res", "length")
+_STAGES = tuple(STAGE_PRESETS)  # vq, mask, res, length
 
 
 class FinetuneSettings:
