@@ -346,6 +346,7 @@ def test_registration_needs_a_host_that_can_train():
         "DATASETS:HumanML3DEvalDataset",
         "DATASETS:HumanML3DTrainDataset",
         "HOOKS:BestCheckpointHook",
+        "HOOKS:DataEpochHook",
         "MODEL_BUNDLES:MoGenTSTrainingBundle",
         "TRAINERS:MoGenTSTrainer",
     ]
@@ -818,3 +819,37 @@ def test_a_stage_through_the_host_resumes_to_the_same_losses_and_exports(
         assert same == (name not in trained), name  # frozen ones bit-identical
         if name in trained:
             assert all(torch.equal(got[k], checkpoint[name][k]) for k in got), name
+
+
+@needs_host
+def test_an_epoch_based_host_run_resumes_to_the_same_losses(
+    tiny_artifact, folder, tmp_path, monkeypatch
+):
+    """by_epoch training: with DataEpochHook, a run stopped after epoch 1 and resumed gives the
+    losses of an uninterrupted 3-epoch run (the loader is told the runner's epoch)."""
+    from hftrainer_mogents.training.host.runtime import ensure_host
+
+    ensure_host()
+    torch.set_num_threads(1)
+
+    def cfg(work: Path, epochs: int, **extra):
+        return _stage_config(
+            "length",
+            tiny_artifact,
+            folder,
+            work,
+            0,
+            **{
+                "train_cfg": {"by_epoch": True, "max_epochs": epochs},
+                "default_hooks.data_epoch": {"type": "DataEpochHook"},
+                **extra,
+            },
+        )
+
+    whole, epochs = _recorded_run(cfg(tmp_path / "whole", 3), monkeypatch)
+    assert sorted(whole) == [1, 2, 3, 4, 5, 6] and epochs == [0, 0, 1, 1, 2, 2]
+    first, _ = _recorded_run(cfg(tmp_path / "cut", 1), monkeypatch)
+    rest, resumed = _recorded_run(cfg(tmp_path / "cut", 3, auto_resume=True), monkeypatch)
+    assert sorted(first) == [1, 2] and sorted(rest) == [3, 4, 5, 6]
+    assert resumed == [1, 1, 2, 2]  # the hook's epoch, then the loader's own call
+    assert {**first, **rest} == whole

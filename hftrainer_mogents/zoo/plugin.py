@@ -127,6 +127,7 @@ TRAINING: tuple[tuple[str, str], ...] = (
     ("DATASETS", "hftrainer_mogents.training.host.datasets:HumanML3DTrainDataset"),
     ("DATASETS", "hftrainer_mogents.training.host.datasets:HumanML3DEvalDataset"),
     ("HOOKS", "hftrainer_mogents.training.host.hooks:BestCheckpointHook"),
+    ("HOOKS", "hftrainer_mogents.training.host.hooks:DataEpochHook"),
 )
 BENCHMARKS: tuple[BenchmarkSpec, ...] = (
     BenchmarkSpec(

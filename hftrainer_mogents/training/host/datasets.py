@@ -18,9 +18,10 @@ epoch has new crops and a new order, from ``(seed, epoch)`` only, whatever the g
 Resume: the host's iteration-based loop restarts its loader at step 0 and reads (and skips) the
 batches of the steps already done, so the resumed loader counts the same passes, and the steps
 after the resume point see the batches of an uninterrupted run (the price: the skipped batches
-are read again). Limits: the host's epoch-based loop (``train_cfg.by_epoch=True``) restarts
-the loader's pass count at 0 on resume, so a run resumed at epoch ``e > 0`` would replay epoch
-0's order and crops; use iteration-based training (every shipped config does). Workers see
+are read again). The host's epoch-based loop (``train_cfg.by_epoch=True``) restarts the
+loader's pass count at 0 on resume, so a run resumed at epoch ``e > 0`` would replay epoch 0's
+order and crops: add :class:`~hftrainer_mogents.training.host.hooks.DataEpochHook` then, which
+gives the loader the runner's epoch (every shipped config is iteration-based and needs none). Workers see
 the epoch only when they are started after ``set_epoch`` (``persistent_workers=False``, the
 host's default).
 
