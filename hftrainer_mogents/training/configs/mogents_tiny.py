@@ -16,7 +16,7 @@ SEED = 0
 # optional per-module overrides such as text_encoder=dict(trainable=False, save_ckpt=False)
 model = dict(type="MoGenTSTrainingBundle", pretrained=ARTIFACT, stage=STAGE)
 
-trainer = dict(type="MoGenTSTrainer", seed=SEED, mode="default", grad_clip=0.5)
+trainer = dict(type="MoGenTSTrainer", seed=SEED, mode="default", grad_clip="preset")
 
 train_dataloader = dict(
     dataset=dict(

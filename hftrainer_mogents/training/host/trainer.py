@@ -171,11 +171,6 @@ class MoGenTSTrainer(nn.Module):
         :attr:`trainer_controls_optimization` is set)."""
         self.optimizers = dict(optimizers)
         self.lr_schedulers = dict(lr_schedulers or {})
-        for optimizer in self.optimizers.values():
-            for group in optimizer.param_groups:
-                # the configured rate, which the official factor multiplies (torch's schedulers
-                # keep it under the same key)
-                group.setdefault("initial_lr", group["lr"])
 
     def get_global_step(self) -> int:
         """Completed optimisation steps (the runner's ``global_step``; 0 without a runner)."""
