@@ -853,3 +853,48 @@ def test_an_epoch_based_host_run_resumes_to_the_same_losses(
     assert sorted(first) == [1, 2] and sorted(rest) == [3, 4, 5, 6]
     assert resumed == [1, 1, 2, 2]  # the hook's epoch, then the loader's own call
     assert {**first, **rest} == whole
+
+
+@needs_host
+@pytest.mark.parametrize("stage", ["length", "res", "vq"])
+def test_a_host_run_takes_the_core_loops_steps(stage, tiny_artifact, folder, tmp_path, monkeypatch):
+    """The host layer adds no computation of its own: 4 steps through the host's runner give
+    the per-step losses of the host-free loop (loop.fit) with the same seed, data and optimizer
+    (its draws, dropout seeds, data order, crops, lr factor and clip)."""
+    from hftrainer_mogents.training.data import MotionWindowDataset
+    from hftrainer_mogents.training.host.runtime import ensure_host
+    from hftrainer_mogents.training.loop import fit
+
+    ensure_host()
+    torch.set_num_threads(1)
+    schedule = (
+        {} if stage == "length" else {"trainer.official_schedule": True, "lr_scheduler": None}
+    )
+    host, _ = _recorded_run(
+        _stage_config(stage, tiny_artifact, folder, tmp_path / "host", 4, **schedule), monkeypatch
+    )
+    bundle = MoGenTSTrainingBundle(pretrained=str(tiny_artifact), stage=stage)
+    mean, std = bundle.mean.numpy(), bundle.std.numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if stage == "vq":
+            data = MotionWindowDataset(folder, "train", mean, std)
+        else:
+            data = Text2MotionDataset(folder, "train", mean, std, seed=0)
+    # the tiny config's optimizer: Adam(lr=1e-3) with torch's defaults
+    adam = {"type": "Adam", "lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 0.0}
+    result = fit(
+        bundle,
+        stage,
+        data,
+        steps=4,
+        batch_size=2,
+        work_dir=tmp_path / "core",
+        seed=0,
+        optimizer_overrides=adam,
+        progress=False,
+    )
+    core = {int(log["step"]): log["loss"] for log in result.logs}
+    assert sorted(host) == sorted(core) == [1, 2, 3, 4]
+    for step in core:
+        assert host[step] == pytest.approx(core[step], rel=1e-6, abs=1e-6), step
