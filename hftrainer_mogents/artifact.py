@@ -55,6 +55,8 @@ __all__ = [
     "build_model_index",
     "drop_clip",
     "read_model_index",
+    "FINETUNE_NAME",
+    "read_finetune_record",
     "verify_checksums",
     "check_checksums",
     "verify_artifact_files",
@@ -67,6 +69,8 @@ logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "mogents_config.json"
 INDEX_NAME = "model_index.json"
+# where a fine-tuned artifact came from (`mogents export` writes it; `mogents publish` renders it)
+FINETUNE_NAME = "finetune.json"
 MEAN_NAME = "Mean.npy"
 STD_NAME = "Std.npy"
 # bundle component -> file (the zoo's names)
@@ -186,6 +190,17 @@ def drop_clip(folder: Path) -> None:
 def read_model_index(folder: Path) -> dict[str, Any] | None:
     """``model_index.json`` of ``folder``, or None when the artifact has none (older artifacts)."""
     path = folder / INDEX_NAME
+    return read_json(path) if path.is_file() else None
+
+
+def read_finetune_record(folder: Path) -> dict[str, Any] | None:
+    """``finetune.json`` of ``folder`` (the provenance of a fine-tuned artifact: base artifact,
+    data, stage, steps, seed, ...), or None when the artifact was not fine-tuned.
+
+    Raises:
+        ArtifactFormatError: the file is not a JSON object.
+    """
+    path = Path(folder) / FINETUNE_NAME
     return read_json(path) if path.is_file() else None
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -533,9 +534,14 @@ class MoGenTSBundle(HostBundleMixin, nn.Module):
         commit_message: str = "Upload MoGenTS artifact",
         create_pr: bool = False,
         card_fields: dict[str, Any] | None = None,
+        extra_files: Sequence[str | os.PathLike[str]] = (),
     ) -> str:
         """Save the artifact with a model card (``README.md`` rendered from
         ``artifacts/model_card_template.md``) and upload it to ``repo_id``.
+
+        ``card_fields`` go to :func:`~hftrainer_mogents.model_card.render_model_card`;
+        ``extra_files`` (a fine-tuned artifact's ``finetune.json``) are uploaded beside the
+        artifact's own files.
 
         Returns:
             The URL of the commit.
@@ -547,6 +553,8 @@ class MoGenTSBundle(HostBundleMixin, nn.Module):
         api = HfApi(token=token)
         with tempfile.TemporaryDirectory(prefix="mogents-push-") as tmp:
             folder = self.save_pretrained(tmp)
+            for extra in extra_files:
+                shutil.copyfile(extra, folder / Path(extra).name)
             (folder / "README.md").write_text(
                 render_model_card(self, repo_id=repo_id, **(card_fields or {})), encoding="utf-8"
             )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
@@ -37,6 +38,7 @@ def render_model_card(
     title: str | None = None,
     dataset: str | None = None,
     evaluation: str | None = None,
+    finetune: Mapping[str, Any] | None = None,
 ) -> str:
     """Fill the template with the bundle's configuration and parameter counts.
 
@@ -46,6 +48,8 @@ def render_model_card(
         title: heading (default: derived from the repo id).
         dataset: training dataset name (default: the VQ config's).
         evaluation: markdown for the evaluation section (default: a pointer to the evaluator).
+        finetune: a fine-tuned artifact's provenance (its ``finetune.json``): appends the
+            Fine-tuning section (:func:`finetune_section`).
     """
     config = bundle.config
     files = [
@@ -88,4 +92,34 @@ def render_model_card(
             "paper's published numbers are not a regression target for this conversion."
         ),
     }
-    return template_text().format(**fields)
+    card = template_text().format(**fields)
+    if finetune is not None:
+        card += finetune_section(finetune)
+    return card
+
+
+def finetune_section(record: Mapping[str, Any]) -> str:
+    """The model card's Fine-tuning section (markdown) of a provenance record.
+
+    Args:
+        record: ``base_artifact``, ``data``, ``stage``, ``steps``, ``seed``, ``mode``,
+            ``checkpoint`` (missing ones read ``unknown``).
+    """
+    rows = [
+        ("base artifact", "base_artifact"),
+        ("training data", "data"),
+        ("stage", "stage"),
+        ("steps", "steps"),
+        ("seed", "seed"),
+        ("draws", "mode"),
+        ("checkpoint", "checkpoint"),
+    ]
+    table = "\n".join(
+        f"| {name} | `{'unknown' if record.get(key) is None else record[key]}` |"
+        for name, key in rows
+    )
+    return (
+        "\n## Fine-tuning\n\n"
+        "Fine-tuned with `mogents finetune` (hftrainer host runner); the networks outside the "
+        "stage are the base artifact's.\n\n| | |\n|---|---|\n" + table + "\n"
+    )

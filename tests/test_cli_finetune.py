@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from test_bundle import fake_hub_api  # noqa: F401  (the hub boundary's fake, a fixture)
 from test_training_data import CAPTIONS, LENGTHS
 from training_helpers import write_folder
 
@@ -26,7 +27,7 @@ from hftrainer_mogents.cli.finetune import (
 )
 from hftrainer_mogents.errors import ArtifactFormatError, ArtifactNotFoundError, InvalidInputError
 from hftrainer_mogents.training.configs import CONFIG_NAMES, config_path
-from hftrainer_mogents.training.host_runtime import HOST_INSTALL
+from hftrainer_mogents.training.host.runtime import HOST_INSTALL
 
 
 @pytest.fixture()
@@ -114,14 +115,17 @@ def test_shipped_configs(name, monkeypatch):
     assert path.is_file() and path.parent.name == "configs"
     cfg = Config.fromfile(str(path), import_custom_modules=False)
     stage = "length" if name == "tiny" else name
-    assert cfg.custom_imports.imports == ["hftrainer_mogents.training.host_setup"]
+    assert cfg.custom_imports.imports == ["hftrainer_mogents.training.host.setup"]
     assert cfg.model.type == "MoGenTSTrainingBundle" and cfg.model.stage == stage
     assert cfg.model.pretrained == "ZeyuLing/hftrainer-mogents-humanml3d"  # the default
     assert cfg.trainer.type == "MoGenTSTrainer"
     dataset = cfg.train_dataloader.dataset
     assert dataset.type == "HumanML3DTrainDataset" and dataset.stage == stage
     assert dataset.data_root == "/data/h3d" and dataset.artifact == cfg.model.pretrained
-    assert (cfg.trainer.get("grad_clip") == 0.5) == (stage == "length")
+    # the clip is the stage preset's (0.5 for length, none otherwise), written in one place
+    assert cfg.trainer.get("grad_clip", "preset") == "preset"
+    # the dataset orders each epoch itself (resumable through the host): no loader shuffle
+    assert dataset.shuffle is True and cfg.train_dataloader.shuffle is False
     # the transformers' and the VQ's warm-up is the trainer's (the host's schedulers lack it)
     assert cfg.trainer.get("official_schedule", False) == (stage in ("vq", "mask", "res"))
     assert (cfg.get("lr_scheduler") is None) == (stage in ("vq", "mask", "res"))
@@ -206,7 +210,7 @@ def test_export_reads_the_runners_saved_config(tiny_artifact, tmp_path):
     run.mkdir()
     # mmengine's dump style, as the host's runner saves it
     (run / "config.py").write_text(
-        "custom_imports = dict(imports=['hftrainer_mogents.training.host_setup'])\n"
+        "custom_imports = dict(imports=['hftrainer_mogents.training.host.setup'])\n"
         f"model = dict(pretrained='{tiny_artifact}', stage='length', "
         "type='MoGenTSTrainingBundle')\n"
         "trainer = dict(grad_clip=0.5, mode='default', seed=4, type='MoGenTSTrainer')\n"
@@ -241,3 +245,47 @@ def test_export_errors(tiny_artifact, tmp_path):
             export_checkpoint(work, tmp_path / "out", base=tiny_artifact)
     result = CliRunner().invoke(cli, ["export", str(tmp_path / "nowhere"), "--out", "o"])
     assert result.exit_code == 1 and "ArtifactNotFoundError" in result.output
+
+
+def test_publish_keeps_the_finetuning_section(tiny_artifact, tmp_path, fake_hub_api):  # noqa: F811
+    """export writes the provenance into finetune.json; publish renders the same Fine-tuning
+    rows on the card it uploads, and uploads the file."""
+    work = tmp_path / "work"
+    _fake_run(tiny_artifact, work)
+    out = tmp_path / "out"
+    assert CliRunner().invoke(cli, ["export", str(work), "--out", str(out)]).exit_code == 0
+    record = json.loads((out / "finetune.json").read_text())
+    assert record == {
+        "stage": "length",
+        "base_artifact": str(tiny_artifact),
+        "data": "/d",
+        "seed": 3,
+        "steps": 7,
+        "checkpoint": "checkpoint-iter_7",
+    }
+    result = CliRunner().invoke(cli, ["publish", str(out), "--repo-id", "me/tuned"])
+    assert result.exit_code == 0, result.output
+    card = fake_hub_api["card"]
+    rows = [line for line in card.splitlines() if line.startswith("| ")]
+    expected = [
+        f"| base artifact | `{tiny_artifact}` |",
+        "| training data | `/d` |",
+        "| stage | `length` |",
+        "| steps | `7` |",
+        "| seed | `3` |",
+        "| draws | `unknown` |",
+        "| checkpoint | `checkpoint-iter_7` |",
+    ]
+    assert rows[-len(expected) :] == expected and "## Fine-tuning" in card
+    assert "me/tuned" in card and "finetune.json" in fake_hub_api["files"]
+    # the same section as export's own card
+    local = (out / "README.md").read_text()
+    assert local[local.index("## Fine-tuning") :] == card[card.index("## Fine-tuning") :]
+    # an artifact that was not fine-tuned: no section, no file
+    plain = CliRunner().invoke(cli, ["publish", str(tiny_artifact), "--repo-id", "me/base"])
+    assert plain.exit_code == 0, plain.output
+    assert "## Fine-tuning" not in fake_hub_api["card"]
+    assert "finetune.json" not in fake_hub_api["files"]
+    (out / "finetune.json").write_text("[1]")
+    bad = CliRunner().invoke(cli, ["publish", str(out), "--repo-id", "me/tuned"])
+    assert bad.exit_code == 1 and "ArtifactFormatError" in bad.output

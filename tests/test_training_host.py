@@ -24,10 +24,11 @@ from hftrainer_mogents.bundle import MoGenTSBundle
 from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.host_compat import HostEvaluatorMixin, load_host_checkpoint
 from hftrainer_mogents.training.data import Text2MotionDataset
-from hftrainer_mogents.training.host_bundle import MoGenTSTrainingBundle
-from hftrainer_mogents.training.host_datasets import HumanML3DTrainDataset
-from hftrainer_mogents.training.host_runtime import HOST_INSTALL
-from hftrainer_mogents.training.trainer import MoGenTSTrainer, draw_seed
+from hftrainer_mogents.training.host.bundle import MoGenTSTrainingBundle
+from hftrainer_mogents.training.host.datasets import HumanML3DTrainDataset
+from hftrainer_mogents.training.host.runtime import HOST_INSTALL
+from hftrainer_mogents.training.host.trainer import MoGenTSTrainer
+from hftrainer_mogents.training.loop import forward_step
 
 REPO = Path(__file__).resolve().parent.parent
 NETWORKS = [
@@ -157,28 +158,39 @@ def test_host_dataset_normalises_with_the_artifacts_statistics(folder, tiny_arti
     assert batch["motions"].shape == (2, 196, 263)
 
 
-def test_host_dataset_workers_draw_their_own_crops(folder, tiny_artifact, monkeypatch):
-    """The host's loader has no worker_init_fn: each worker reseeds its copy from its seed."""
-    import types
+def test_host_dataset_orders_each_epoch_itself(folder, tiny_artifact):
+    """shuffle=True: position i of epoch e is item perm(seed, e)[i], read with the key (e, item);
+    new crops and order every epoch, the same ones in a pickled (worker) copy."""
+    import pickle
 
-    from hftrainer_mogents.training import host_datasets
+    ds = _dataset(data_root=folder, artifact=tiny_artifact, stage="mask", seed=3, shuffle=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        direct = Text2MotionDataset(folder, "train", ds.mean, ds.std, seed=3)
+    n = len(ds)
 
-    def worker(ds, worker_id, seed):
-        info = types.SimpleNamespace(id=worker_id, seed=seed)
-        monkeypatch.setattr(host_datasets, "get_worker_info", lambda: info)
-        return [ds[i][:1] + ds[i][2:] for i in range(4)]
+    def items(dataset):
+        return [(c, m.tobytes(), k) for c, m, k in (dataset[i] for i in range(n))]
 
-    def by_hand(seed):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            direct = Text2MotionDataset(folder, "train", ds.mean, ds.std, seed=seed)
-        return [[direct[i][:1] + direct[i][2:] for i in range(4)] for _ in range(2)]
+    def by_hand(epoch):  # independent: numpy's generator of (seed, epoch, 0, order stream 1)
+        order = np.random.default_rng((3, epoch, 0, 1)).permutation(n)
+        return [(c, m.tobytes(), k) for c, m, k in (direct[(epoch, int(i))] for i in order)]
 
-    ds = _dataset(data_root=folder, artifact=tiny_artifact, stage="mask", seed=0)
-    first = [worker(ds, 0, 100), worker(ds, 0, 100)]  # one worker, two batches: one stream
-    assert first == by_hand(100)
-    other = [worker(ds, 1, 101), worker(ds, 1, 101)]
-    assert other == by_hand(101) and other != first
+    epochs = []
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        epochs.append(items(ds))
+        assert epochs[-1] == by_hand(epoch)
+        assert items(pickle.loads(pickle.dumps(ds))) == epochs[-1]  # a worker's copy
+    assert epochs[0] != epochs[1] and epochs[1] != epochs[2]
+    # the same item, another epoch: another crop (some item of the tiny folder differs)
+    first = {ds.key(i)[1]: epochs[0][i] for i in range(n)}
+    ds.set_epoch(1)
+    second = {ds.key(i)[1]: epochs[1][i] for i in range(n)}
+    assert any(first[k] != second[k] for k in first)
+    plain = _dataset(data_root=folder, artifact=tiny_artifact, stage="mask", seed=3)
+    plain.set_epoch(2)
+    assert [plain.key(i) for i in range(n)] == [(2, i) for i in range(n)]
 
 
 def test_host_dataset_vq_stage_gives_windows(folder, tiny_artifact):
@@ -269,19 +281,30 @@ def test_official_schedule_sets_the_rates(tiny_artifact):
     assert adam.param_groups[0]["initial_lr"] == 2e-4  # the configured rate stays the base
 
 
-def test_draws_are_seeded_by_seed_step_and_rank(length_bundle):
+def test_the_trainer_steps_through_the_core(length_bundle, folder, tiny_artifact):
+    """The trainer's draws and loss are the core's: step_draws / forward_step of
+    (seed, 1-based step, rank), dropout included (the estimator stays in training mode)."""
+    import types
+
     trainer = MoGenTSTrainer(length_bundle, seed=7, grad_clip=None)
-    # independent: numpy's SeedSequence of (seed, step, rank), 63 bits
-    state = np.random.SeedSequence([7, 3, 0]).generate_state(1, dtype=np.uint64)
-    assert draw_seed(7, 3) == int(state[0]) >> 1
-    seeds = {draw_seed(s, step, r) for s in (0, 1) for step in range(50) for r in range(4)}
-    assert len(seeds) == 400 and all(0 <= s < 2**63 for s in seeds)
-    first = trainer.draws(3).rand(5)
-    torch.testing.assert_close(first, trainer.draws(3).rand(5))
-    expected = torch.rand(5, generator=torch.Generator().manual_seed(draw_seed(7, 3)))
-    torch.testing.assert_close(first, expected)
-    assert not torch.equal(first, trainer.draws(4).rand(5))
-    assert trainer.draws().mode == "default" and trainer.get_global_step() == 0
+    assert trainer.get_current_step() == 1 and trainer.draws().mode == "default"
+    # independent: numpy's SeedSequence of (seed, step, rank, stream 2), 63 bits
+    words = np.random.SeedSequence([7, 3, 0, 2]).generate_state(2, np.uint32)
+    seed = (int(words[0]) << 32 | int(words[1])) % 2**63
+    expected = torch.rand(5, generator=torch.Generator().manual_seed(seed))
+    torch.testing.assert_close(trainer.draws(3).rand(5), expected)
+    assert not torch.equal(trainer.draws(3).rand(5), trainer.draws(4).rand(5))
+
+    batch = _batch(folder, tiny_artifact)
+    trainer.runner = types.SimpleNamespace(global_step=2)  # the third step
+    length_bundle.train()
+    out = trainer.train_step(batch)
+    again = trainer.train_step(batch)  # the same step twice: the same dropout masks
+    torch.testing.assert_close(out["loss"], again["loss"])
+    core = forward_step(length_bundle, trainer.objective, batch, seed=7, step=3)
+    torch.testing.assert_close(out["loss"], core["loss"])
+    trainer.runner = types.SimpleNamespace(global_step=3)
+    assert not torch.equal(trainer.train_step(batch)["loss"], out["loss"])
 
 
 def test_val_step_feeds_the_evaluator_mixin(length_bundle, folder, tiny_artifact):
@@ -323,6 +346,7 @@ def test_registration_needs_a_host_that_can_train():
         "DATASETS:HumanML3DEvalDataset",
         "DATASETS:HumanML3DTrainDataset",
         "HOOKS:BestCheckpointHook",
+        "HOOKS:DataEpochHook",
         "MODEL_BUNDLES:MoGenTSTrainingBundle",
         "TRAINERS:MoGenTSTrainer",
     ]
@@ -337,8 +361,8 @@ def host_run(tiny_artifact, folder, tmp_path_factory):
     """The shipped tiny config through the host's runner, as tools/train.py runs it."""
     if not HOST:
         pytest.skip(f"the hftrainer host is not installed ({HOST_INSTALL})")
-    from hftrainer_mogents.training import host_runtime
     from hftrainer_mogents.training.configs import config_path
+    from hftrainer_mogents.training.host import runtime as host_runtime
 
     work = tmp_path_factory.mktemp("host") / "work"
     env = {"MOGENTS_ARTIFACT": str(tiny_artifact), "MOGENTS_DATA": str(folder)}
@@ -363,7 +387,7 @@ def test_host_registries_hold_the_training_classes():
     from hftrainer.registry import DATASETS, MODEL_BUNDLES, TRAINERS
     from hftrainer.trainers.base_trainer import BaseTrainer
 
-    from hftrainer_mogents.training.host_runtime import ensure_host
+    from hftrainer_mogents.training.host.runtime import ensure_host
 
     ensure_host()
     assert TRAINERS.get("MoGenTSTrainer") is MoGenTSTrainer
@@ -394,7 +418,7 @@ def test_a_seeded_host_run_repeats(host_run, tiny_artifact, folder, tmp_path):
     from mmengine.config import Config
 
     from hftrainer_mogents.training.configs import config_path
-    from hftrainer_mogents.training.host_runtime import ensure_host, run_config
+    from hftrainer_mogents.training.host.runtime import ensure_host, run_config
 
     ensure_host()
     cfg = Config.fromfile(str(config_path("tiny")))
@@ -477,7 +501,7 @@ def test_auto_resume_continues_from_the_last_checkpoint(tiny_artifact, folder, t
     from mmengine.config import Config
 
     from hftrainer_mogents.training.configs import config_path
-    from hftrainer_mogents.training.host_runtime import ensure_host, run_config
+    from hftrainer_mogents.training.host.runtime import ensure_host, run_config
 
     ensure_host()
 
@@ -581,7 +605,7 @@ def test_the_best_checkpoint_hook_keeps_the_best_validation(tiny_artifact, folde
     from mmengine.config import Config
 
     from hftrainer_mogents.training.configs import config_path
-    from hftrainer_mogents.training.host_runtime import ensure_host, run_config
+    from hftrainer_mogents.training.host.runtime import ensure_host, run_config
 
     ensure_host()
     fids = iter([3.0, 1.0, 2.0])
@@ -644,8 +668,8 @@ def test_best_fid_through_the_hml263_evaluator(tiny_artifact, folder, fixtures_d
 
     from hftrainer_mogents.convert.evaluator_hml263 import convert_hml263_evaluator
     from hftrainer_mogents.training.configs import config_path
-    from hftrainer_mogents.training.host_datasets import HumanML3DEvalDataset
-    from hftrainer_mogents.training.host_runtime import ensure_host, run_config
+    from hftrainer_mogents.training.host.datasets import HumanML3DEvalDataset
+    from hftrainer_mogents.training.host.runtime import ensure_host, run_config
 
     fx = require_fixture(fixtures_dir / "hml263_eval_tiny")
     root = fx / "dataset" / "HumanML3D"
@@ -688,3 +712,189 @@ def test_best_fid_through_the_hml263_evaluator(tiny_artifact, folder, fixtures_d
     assert meta["global_step"] == 1 and np.isfinite(meta["value"]) and meta["value"] > 0
     log = next((tmp_path / "work").glob("*/train.log")).read_text()
     assert f"fid={meta['value']:.4f}" in log
+
+
+def _stage_config(stage: str, tiny_artifact, folder, work: Path, steps: int, **extra):
+    from mmengine.config import Config
+
+    from hftrainer_mogents.training.configs import config_path
+
+    cfg = Config.fromfile(str(config_path("tiny")))
+    cfg.merge_from_dict(
+        {
+            "work_dir": str(work),
+            "train_cfg.max_iters": steps,
+            "model.pretrained": str(tiny_artifact),
+            "model.stage": stage,
+            "train_dataloader.dataset.artifact": str(tiny_artifact),
+            "train_dataloader.dataset.data_root": str(folder),
+            "train_dataloader.dataset.stage": stage,
+            "train_dataloader.batch_size": 2,  # two steps per epoch of the tiny folder's 4 crops
+            **extra,
+        }
+    )
+    return cfg
+
+
+def _recorded_run(cfg, monkeypatch) -> tuple[dict[int, float], list[int]]:
+    """Run ``cfg`` through the host's runner; the loss of each step and the epochs the
+    accelerate loader gave the dataset."""
+    from hftrainer_mogents.training.host.runtime import run_config
+
+    losses: dict[int, float] = {}
+    epochs: list[int] = []
+    step, set_epoch = MoGenTSTrainer.train_step, HumanML3DTrainDataset.set_epoch
+
+    def recording_step(self, batch):
+        out = step(self, batch)
+        losses[self.get_current_step()] = float(out["loss"])
+        return out
+
+    def recording_epoch(self, epoch):
+        epochs.append(int(epoch))
+        set_epoch(self, epoch)
+
+    monkeypatch.setattr(MoGenTSTrainer, "train_step", recording_step)
+    monkeypatch.setattr(HumanML3DTrainDataset, "set_epoch", recording_epoch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_config(cfg)
+    monkeypatch.undo()
+    return losses, epochs
+
+
+@needs_host
+@pytest.mark.parametrize("stage", ["length", "res", "vq", "mask"])
+def test_a_stage_through_the_host_resumes_to_the_same_losses_and_exports(
+    stage, tiny_artifact, tiny_pipeline, folder, tmp_path, monkeypatch
+):
+    """A few steps of each stage through the host's runner: a run stopped after 3 steps and
+    resumed (auto_resume) gives the per-step losses of an uninterrupted 5-step run; the loader
+    passes new epochs to the dataset; the export loads, generates, and only the stage's
+    networks changed."""
+    from click.testing import CliRunner
+    from training_helpers import skip_unwritten
+
+    from hftrainer_mogents.cli import cli
+    from hftrainer_mogents.pipeline import MoGenTSPipeline
+    from hftrainer_mogents.training.host.runtime import ensure_host
+    from hftrainer_mogents.training.stages import STAGE_PRESETS
+
+    probe = MoGenTSTrainingBundle.from_pretrained(tiny_artifact) if stage == "mask" else None
+    if probe is not None:
+        skip_unwritten(stage, probe, _batch(folder, tiny_artifact))
+    ensure_host()
+    torch.set_num_threads(1)
+    whole, epochs = _recorded_run(
+        _stage_config(stage, tiny_artifact, folder, tmp_path / "whole", 5), monkeypatch
+    )
+    assert sorted(whole) == [1, 2, 3, 4, 5] and all(np.isfinite(list(whole.values())))
+    if stage != "vq":  # 4 crops, 2 per step: epochs 0, 1, 2 (the last one started)
+        assert epochs == [0, 1, 2]
+    first, _ = _recorded_run(
+        _stage_config(stage, tiny_artifact, folder, tmp_path / "cut", 3), monkeypatch
+    )
+    rest, _ = _recorded_run(
+        _stage_config(stage, tiny_artifact, folder, tmp_path / "cut", 5, auto_resume=True),
+        monkeypatch,
+    )
+    assert sorted(first) == [1, 2, 3] and sorted(rest) == [4, 5]
+    assert {**first, **rest} == whole  # bit-equal losses, step by step
+
+    out = tmp_path / "exported"
+    result = CliRunner().invoke(
+        cli, ["export", str(tmp_path / "whole"), "--out", str(out)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    pipe = MoGenTSPipeline.from_pretrained(out, device="cpu")
+    pipe.set_progress_bar_config(disable=True)
+    motions = pipe.infer_t2m(["a person walks forward"], [40], seed=0, time_steps=2)
+    assert motions[0].shape == (40, 263) and np.isfinite(motions[0]).all()
+    trained = STAGE_PRESETS[stage].trainable
+    checkpoint = load_host_checkpoint(tmp_path / "whole" / "checkpoint-iter_5")
+    for name in NETWORKS:
+        base = getattr(tiny_pipeline.bundle, name).state_dict()
+        got = getattr(pipe.bundle, name).state_dict()
+        same = all(torch.equal(got[k], base[k]) for k in base)
+        assert same == (name not in trained), name  # frozen ones bit-identical
+        if name in trained:
+            assert all(torch.equal(got[k], checkpoint[name][k]) for k in got), name
+
+
+@needs_host
+def test_an_epoch_based_host_run_resumes_to_the_same_losses(
+    tiny_artifact, folder, tmp_path, monkeypatch
+):
+    """by_epoch training: with DataEpochHook, a run stopped after epoch 1 and resumed gives the
+    losses of an uninterrupted 3-epoch run (the loader is told the runner's epoch)."""
+    from hftrainer_mogents.training.host.runtime import ensure_host
+
+    ensure_host()
+    torch.set_num_threads(1)
+
+    def cfg(work: Path, epochs: int, **extra):
+        return _stage_config(
+            "length",
+            tiny_artifact,
+            folder,
+            work,
+            0,
+            **{
+                "train_cfg": {"by_epoch": True, "max_epochs": epochs},
+                "default_hooks.data_epoch": {"type": "DataEpochHook"},
+                **extra,
+            },
+        )
+
+    whole, epochs = _recorded_run(cfg(tmp_path / "whole", 3), monkeypatch)
+    assert sorted(whole) == [1, 2, 3, 4, 5, 6] and epochs == [0, 0, 1, 1, 2, 2]
+    first, _ = _recorded_run(cfg(tmp_path / "cut", 1), monkeypatch)
+    rest, resumed = _recorded_run(cfg(tmp_path / "cut", 3, auto_resume=True), monkeypatch)
+    assert sorted(first) == [1, 2] and sorted(rest) == [3, 4, 5, 6]
+    assert resumed == [1, 1, 2, 2]  # the hook's epoch, then the loader's own call
+    assert {**first, **rest} == whole
+
+
+@needs_host
+@pytest.mark.parametrize("stage", ["length", "res", "vq"])
+def test_a_host_run_takes_the_core_loops_steps(stage, tiny_artifact, folder, tmp_path, monkeypatch):
+    """The host layer adds no computation of its own: 4 steps through the host's runner give
+    the per-step losses of the host-free loop (loop.fit) with the same seed, data and optimizer
+    (its draws, dropout seeds, data order, crops, lr factor and clip)."""
+    from hftrainer_mogents.training.data import MotionWindowDataset
+    from hftrainer_mogents.training.host.runtime import ensure_host
+    from hftrainer_mogents.training.loop import fit
+
+    ensure_host()
+    torch.set_num_threads(1)
+    schedule = (
+        {} if stage == "length" else {"trainer.official_schedule": True, "lr_scheduler": None}
+    )
+    host, _ = _recorded_run(
+        _stage_config(stage, tiny_artifact, folder, tmp_path / "host", 4, **schedule), monkeypatch
+    )
+    bundle = MoGenTSTrainingBundle(pretrained=str(tiny_artifact), stage=stage)
+    mean, std = bundle.mean.numpy(), bundle.std.numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if stage == "vq":
+            data = MotionWindowDataset(folder, "train", mean, std)
+        else:
+            data = Text2MotionDataset(folder, "train", mean, std, seed=0)
+    # the tiny config's optimizer: Adam(lr=1e-3) with torch's defaults
+    adam = {"type": "Adam", "lr": 1e-3, "betas": (0.9, 0.999), "weight_decay": 0.0}
+    result = fit(
+        bundle,
+        stage,
+        data,
+        steps=4,
+        batch_size=2,
+        work_dir=tmp_path / "core",
+        seed=0,
+        optimizer_overrides=adam,
+        progress=False,
+    )
+    core = {int(log["step"]): log["loss"] for log in result.logs}
+    assert sorted(host) == sorted(core) == [1, 2, 3, 4]
+    for step in core:
+        assert host[step] == pytest.approx(core[step], rel=1e-6, abs=1e-6), step

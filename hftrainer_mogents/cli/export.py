@@ -4,7 +4,8 @@ The host checkpoint (``checkpoint-*/model.pt``, the bundle's ``state_dict_to_sav
 with ``load_state_dict_selective`` into the bundle of the run's base artifact, so networks the
 checkpoint does not hold keep the base weights; the result is written with ``save_pretrained``
 (sha256 checksums in ``model_index.json``) and a model card (``README.md``) that records the base
-artifact, the data, the stage and the steps. ``MoGenTSPipeline.from_pretrained(out)`` loads it.
+artifact, the data, the stage and the steps, kept machine-readable in ``finetune.json`` (which
+``mogents publish`` renders again). ``MoGenTSPipeline.from_pretrained(out)`` loads it.
 Works without the host installed.
 
 Where the run came from is read from the work dir's ``mogents_finetune.json`` (written by
@@ -31,7 +32,7 @@ __all__ = [
     "find_checkpoint",
     "read_run_config",
     "run_provenance",
-    "finetune_card",
+    "finetune_record",
     "export_checkpoint",
     "export",
 ]
@@ -134,23 +135,17 @@ def _steps(checkpoint: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def finetune_card(provenance: Mapping[str, Any], *, steps: int | None, checkpoint: Path) -> str:
-    """The model card's fine-tuning section (markdown)."""
-    rows = [
-        ("base artifact", provenance.get("base_artifact", "unknown")),
-        ("training data", provenance.get("data", "unknown")),
-        ("stage", provenance.get("stage", "unknown")),
-        ("steps", "unknown" if steps is None else steps),
-        ("seed", provenance.get("seed", "unknown")),
-        ("draws", provenance.get("mode", "unknown")),
-        ("checkpoint", checkpoint.name),
-    ]
-    table = "\n".join(f"| {name} | `{value}` |" for name, value in rows)
-    return (
-        "\n## Fine-tuning\n\n"
-        "Fine-tuned with `mogents finetune` (hftrainer host runner); the networks outside the "
-        "stage are the base artifact's.\n\n| | |\n|---|---|\n" + table + "\n"
-    )
+def finetune_record(
+    provenance: Mapping[str, Any], *, steps: int | None, checkpoint: Path
+) -> dict[str, Any]:
+    """The artifact's ``finetune.json``: the run's provenance with its steps and checkpoint.
+
+    Args:
+        provenance: from :func:`run_provenance` (``base_artifact``, ``data``, ``stage``, ...).
+        steps: the checkpoint's completed steps (None: unknown).
+        checkpoint: the checkpoint folder.
+    """
+    return {**provenance, "steps": steps, "checkpoint": checkpoint.name}
 
 
 def export_checkpoint(
@@ -176,9 +171,11 @@ def export_checkpoint(
         ArtifactFormatError: the checkpoint does not fit the base artifact's networks.
         InvalidInputError: ``out`` is the base artifact's folder.
     """
+    from hftrainer_mogents.artifact import FINETUNE_NAME
     from hftrainer_mogents.bundle import MoGenTSBundle
     from hftrainer_mogents.host_compat import load_host_checkpoint
     from hftrainer_mogents.model_card import render_model_card
+    from hftrainer_mogents.utils.io import atomic_write_json
 
     ckpt = Path(checkpoint) if checkpoint is not None else find_checkpoint(work_dir)
     ckpt_dir = ckpt if ckpt.is_dir() else ckpt.parent
@@ -204,10 +201,11 @@ def export_checkpoint(
             f"checkpoint {ckpt} does not fit the networks of {source}: {err}"
         ) from err
     folder = bundle.save_pretrained(target)
-    steps = _steps(ckpt_dir)
+    record = finetune_record(provenance, steps=_steps(ckpt_dir), checkpoint=ckpt_dir)
+    # machine-readable, so that `mogents publish` renders the same section on its own card
+    atomic_write_json(folder / FINETUNE_NAME, record)
     # the card's example loads the folder it sits in (`mogents publish` writes its own card)
-    card = render_model_card(bundle, repo_id=str(target), title=target.name)
-    card += finetune_card(provenance, steps=steps, checkpoint=ckpt_dir)
+    card = render_model_card(bundle, repo_id=str(target), title=target.name, finetune=record)
     (folder / "README.md").write_text(card, encoding="utf-8")
     return folder
 

@@ -23,6 +23,7 @@ import click
 
 from hftrainer_mogents.cli._common import user_errors
 from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.training.stages import STAGE_PRESETS
 
 __all__ = [
     "RUN_RECORD",
@@ -35,7 +36,7 @@ __all__ = [
 
 RUN_RECORD = "mogents_finetune.json"
 RUN_CONFIG = "finetune_config.py"
-_STAGES = ("vq", "mask", "res", "length")
+_STAGES = tuple(STAGE_PRESETS)  # vq, mask, res, length
 
 
 class FinetuneSettings:
@@ -217,7 +218,7 @@ def run_finetune(settings: FinetuneSettings, *, num_processes: int = 1) -> Path:
         InvalidInputError: a bad folder, artifact or setting.
         MoGenTSError: a multi-process run failed (its exit status named).
     """
-    from hftrainer_mogents.training.host_runtime import ensure_host, run_config
+    from hftrainer_mogents.training.host.runtime import ensure_host, run_config
 
     ensure_host()
     cfg = _build_config(settings)
@@ -302,7 +303,7 @@ def _option_values(values: Mapping[str, Any]) -> dict[str, Any]:
 def finetune(num_processes: int, **options: Any) -> None:
     """Fine-tune one MoGenTS stage on a HumanML3D-format folder through the hftrainer host;
     `mogents export WORK_DIR --out DIR` then makes an artifact of the result."""
-    from hftrainer_mogents.training.host_runtime import require_host
+    from hftrainer_mogents.training.host.runtime import require_host
 
     require_host()  # before anything: the install line, not a half-made work dir
     if num_processes < 1:

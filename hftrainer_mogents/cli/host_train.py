@@ -23,7 +23,7 @@ def host_train(
     config: str, work_dir: str | None, auto_resume: bool, local_rank: int | None
 ) -> None:
     """Train CONFIG (an mmengine config file) with the hftrainer host's AccelerateRunner."""
-    from hftrainer_mogents.training.host_runtime import train_config_file
+    from hftrainer_mogents.training.host.runtime import train_config_file
 
     train_config_file(config, work_dir=work_dir, auto_resume=auto_resume)
 

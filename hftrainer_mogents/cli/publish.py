@@ -7,6 +7,8 @@ errors naming the flag to change (:func:`hub_error`), never as a traceback.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from hftrainer_mogents.cli._common import user_errors
@@ -103,11 +105,25 @@ def publish(
     create_pr: bool,
     message: str,
 ) -> None:
-    """Verify an artifact folder and upload it to the Hugging Face Hub with a model card."""
+    """Verify an artifact folder and upload it to the Hugging Face Hub with a model card.
+
+    A fine-tuned artifact (``mogents export``) keeps its Fine-tuning section: its
+    ``finetune.json`` is rendered on the card and uploaded with it.
+    """
+    from hftrainer_mogents.artifact import FINETUNE_NAME, read_finetune_record
     from hftrainer_mogents.bundle import MoGenTSBundle
 
     check_repo_id(repo_id)
     bundle = MoGenTSBundle.from_pretrained(artifact_dir, device="cpu")  # checks files and checksums
+    record = read_finetune_record(Path(artifact_dir))
+    extra = (
+        {}
+        if record is None
+        else {
+            "card_fields": {"finetune": record},
+            "extra_files": [Path(artifact_dir) / FINETUNE_NAME],
+        }
+    )
     try:
         url = bundle.push_to_hub(
             repo_id,
@@ -116,6 +132,7 @@ def publish(
             revision=revision,
             commit_message=message,
             create_pr=create_pr,
+            **extra,
         )
     except MoGenTSError:
         raise

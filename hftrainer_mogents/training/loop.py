@@ -8,7 +8,7 @@ small loop (the fallback when the host is not installed).
 | :func:`step_draws`, :func:`step_seed` | the random sources of a step, from ``(seed, step, rank)`` only |
 | :func:`build_optimizer` | the stage's official optimizer over ``bundle.trainable_parameters()`` |
 | :func:`forward_step` | the objective's forward with the step's draws (and dropout seed) |
-| :func:`train_step` | official lr factor, forward, backward, gradient mean over processes, clip, step |
+| :func:`train_step` | official lr factor (:func:`set_learning_rate`), forward, backward, gradient mean over processes, clip, step |
 | :func:`batch_indices` | the items of a step: an order that depends on ``(seed, epoch)`` only |
 | :func:`save_checkpoint`, :func:`load_checkpoint` | atomic training checkpoints (weights, objective state, optimizer, step) |
 | :func:`fit` | the loop: resume, data, steps, checkpoints, a tqdm bar |
@@ -79,6 +79,7 @@ __all__ = [
     "build_optimizer",
     "forward_step",
     "train_step",
+    "set_learning_rate",
     "all_reduce_gradients",
     "batch_indices",
     "frozen_fingerprint",
@@ -241,6 +242,32 @@ def forward_step(
     return out
 
 
+def set_learning_rate(
+    optimizers: torch.optim.Optimizer | Sequence[torch.optim.Optimizer],
+    step: int,
+    preset: str | StagePreset,
+) -> float:
+    """Set every parameter group's ``lr`` to its base rate (``"initial_lr"``, else its current
+    ``lr``, which becomes the base) times the official factor of the 1-based ``step``
+    (:func:`~hftrainer_mogents.training.stages.learning_rate_factor`).
+
+    Args:
+        optimizers: one optimizer or several.
+        step: the 1-based global step.
+        preset: the stage name or preset.
+
+    Returns:
+        The factor.
+    """
+    factor = learning_rate_factor(step, _preset(preset))
+    if isinstance(optimizers, torch.optim.Optimizer):
+        optimizers = [optimizers]
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
+    return factor
+
+
 def _world() -> tuple[int, int]:
     """``(rank, world size)`` of the initialised process group, else ``(0, 1)``."""
     if dist.is_available() and dist.is_initialized():
@@ -317,9 +344,7 @@ def train_step(
     """
     preset = _preset(preset)
     rank, _ = _world()
-    factor = learning_rate_factor(step, preset)
-    for group in optimizer.param_groups:
-        group["lr"] = group.get("initial_lr", group["lr"]) * factor
+    set_learning_rate(optimizer, step, preset)
     optimizer.zero_grad(set_to_none=True)
     out = forward_step(bundle, objective, batch, seed=seed, step=step, rank=rank, mode=mode)
     out["loss"].backward()

@@ -122,11 +122,12 @@ CONVERTERS: tuple[ConverterSpec, ...] = (
 )
 # what a host that can train (TRAINERS, DATASETS, HOOKS) gets besides: (registry, import string)
 TRAINING: tuple[tuple[str, str], ...] = (
-    ("MODEL_BUNDLES", "hftrainer_mogents.training.host_bundle:MoGenTSTrainingBundle"),
-    ("TRAINERS", "hftrainer_mogents.training.trainer:MoGenTSTrainer"),
-    ("DATASETS", "hftrainer_mogents.training.host_datasets:HumanML3DTrainDataset"),
-    ("DATASETS", "hftrainer_mogents.training.host_datasets:HumanML3DEvalDataset"),
-    ("HOOKS", "hftrainer_mogents.training.host_hooks:BestCheckpointHook"),
+    ("MODEL_BUNDLES", "hftrainer_mogents.training.host.bundle:MoGenTSTrainingBundle"),
+    ("TRAINERS", "hftrainer_mogents.training.host.trainer:MoGenTSTrainer"),
+    ("DATASETS", "hftrainer_mogents.training.host.datasets:HumanML3DTrainDataset"),
+    ("DATASETS", "hftrainer_mogents.training.host.datasets:HumanML3DEvalDataset"),
+    ("HOOKS", "hftrainer_mogents.training.host.hooks:BestCheckpointHook"),
+    ("HOOKS", "hftrainer_mogents.training.host.hooks:DataEpochHook"),
 )
 BENCHMARKS: tuple[BenchmarkSpec, ...] = (
     BenchmarkSpec(

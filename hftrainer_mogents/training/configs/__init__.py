@@ -6,7 +6,7 @@ They read two environment variables (mmengine substitutes ``{{$NAME:default}}`` 
 ``MOGENTS_ARTIFACT`` (the artifact to fine-tune, default the published HumanML3D one) and
 ``MOGENTS_DATA`` (the HumanML3D-format folder, default ``data/HumanML3D``). Their
 ``custom_imports`` registers this package's classes into the host
-(:mod:`hftrainer_mogents.training.host_setup`). :func:`config_path` gives a file's path.
+(:mod:`hftrainer_mogents.training.host.setup`). :func:`config_path` gives a file's path.
 """
 
 from __future__ import annotations

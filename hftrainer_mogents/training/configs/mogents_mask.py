@@ -5,7 +5,7 @@
 # or: mogents finetune --stage mask --data DIR --from ARTIFACT --work-dir DIR
 # Several GPUs: bash tools/dist_train.sh CONFIG N (accelerate launch underneath).
 
-custom_imports = dict(imports=["hftrainer_mogents.training.host_setup"], allow_failed_imports=False)
+custom_imports = dict(imports=["hftrainer_mogents.training.host.setup"], allow_failed_imports=False)
 
 ARTIFACT = "{{$MOGENTS_ARTIFACT:ZeyuLing/hftrainer-mogents-humanml3d}}"
 DATA_ROOT = "{{$MOGENTS_DATA:data/HumanML3D}}"
@@ -27,10 +27,12 @@ train_dataloader = dict(
         split="train",
         stage=STAGE,
         seed=SEED,
+        # the dataset orders each epoch from (seed, epoch) itself (resumable): no loader shuffle
+        shuffle=True,
     ),
     batch_size=64,
     num_workers=4,
-    shuffle=True,
+    shuffle=False,
     drop_last=True,
 )
 

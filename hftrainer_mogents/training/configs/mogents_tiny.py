@@ -5,7 +5,7 @@
 # or: mogents finetune --stage length --data DIR --from ARTIFACT --work-dir DIR
 # Several GPUs: bash tools/dist_train.sh CONFIG N (accelerate launch underneath).
 
-custom_imports = dict(imports=["hftrainer_mogents.training.host_setup"], allow_failed_imports=False)
+custom_imports = dict(imports=["hftrainer_mogents.training.host.setup"], allow_failed_imports=False)
 
 ARTIFACT = "{{$MOGENTS_ARTIFACT:ZeyuLing/hftrainer-mogents-humanml3d}}"
 DATA_ROOT = "{{$MOGENTS_DATA:data/HumanML3D}}"
@@ -16,7 +16,7 @@ SEED = 0
 # optional per-module overrides such as text_encoder=dict(trainable=False, save_ckpt=False)
 model = dict(type="MoGenTSTrainingBundle", pretrained=ARTIFACT, stage=STAGE)
 
-trainer = dict(type="MoGenTSTrainer", seed=SEED, mode="default", grad_clip=0.5)
+trainer = dict(type="MoGenTSTrainer", seed=SEED, mode="default", grad_clip="preset")
 
 train_dataloader = dict(
     dataset=dict(
@@ -26,10 +26,12 @@ train_dataloader = dict(
         split="train",
         stage=STAGE,
         seed=SEED,
+        # the dataset orders each epoch from (seed, epoch) itself (resumable): no loader shuffle
+        shuffle=True,
     ),
     batch_size=4,
     num_workers=0,
-    shuffle=True,
+    shuffle=False,
     drop_last=False,
 )
 

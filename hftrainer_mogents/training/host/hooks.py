@@ -1,5 +1,6 @@
-"""``BestCheckpointHook``: keep the checkpoint with the best validation metric, as the official
-training keeps ``net_best_fid.tar``.
+"""The host hooks: :class:`BestCheckpointHook` keeps the checkpoint with the best validation
+metric, as the official training keeps ``net_best_fid.tar``; :class:`DataEpochHook` tells the
+data the runner's epoch (epoch-based training).
 
 The host's ``CheckpointHook`` saves every ``interval`` steps and keeps the last few; its runner
 validates on ``train_cfg.val_interval`` but hands the metrics to no hook. This hook runs the
@@ -23,7 +24,7 @@ from typing import Any
 
 from hftrainer_mogents.errors import InvalidInputError
 
-__all__ = ["BestCheckpointHook"]
+__all__ = ["BestCheckpointHook", "DataEpochHook"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,3 +120,30 @@ class BestCheckpointHook:
         logger.info(
             "best %s %.4f at step %d: saved to %s", self.metric, value, runner.global_step, folder
         )
+
+
+class DataEpochHook:
+    """Epoch-based training (``train_cfg.by_epoch=True``): before each epoch, give the runner's
+    epoch to its train loader (``set_epoch``, which accelerate's loader passes on to
+    :class:`~hftrainer_mogents.training.host.datasets.HumanML3DTrainDataset`).
+
+    Accelerate's loader counts its own passes from 0, and the host's epoch loop restarts it at
+    the resumed epoch, so without this hook a run resumed at epoch ``e`` would replay epoch 0's
+    order and crops. Iteration-based training needs no hook (the host replays the loader from
+    step 0 on resume).
+
+    Config::
+
+        default_hooks = dict(..., data_epoch=dict(type="DataEpochHook"))
+    """
+
+    priority = 10  # before the others: the epoch is set before any hook reads data
+
+    def __init__(self) -> None:
+        self.runner: Any = None  # injected by the host's runner
+
+    def before_train_epoch(self, epoch: int) -> None:
+        """The host's per-epoch call (``epoch`` is 0-based)."""
+        loader = getattr(self.runner, "train_dataloader", None)
+        if loader is not None and hasattr(loader, "set_epoch"):
+            loader.set_epoch(int(epoch))

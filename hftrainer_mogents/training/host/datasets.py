@@ -6,6 +6,25 @@ being fine-tuned (read from the artifact, never from the folder, so the VQ's cod
 meaning). The ``vq`` stage gets fixed 64-frame windows, the others captioned crops; the host's
 runner takes :attr:`HumanML3DTrainDataset.collate_fn` for its ``DataLoader``.
 
+**Data order through the host.** The host builds a plain ``DataLoader`` (a config can name no
+sampler object) and prepares it with accelerate, whose loader calls ``dataset.set_epoch(n)``
+before its ``n``-th pass (0-based, counted by the loader since it was built) when the sampler
+has no ``set_epoch``. :class:`HumanML3DTrainDataset` therefore shuffles itself: with
+``shuffle=True`` (and the loader's ``shuffle=False``, as the shipped configs set), position
+``i`` of epoch ``e`` is item ``epoch_permutation(n, seed, e)[i]`` read with the key ``(e, item)``,
+the order and the draws of an :class:`~hftrainer_mogents.training.data.EpochSampler`. So every
+epoch has new crops and a new order, from ``(seed, epoch)`` only, whatever the global RNG state.
+
+Resume: the host's iteration-based loop restarts its loader at step 0 and reads (and skips) the
+batches of the steps already done, so the resumed loader counts the same passes, and the steps
+after the resume point see the batches of an uninterrupted run (the price: the skipped batches
+are read again). The host's epoch-based loop (``train_cfg.by_epoch=True``) restarts the
+loader's pass count at 0 on resume, so a run resumed at epoch ``e > 0`` would replay epoch 0's
+order and crops: add :class:`~hftrainer_mogents.training.host.hooks.DataEpochHook` then, which
+gives the loader the runner's epoch (every shipped config is iteration-based and needs none). Workers see
+the epoch only when they are started after ``set_epoch`` (``persistent_workers=False``, the
+host's default).
+
 :class:`HumanML3DEvalDataset` serves validation by the HumanML3D evaluator: one item per entry of
 the evaluation protocol (key, caption, length, as ``mogents evaluate`` plans them), so the
 trainer's ``val_step`` generates what the evaluator scores (its FID, R-precision...).
@@ -18,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset
 
 from hftrainer_mogents import artifact
 from hftrainer_mogents.config import DIM_POSE
@@ -30,6 +49,7 @@ from hftrainer_mogents.training.data import (
     Text2MotionDataset,
     collate_motion_windows,
     collate_text_motion,
+    epoch_permutation,
 )
 from hftrainer_mogents.training.stages import stage_preset
 
@@ -69,8 +89,11 @@ class HumanML3DTrainDataset(Dataset):
             ``Std.npy`` normalise the data.
         split: ``train``, ``val`` or ``test``.
         stage: ``vq`` (64-frame windows) or ``mask`` / ``res`` / ``length`` (captioned crops).
-        seed: seed of the crop draws (transformer stages; None: fresh entropy).
+        seed: seed of the crop draws (transformer stages) and of the order (None: fresh
+            entropy, drawn once here, so that worker copies share it).
         window: frames per VQ window.
+        shuffle: serve each epoch in its own order (see the module docstring); give the
+            host's loader ``shuffle=False`` then.
         verify_checksums: check the artifact's statistics against its checksums.
 
     Attributes:
@@ -92,32 +115,53 @@ class HumanML3DTrainDataset(Dataset):
         seed: int | None = 0,
         window: int = VQ_WINDOW,
         verify_checksums: bool = True,
+        shuffle: bool = False,
     ) -> None:
         if split not in SPLITS:
             raise InvalidInputError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
         self.stage = stage_preset(stage).name
         self.mean, self.std = artifact_stats(artifact, verify_checksums=verify_checksums)
         self.inner: MotionWindowDataset | Text2MotionDataset
-        self._worker: tuple[int, int] | None = None
         if self.stage == "vq":
             self.inner = MotionWindowDataset(data_root, split, self.mean, self.std, window=window)
         else:
             self.inner = Text2MotionDataset(data_root, split, self.mean, self.std, seed=seed)
+        self.shuffle = bool(shuffle)
+        if isinstance(self.inner, Text2MotionDataset):
+            self.seed = self.inner.base_seed
+        else:
+            self.seed = (
+                int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+            )
+        self.epoch = 0
+        self._order: tuple[int, np.ndarray] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch the next reads belong to (accelerate's loader calls it before each pass).
+
+        Args:
+            epoch: the 0-based epoch.
+        """
+        self.epoch = int(epoch)
+        self.inner.set_epoch(self.epoch)
+
+    def key(self, position: int) -> tuple[int, int]:
+        """The ``(epoch, item)`` key served at ``position`` of the current epoch.
+
+        Args:
+            position: the loader's index, ``0 <= position < len(self)``.
+        """
+        if not self.shuffle:
+            return self.epoch, int(position)
+        if self._order is None or self._order[0] != self.epoch:
+            self._order = (self.epoch, epoch_permutation(len(self), self.seed, self.epoch))
+        return self.epoch, int(self._order[1][position])
 
     def __len__(self) -> int:
         return len(self.inner)
 
     def __getitem__(self, index: int) -> Any:
-        # the host builds its DataLoader without a worker_init_fn: each worker's copy of the
-        # crop generator is reseeded here, once, from the worker's seed (which the loader derives
-        # from the seeded main process), so workers do not repeat each other's draws
-        info = get_worker_info()
-        if info is not None and isinstance(self.inner, Text2MotionDataset):
-            key = (info.id, info.seed)
-            if self._worker != key:
-                self.inner.seed(info.seed % 2**63)
-                self._worker = key
-        return self.inner[index]
+        return self.inner[self.key(index)]
 
     def collate_fn(self, items: list[Any]) -> dict[str, Any]:
         """The stage's collate (:func:`~hftrainer_mogents.training.data.collate_motion_windows`

@@ -13,19 +13,24 @@ costs seconds, and this module must import without it); registration into the ho
   submodule; when it has state (the VQ's EMA codebook statistics), the trainer registers it with
   the accelerator, so the host's checkpoints (``accelerator.save_state``) carry it and a resumed
   run restores it.
-- Random numbers: one :class:`~hftrainer_mogents.training.objectives.Draws` per step, seeded from
-  ``(seed, completed steps, process index)`` (:func:`draw_seed`), so a resumed run draws what the
-  uninterrupted run would have drawn. When the runner injects its accelerator, the trainer also
-  seeds the process's global generators with ``seed`` (the host's runner seeds nothing), so the
-  data order of a run repeats.
+- One implementation: the step itself is the core's
+  (:func:`~hftrainer_mogents.training.loop.forward_step`: the objective's draws and the dropout
+  seed derived from ``(seed, step, process index)``, dropout seeded inside a forked RNG state),
+  and so are the official learning-rate factor
+  (:func:`~hftrainer_mogents.training.loop.set_learning_rate`), the gradient mean over processes
+  (:func:`~hftrainer_mogents.training.loop.all_reduce_gradients`) and the preset's clip. A
+  resumed run therefore draws what the uninterrupted run would have drawn. When the runner
+  injects its accelerator, the trainer also seeds the process's global generators with ``seed``
+  (the host's runner seeds nothing).
 - A stage with an official gradient clip (the length estimator's 0.5) cannot be served by the
   host's runner, which has no clipping: for it the trainer takes the optimisation over
   (``trainer_controls_optimization``, the host's protocol for that): backward through the
   accelerator, clip, the host-built optimizers' and schedulers' steps.
 - Several processes: the runner wraps the trainable networks in ``DistributedDataParallel``,
   which hides their attributes (``estimator.config``, ``vq.encode``) from the objectives. The
-  trainer unwraps them in the bundle and averages the gradients itself (one flattened
-  all-reduce per optimisation step), so it also takes the optimisation over there.
+  trainer unwraps them in the bundle and averages the gradients itself
+  (:func:`~hftrainer_mogents.training.loop.all_reduce_gradients`), so it also takes the
+  optimisation over there.
 """
 
 from __future__ import annotations
@@ -33,35 +38,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from hftrainer_mogents.errors import InvalidInputError, NonFiniteOutputError
+from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.training.loop import (
+    all_reduce_gradients,
+    forward_step,
+    set_learning_rate,
+    step_draws,
+    step_seed,
+)
 from hftrainer_mogents.training.objectives import Draws, build_objective
 from hftrainer_mogents.training.objectives.draws import TRAINING_MODES
 from hftrainer_mogents.training.stages import stage_preset
 
-__all__ = ["MoGenTSTrainer", "draw_seed"]
+__all__ = ["MoGenTSTrainer"]
 
 _PRESET = "preset"
-
-
-def draw_seed(seed: int, step: int, rank: int = 0) -> int:
-    """The seed of one step's draws: ``numpy.random.SeedSequence([seed, step, rank])`` reduced
-    to 63 bits (distinct, well-mixed streams per step and per process).
-
-    Args:
-        seed: the run's seed.
-        step: completed optimisation steps before this one.
-        rank: the process index.
-    """
-    if min(seed, step, rank) < 0:
-        raise InvalidInputError(f"seed, step and rank must be >= 0, got {seed}, {step}, {rank}")
-    state = np.random.SeedSequence([int(seed), int(step), int(rank)]).generate_state(
-        1, dtype=np.uint64
-    )
-    return int(state[0]) >> 1
+# the stream of step_seed that validation generations draw from (the core uses 0 to 4)
+_VALIDATION_STREAM = 5
 
 
 class MoGenTSTrainer(nn.Module):
@@ -69,7 +65,7 @@ class MoGenTSTrainer(nn.Module):
 
     Args:
         bundle: the bundle being trained (the host passes it), with its stage's roles applied
-            (:class:`~hftrainer_mogents.training.host_bundle.MoGenTSTrainingBundle`).
+            (:class:`~hftrainer_mogents.training.host.bundle.MoGenTSTrainingBundle`).
         stage: ``vq``, ``mask``, ``res`` or ``length`` (default: the bundle's ``stage``).
         seed: the run's seed for the objective's draws.
         mode: ``"default"`` or ``"reference"`` (the official draws, in order).
@@ -175,11 +171,6 @@ class MoGenTSTrainer(nn.Module):
         :attr:`trainer_controls_optimization` is set)."""
         self.optimizers = dict(optimizers)
         self.lr_schedulers = dict(lr_schedulers or {})
-        for optimizer in self.optimizers.values():
-            for group in optimizer.param_groups:
-                # the configured rate, which the official factor multiplies (torch's schedulers
-                # keep it under the same key)
-                group.setdefault("initial_lr", group["lr"])
 
     def get_global_step(self) -> int:
         """Completed optimisation steps (the runner's ``global_step``; 0 without a runner)."""
@@ -199,17 +190,19 @@ class MoGenTSTrainer(nn.Module):
 
     # ------------------------------------------------------------------ steps
 
+    def rank(self) -> int:
+        """The process index (0 without an accelerator)."""
+        return int(getattr(self._accelerator, "process_index", 0) or 0)
+
     def draws(self, step: int | None = None) -> Draws:
-        """The draws of a step (default: the current one), seeded by :func:`draw_seed` with the
-        process index."""
-        step = self.get_global_step() if step is None else int(step)
-        rank = int(getattr(self._accelerator, "process_index", 0) or 0)
-        return Draws.seeded(
-            draw_seed(self.seed, step, rank), mode=self.mode, device=self.bundle.device
-        )
+        """The objective's draws of a 1-based step (default: the current one):
+        :func:`~hftrainer_mogents.training.loop.step_draws` of ``(seed, step, rank)``."""
+        step = self.get_current_step() if step is None else int(step)
+        return step_draws(self.seed, step, self.rank(), mode=self.mode, device=self.bundle.device)
 
     def train_step(self, batch: Mapping[str, Any]) -> dict[str, Any]:
-        """One batch's loss and its logged parts.
+        """One batch's loss and its logged parts:
+        :func:`~hftrainer_mogents.training.loop.forward_step` at the current step.
 
         Returns:
             ``{"loss": scalar, <part>: detached scalar, ...}``; the loss keeps its graph unless
@@ -225,13 +218,16 @@ class MoGenTSTrainer(nn.Module):
                 "the trainer runs the optimisation itself (grad_clip) and needs the host's "
                 "accelerator; run it through the host runner, or set grad_clip=None"
             )
-        parts = self.objective(self.bundle, batch, self.draws())
+        parts = forward_step(
+            self.bundle,
+            self.objective,
+            batch,
+            seed=self.seed,
+            step=self.get_current_step(),
+            rank=self.rank(),
+            mode=self.mode,
+        )
         loss = parts["loss"]
-        if not torch.isfinite(loss.detach()).all():
-            raise NonFiniteOutputError(
-                f"the {self.stage} loss is {float(loss.detach())} at step "
-                f"{self.get_current_step()}; lower the learning rate or check the data"
-            )
         out: dict[str, Any] = {
             k: (v.detach() if isinstance(v, torch.Tensor) else v)
             for k, v in parts.items()
@@ -252,9 +248,8 @@ class MoGenTSTrainer(nn.Module):
             self.set_learning_rates(self.get_current_step())
         accelerator.backward(loss)
         if accelerator.sync_gradients:
-            params = self.bundle.trainable_parameters()
-            if int(getattr(accelerator, "num_processes", 1) or 1) > 1:
-                _average_gradients(params)
+            params = list(self.bundle.trainable_parameters())
+            all_reduce_gradients(params)  # a no-op in one process
             if self.grad_clip is not None:
                 accelerator.clip_grad_norm_(params, self.grad_clip)
         for optimizer in self.optimizers.values():
@@ -270,13 +265,7 @@ class MoGenTSTrainer(nn.Module):
         Returns:
             The factor.
         """
-        from hftrainer_mogents.training.stages import learning_rate_factor
-
-        factor = learning_rate_factor(iteration, self.preset)
-        for optimizer in self.optimizers.values():
-            for group in optimizer.param_groups:
-                group["lr"] = group.get("initial_lr", group["lr"]) * factor
-        return factor
+        return set_learning_rate(list(self.optimizers.values()), iteration, self.preset)
 
     @torch.no_grad()
     def val_step(self, batch: Mapping[str, Any]) -> dict[str, Any]:
@@ -288,7 +277,7 @@ class MoGenTSTrainer(nn.Module):
             ``{"keys": batch keys (or "val<step>_<i>"), "motions": list of (T_i, 263) float32
             arrays in physical units, "lengths": (B,) tensor, "captions": list}``, and the
             batch's ``caption_indices`` when it has them
-            (:class:`~hftrainer_mogents.training.host_datasets.HumanML3DEvalDataset`).
+            (:class:`~hftrainer_mogents.training.host.datasets.HumanML3DEvalDataset`).
 
         Raises:
             InvalidInputError: the batch has no captions or lengths.
@@ -312,7 +301,7 @@ class MoGenTSTrainer(nn.Module):
         motions = pipe.infer_t2m(
             captions,
             [int(n) for n in lengths],
-            seed=draw_seed(self.val_seed, step),
+            seed=step_seed(self.val_seed, step, 0, _VALIDATION_STREAM),
             **settings,
         )
         motions = [m[: int(n)] for m, n in zip(motions, lengths)]
@@ -332,26 +321,3 @@ def _unwrap_trainable(bundle: Any) -> None:
             inner = inner.module
         if inner is not module:
             setattr(bundle, name, inner)
-
-
-def _average_gradients(params: list[torch.Tensor]) -> None:
-    """Average the gradients over the processes: one all-reduce of the flattened gradients."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return
-    # a parameter without a gradient on this process gets zeros, so every process reduces
-    # buffers of one layout
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    grads = [p.grad for p in params]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset : offset + g.numel()].view_as(g))
-        offset += g.numel()
