@@ -177,7 +177,7 @@ def test_loss_equals_the_official_forward(bundle, b, init_from_batch, fires):
     official1 = _OfficialQuantizer(vq.quantizer1d.codebooks, init=init_from_batch)
     official2 = _OfficialQuantizer(vq.quantizer2d.codebooks, init=init_from_batch)
     theirs_vq = copy.deepcopy(vq)
-    objective = VQObjective(bundle, init_from_batch=init_from_batch)
+    objective = VQObjective(bundle, init_from_batch=init_from_batch, initial_count=1.0)
     draws = Draws.seeded(seed)
     torch.manual_seed(seed)
     random.seed(seed)

@@ -137,12 +137,30 @@ def text_features(bundle: Any, captions: Sequence[str]) -> torch.Tensor:
     return bundle.encode_text(list(captions)).float()
 
 
-def drop_condition(cond: torch.Tensor, probability: float, draws: Draws) -> torch.Tensor:
-    """Zero each sample's condition with ``probability`` (the official
-    ``bernoulli(full((B,), p))`` draw, made even when ``p`` is 0)."""
+def drop_condition(
+    cond: torch.Tensor, probability: float, draws: Draws, *, training: bool = True
+) -> torch.Tensor:
+    """Zero each sample's condition with ``probability``, as the official ``mask_cond`` does:
+    one ``bernoulli(full((B,), p))`` draw (per sample: under a shard, this process's rows of
+    the global batch's draw), made only in training mode and when ``p > 0``; otherwise ``cond``
+    is returned as it is and nothing is drawn.
+
+    The draw is made on the generator's device (a CPU generator may serve a CUDA batch) and
+    the mask moved to ``cond``'s.
+
+    Args:
+        cond: (B, E) condition features.
+        probability: the drop probability (``cond_drop_prob``).
+        draws: the random source.
+        training: the network's training mode (``net.training``).
+    """
+    if not training or probability <= 0:
+        return cond
     b = cond.shape[0]
-    keep = 1.0 - draws.bernoulli(torch.full((b,), float(probability), device=cond.device))
-    return cond * keep.view(b, 1).to(cond.dtype)
+    source = draws.generator.device if draws.generator is not None else cond.device
+    drop = draws.bernoulli(torch.full((b,), float(probability), device=source), per_sample=True)
+    keep = (1.0 - drop).to(device=cond.device, dtype=cond.dtype)
+    return cond * keep.view(b, *([1] * (cond.dim() - 1)))
 
 
 def batch_tensors(

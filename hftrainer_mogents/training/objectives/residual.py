@@ -20,7 +20,8 @@ Draws, in order: aux uniform (B,), aux Bernoulli (B,), ts uniform (B,), ts Berno
 from torch's global generator (the positional-encoding dropout in train mode; upstream's encoder
 layers also drop out, which :mod:`~hftrainer_mogents.modeling.layers` does not model).
 Reference parity holds with dropout at zero. ``mode="default"`` draws the same numbers in the
-same order as ``"reference"`` (they are already one draw per sample).
+same order as ``"reference"`` (they are already one draw per sample); under a shard of several
+processes, each of these draws is per sample (the global batch's numbers, this process's rows).
 
 Upstream trains the two transformers with two AdamW optimisers over disjoint parameters, each
 stepping on its own loss; the returned ``loss`` is their sum, whose backward gives each
@@ -60,8 +61,8 @@ def q_schedule(
     With ``Q = 6`` the layers 1..5 come with probabilities about .322/.248/.185/.165/.080.
 
     Args:
-        batch: B.
-        draws: the random source (one ``uniform_`` of shape (B,)).
+        batch: B (this process's samples).
+        draws: the random source (one per-sample ``uniform_`` of shape (B,)).
         low: the smallest layer (1: layer 0 is the mask transformer's).
         high: the number of quantizer layers ``Q``; layers run up to ``high - 1``.
         device: where the result goes (default: the draws' device).
@@ -75,7 +76,7 @@ def q_schedule(
             f"low={low}, high={high}"
         )
     source = draws.generator.device if draws.generator is not None else device
-    noise = draws.uniform_(torch.zeros(batch, device=source), 0.0, 1.0)
+    noise = draws.uniform_(torch.zeros(batch, device=source), 0.0, 1.0, per_sample=True)
     schedule = 1 - torch.cos(noise * math.pi * 0.5)
     layers = torch.round(schedule * (high - low - 1)).long() + low
     return layers if device is None else layers.to(device)
@@ -188,10 +189,7 @@ def _stream_loss(
     b, _, q = ids.shape
     device = ids.device
     layers = q_schedule(b, draws, 1, q, device=device)
-    probability = float(net.config.cond_drop_prob)
-    if net.training and probability > 0:
-        source = draws.generator.device if draws.generator is not None else device
-        cond = drop_condition(cond.to(source), probability, draws).to(device)
+    cond = drop_condition(cond, float(net.config.cond_drop_prob), draws, training=net.training)
     dtype = next(net.parameters()).dtype
     history = residual_history(net, ids, layers)
     logits = per_sample_layer_logits(
