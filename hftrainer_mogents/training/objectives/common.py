@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from hftrainer_mogents.config import UNIT_LENGTH
@@ -24,6 +25,7 @@ __all__ = [
     "encode_tokens",
     "text_features",
     "drop_condition",
+    "shard_mean",
     "batch_tensors",
 ]
 
@@ -161,6 +163,31 @@ def drop_condition(
     drop = draws.bernoulli(torch.full((b,), float(probability), device=source), per_sample=True)
     keep = (1.0 - drop).to(device=cond.device, dtype=cond.dtype)
     return cond * keep.view(b, *([1] * (cond.dim() - 1)))
+
+
+def shard_mean(total: torch.Tensor, count: torch.Tensor, draws: Draws) -> torch.Tensor:
+    """``total / count`` over the global batch, as this process's share: a mean over tokens
+    whose count differs between the processes' slices (the transformers' cross-entropy over
+    valid tokens) is ``total / count`` in one process and, under a shard (default mode,
+    several processes), ``total x world_size / count_global`` (the count summed over the
+    processes), so that the processes' mean, which the gradient all-reduce takes, is the
+    global batch's mean. Reference mode keeps each process's own mean, as the official DDP
+    runs do.
+
+    Args:
+        total: this process's sum (with its graph).
+        count: this process's number of terms (detached; at least 1 is used).
+        draws: the step's draws (their shard).
+
+    Returns:
+        A scalar with ``total``'s graph.
+    """
+    count = count.detach().to(total.dtype)
+    if draws.sharded:
+        count = count.clone()
+        dist.all_reduce(count)
+        return total * draws.world_size / count.clamp(min=1)
+    return total / count.clamp(min=1)
 
 
 def batch_tensors(

@@ -11,9 +11,14 @@ Per transformer (aux, then ts), as the official ``ResidualTransformer{,2D}.forwa
 4. the CLIP condition zeroed per sample with ``cond_drop_prob`` (one Bernoulli per sample, drawn
    only in training mode and when the probability is positive, as upstream does);
 5. the network with sample ``b``'s layer token ``one_hot(q_b)`` and output table ``W_{q_b}``;
-   the pad (and, in 2D, mask) rows stay in the softmax;
+   the pad (and, in 2D, mask) rows stay in the softmax. The 2D spatial stage adds its output
+   back in upstream's scrambled layout: in reference mode the batch-coupled one of the official
+   training (a sample reads other samples' entries), in default mode the per-sample rule (as
+   generation's default mode: a sample's loss does not depend on the rest of its batch, so
+   several processes holding slices of a batch give one process's losses);
 6. cross-entropy over every valid token (``ignore_index = pad_id``; no masking), top-1 accuracy
-   on the same tokens.
+   on the same tokens (means over the global batch's valid tokens under a shard of several
+   processes: :func:`~.common.shard_mean`).
 
 Draws, in order: aux uniform (B,), aux Bernoulli (B,), ts uniform (B,), ts Bernoulli (B,)
 (each Bernoulli only when drawn, see 4.). The networks' dropout draws after each Bernoulli,
@@ -40,10 +45,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.modeling.residual_transformer import scrambled_spatial_index
 from hftrainer_mogents.training.objectives.common import (
     batch_tensors,
     drop_condition,
     encode_tokens,
+    shard_mean,
     text_features,
 )
 from hftrainer_mogents.training.objectives.draws import Draws
@@ -196,10 +203,14 @@ def _stream_loss(
         net, history, layers, cond.to(dtype), padding, **kwargs
     ).float()  # (B, N, V)
     target = ids.gather(2, layers.view(b, 1, 1).expand(b, ids.shape[1], 1)).squeeze(2)
-    loss = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=net.pad_id)
+    total = F.cross_entropy(
+        logits.transpose(1, 2), target, ignore_index=net.pad_id, reduction="sum"
+    )
     valid = target != net.pad_id
     correct = (logits.argmax(-1) == target) & valid
-    accuracy = (correct.sum() / valid.sum()).float().detach()
+    # means over the global batch's valid tokens (several processes hold different counts)
+    loss = shard_mean(total, valid.sum(), draws)
+    accuracy = shard_mean(correct.sum().float(), valid.sum(), draws).detach()
     return loss, accuracy
 
 
@@ -228,8 +239,15 @@ def residual_objective(
     cond = text_features(bundle, captions)
     b, n, j, q = tokens.ts.shape
     loss_aux, acc_aux = _stream_loss(aux, tokens.aux, tokens.padding, cond, draws)
+    scramble = scrambled_spatial_index(tokens.token_lengths, n, j, batch_coupled=draws.reference)
     loss_ts, acc_ts = _stream_loss(
-        ts, tokens.ts.reshape(b, n * j, q), tokens.padding, cond, draws, joints=j
+        ts,
+        tokens.ts.reshape(b, n * j, q),
+        tokens.padding,
+        cond,
+        draws,
+        joints=j,
+        scramble_index=scramble,
     )
     return {
         "loss": loss_aux + loss_ts,
