@@ -14,10 +14,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from hftrainer_mogents.config import VQConfig
 from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.modeling.rvq_vae import motion_to_joint_grid
 from hftrainer_mogents.training.objectives import Draws, VQObjective, build_objective
 from hftrainer_mogents.training.objectives.ema_quantizer import EMAResidualQuantizer
+from hftrainer_mogents.training.objectives.vq import finetune_initial_counts
 
 FRAMES = 64
 
@@ -281,6 +283,57 @@ def test_first_batch_init_tiles_with_noise():
     torch.testing.assert_close(
         codebook, used * code_sum / code_count[:, None] + (1 - used) * replacement
     )
+
+
+def test_finetuning_counts_are_the_official_stationary_counts(bundle):
+    """256 windows x 16 steps (x 6 joint groups) per official step, over the codes."""
+    assert finetune_initial_counts(VQConfig()) == (256 * 16 / 512, 256 * 16 * 6 / 256)
+    config = bundle.vq_model.config
+    steps = 64 // config.stride_t**config.down_t
+    objective = VQObjective(bundle)
+    aux, ts = objective.quantizer1d, objective.quantizer2d
+    assert aux.initial_count == max(1.0, 256 * steps / config.nb_code1d)
+    assert ts.initial_count == max(1.0, 256 * steps * 6 / config.nb_code2d)
+    # sum / count is the codebook: the statistics continue the trained codes
+    for quantizer in (aux, ts):
+        assert bool((quantizer.code_count == quantizer.initial_count).all())
+    for layer, codebook in enumerate(bundle.vq_model.quantizer1d.codebooks):
+        slot = aux.slots[layer]
+        torch.testing.assert_close(aux.code_sum[slot] / aux.code_count[slot][:, None], codebook)
+    with pytest.raises(InvalidInputError, match="initial_count"):
+        VQObjective(bundle, initial_count=0.0)
+    assert VQObjective(bundle, init_from_batch=True).quantizer1d.initial_count == 1.0
+
+
+def test_a_finetuning_step_keeps_the_codes_the_batch_misses(bundle):
+    """A small fine-tuning batch (5 rows): with the default count the codes it does not choose
+    stay as trained (their count decays to c0 mu); with the official count 1 they become batch
+    rows at once."""
+    codebooks = bundle.vq_model.quantizer1d.codebooks
+    trained = codebooks[0].clone()
+    rows = torch.randn(5, trained.shape[1], generator=torch.Generator().manual_seed(3))
+    seed = _seed_where(lambda r: r.random() >= 0.2)  # no quantizer dropout (all layers run)
+    objective = VQObjective(bundle)
+    c0 = objective.quantizer1d.initial_count
+    assert c0 > 1
+    out = objective.quantizer1d(rows, codebooks, Draws.seeded(seed, mode="default"), training=True)
+    chosen = out.ids[:, 0].unique()
+    missed = torch.ones(trained.shape[0], dtype=torch.bool)
+    missed[chosen] = False
+    assert int(missed.sum()) >= trained.shape[0] - 5
+    torch.testing.assert_close(codebooks[0][missed], trained[missed], rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        objective.quantizer1d.code_count[0][missed], torch.full((int(missed.sum()),), c0 * 0.99)
+    )
+    # the official count 1: every missed code is reset to a (tiled) batch row
+    codebooks[0].copy_(trained)
+    official = VQObjective(bundle, initial_count=1.0)
+    draws = Draws.seeded(seed, mode="default")
+    out = official.quantizer1d(rows, codebooks, draws, training=True)
+    missed = torch.ones(trained.shape[0], dtype=torch.bool)
+    missed[out.ids[:, 0].unique()] = False
+    moved = (codebooks[0][missed] - trained[missed]).abs().amax(-1) > 1e-3
+    assert bool(moved.all())
 
 
 def test_shared_codebook_shares_its_statistics():
