@@ -14,8 +14,9 @@ costs seconds, and this module must import without it); registration into the ho
   the accelerator, so the host's checkpoints (``accelerator.save_state``) carry it and a resumed
   run restores it.
 - Random numbers: one :class:`~hftrainer_mogents.training.objectives.Draws` per step, seeded from
-  ``(seed, completed steps, process index)`` (:func:`draw_seed`), so a resumed run draws what the
-  uninterrupted run would have drawn. When the runner injects its accelerator, the trainer also
+  ``(seed, completed steps)`` (:func:`draw_seed`), so a resumed run draws what the
+  uninterrupted run would have drawn, and holding the process's shard (process index of the
+  number of processes; see :meth:`MoGenTSTrainer.draws`). When the runner injects its accelerator, the trainer also
   seeds the process's global generators with ``seed`` (the host's runner seeds nothing), so the
   data order of a run repeats.
 - A stage with an official gradient clip (the length estimator's 0.5) cannot be served by the
@@ -30,6 +31,7 @@ costs seconds, and this module must import without it); registration into the ho
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -200,12 +202,23 @@ class MoGenTSTrainer(nn.Module):
     # ------------------------------------------------------------------ steps
 
     def draws(self, step: int | None = None) -> Draws:
-        """The draws of a step (default: the current one), seeded by :func:`draw_seed` with the
-        process index."""
+        """The draws of a step (default: the current one), the shard of the process among the
+        accelerator's processes: seeded by :func:`draw_seed` with rank 0 in every process
+        (default mode: per-sample draws are the global batch's, so N processes draw what one
+        does; the Python source, which the VQ's quantizer dropout uses, is always shared) and,
+        for the generator in reference mode, with the process index (per-process draws, as the
+        official DDP runs)."""
         step = self.get_global_step() if step is None else int(step)
         rank = int(getattr(self._accelerator, "process_index", 0) or 0)
-        return Draws.seeded(
-            draw_seed(self.seed, step, rank), mode=self.mode, device=self.bundle.device
+        world = int(getattr(self._accelerator, "num_processes", 1) or 1)
+        shared = draw_seed(self.seed, step, 0)
+        own = draw_seed(self.seed, step, rank) if self.mode == "reference" else shared
+        return Draws(
+            mode=self.mode,
+            generator=torch.Generator(device=self.bundle.device).manual_seed(own),
+            python=random.Random(shared),
+            rank=rank,
+            world_size=world,
         )
 
     def train_step(self, batch: Mapping[str, Any]) -> dict[str, Any]:
