@@ -432,7 +432,8 @@ def test_default_draws_are_shared_between_processes_and_reference_draws_are_not(
     whole = one.rand(8, 3)
     parts = [d.rand(4, 3, per_sample=True) for d in halves]
     assert torch.equal(torch.cat(parts), whole)
-    assert all(torch.equal(d.rand(5), one.rand(5)) for d in halves)  # shared after that too
+    shared = one.rand(5)
+    assert all(torch.equal(d.rand(5), shared) for d in halves)  # shared after that too
     assert {d.python.random() for d in halves} == {one.python.random()}
     ref = [step_draws(3, 5, rank, world_size=2, mode="reference") for rank in (0, 1)]
     assert torch.equal(ref[0].rand(4), step_draws(3, 5, mode="reference").rand(4))
