@@ -351,7 +351,9 @@ def test_every_glb_passes_the_khronos_validator(
     joints = np.cumsum(rng.normal(0, 0.01, (40, 22, 3)), axis=0) + rng.normal(0, 0.3, (1, 22, 3))
     skeleton = tmp_path / "skeleton.glb"
     gltf.save_glb(skeleton, gltf.skeleton_gltf(joints))
-    for path in (body, skeleton):
+    sticks = tmp_path / "skeleton_bones.glb"  # the web demo's viewer file
+    gltf.save_glb(sticks, gltf.skeleton_gltf(joints, bones=True))
+    for path in (body, skeleton, sticks):
         out = subprocess.run(
             ["node", "-e", _VALIDATE_JS, str(validator), str(path)],
             capture_output=True, text=True, timeout=120,

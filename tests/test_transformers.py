@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from conftest import DEVICES
 
 from hftrainer_mogents.config import MaskTransformerConfig, ResidualTransformerConfig
 from hftrainer_mogents.convert.safe_pickle import torch_load_weights_only
+from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.modeling.mask_transformer import MaskTransformer, MaskTransformer2D
 from hftrainer_mogents.modeling.residual_transformer import (
     ResidualTransformer,
@@ -187,6 +190,64 @@ def test_res_ts_batch_independent_with_per_sample_scramble(tiny):
             err = (batched[k, : n * j] - alone[0]).abs().max().item()
             bound = ATOL * max(1.0, alone.abs().max().item())
             assert err < bound, f"sample {k}: {err} >= {bound}"
+
+
+def _res_nets(tiny, name):
+    """The fixture network (shared tables) and a fresh one with per-layer tables and a random
+    output bias (the ``2 * out + bias`` rule)."""
+    models, _ = tiny
+    net = models[f"res_{name}"]
+    torch.manual_seed(0)
+    config = dataclasses.replace(TINY_RES, share_weight=False)
+    fresh = type(net)(config, net.code_dim, net.num_tokens, net.num_quantizers).eval()
+    fresh.output_proj_bias.data.normal_()
+    return [net, fresh]
+
+
+@pytest.mark.parametrize("name", ["aux", "ts"])
+def test_res_layer_tensor_equals_each_sample_with_its_int_layer(tiny, name):
+    """A (B,) layer tensor gives each sample what its int layer gives it when run alone (2D: with
+    the per-sample scramble; upstream's batch-coupled one mixes samples, and the residual
+    objective's test checks it against the official formula)."""
+    _, ref = tiny
+    j = 6 if name == "ts" else 1
+    t, lengths = 7, torch.tensor([7, 5, 6, 2, 7])
+    layers = torch.tensor([3, 1, 2, 1, 2])
+    b = len(layers)
+    pad = torch.arange(t)[None] >= lengths[:, None]
+    gen = torch.Generator().manual_seed(1)
+    cond = torch.randn(b, 512, generator=gen)
+    for net in _res_nets(tiny, name):
+        kwargs = {"joints": j} if name == "ts" else {}
+        history = torch.randn(b, t * j, net.code_dim, generator=gen)
+        with torch.no_grad():
+            if name == "ts":
+                index = scrambled_spatial_index(lengths, t, j, batch_coupled=False)
+                mixed = net(history, layers, cond, pad, scramble_index=index, **kwargs)
+            else:
+                mixed = net(history, layers, cond, pad)
+            for k in range(b):
+                n, layer = int(lengths[k]), int(layers[k])
+                alone = net(
+                    history[k : k + 1, : n * j],
+                    layer,
+                    cond[k : k + 1],
+                    pad[k : k + 1, :n],
+                    **kwargs,
+                )
+                assert torch.allclose(mixed[k, : n * j], alone[0], atol=1e-5), (k, layer)
+    # one layer for all samples as a tensor: upstream's logits (fixture)
+    net = _res_nets(tiny, name)[0]
+    ids = _t(ref[f"res_{name}_ids"])
+    b, q = ids.shape[0], ids.shape[-1]
+    ids = ids.reshape(b, -1, q)
+    pad, cond = _t(ref[f"res_{name}_padding_mask"]), _t(ref["cond"])
+    with torch.no_grad():
+        for i, hist in enumerate(_history(net, ids)):
+            out = net(hist, torch.full((b,), i + 1), cond, pad.reshape(b, -1), **kwargs)
+            _close(out.transpose(1, 2), ref[f"res_{name}_logits_cond"][i], f"layer {i + 1}")
+    with pytest.raises(InvalidInputError, match=r"\(B,\) = \(2,\) int64"):
+        net(hist, torch.ones(3, dtype=torch.int64), cond, pad.reshape(b, -1), **kwargs)
 
 
 @pytest.mark.parametrize("seq", [6, 50, 120], ids=["spatial", "temporal", "joint-stage"])

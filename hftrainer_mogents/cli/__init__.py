@@ -16,6 +16,7 @@ flag names are extra names of the command's options.
 - :mod:`.publish`: ``mogents publish``;
 - :mod:`.finetune`: ``mogents finetune`` (training through the hftrainer host);
 - :mod:`.export`: ``mogents export`` (a fine-tuning checkpoint as an artifact);
+- :mod:`.demo`: ``mogents demo`` (the web demo);
 - :mod:`._common`: error handling, shared options and :class:`~hftrainer_mogents.cli._common.Script`.
 
 Each command imports torch and model code inside its body, so ``mogents --help`` is instant.
@@ -30,6 +31,7 @@ import click
 from hftrainer_mogents._version import __version__
 from hftrainer_mogents.cli import bridge as _bridge
 from hftrainer_mogents.cli import convert as _convert
+from hftrainer_mogents.cli import demo as _demo
 from hftrainer_mogents.cli import edit as _edit
 from hftrainer_mogents.cli import evaluate as _evaluate
 from hftrainer_mogents.cli import export as _export
@@ -60,6 +62,7 @@ for _command in (
     _bridge.bridge,
     _finetune.finetune,
     _export.export,
+    _demo.demo,
 ):
     cli.add_command(_command)
 

@@ -2,8 +2,9 @@
 
 Parameter names follow ``torch.nn.TransformerEncoder`` and the official MoGenTS modules, so the
 official state dicts load with ``strict=True``. Everything here is batch-first, ``(N, S, D)``;
-upstream runs sequence-first, which only changes memory layout. Inference only: dropout is not
-modelled (upstream runs these modules in eval mode).
+upstream runs sequence-first, which only changes memory layout. Dropout (upstream's, for
+training) is ``nn.Dropout`` modules and the attention's ``dropout_p``, active only in training
+mode and 0 unless a ``dropout`` is passed: eval mode, which inference runs in, never touches it.
 """
 
 from __future__ import annotations
@@ -36,19 +37,26 @@ class TransformerEncoderLayer(nn.Module):
     nhead, dim_feedforward, activation='gelu')`` with ``norm_first=False``, ``layer_norm_eps=1e-5``.
 
     Attention runs through ``F.scaled_dot_product_attention``; the packed ``in_proj`` weights keep
-    the ``nn.MultiheadAttention`` names (``self_attn.in_proj_weight``, rows q, k, v).
+    the ``nn.MultiheadAttention`` names (``self_attn.in_proj_weight``, rows q, k, v). In training
+    mode, ``dropout`` applies where ``nn.TransformerEncoderLayer`` applies it: to the attention
+    weights, after the feed-forward activation, and to both residual branches.
     """
 
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int) -> None:
+    def __init__(
+        self, d_model: int, nhead: int, dim_feedforward: int, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         if d_model % nhead:
             raise ValueError(f"d_model {d_model} is not divisible by nhead {nhead}")
         self.nhead = nhead
-        self.self_attn = _PackedSelfAttention(d_model)
+        self.self_attn = _PackedSelfAttention(d_model, dropout)
         self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.dropout = nn.Dropout(dropout)
         self.linear2 = nn.Linear(dim_feedforward, d_model)
         self.norm1 = nn.LayerNorm(d_model, eps=1e-5)
         self.norm2 = nn.LayerNorm(d_model, eps=1e-5)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, attend: torch.Tensor | None = None) -> torch.Tensor:
         """Args:
@@ -65,10 +73,15 @@ class TransformerEncoderLayer(nn.Module):
         # (N, S, 3D) -> (3, N, H, S, D/H)
         q, k, v = qkv.view(n, s, 3, h, d // h).permute(2, 0, 3, 1, 4)
         mask = None if attend is None else attend[:, None, None, :]  # (N, 1, 1, S)
-        a = attention(q, k, v, mask)
+        p = self.self_attn.dropout.p if self.training else 0.0
+        if p > 0:
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        else:
+            a = attention(q, k, v, mask)
         a = a.transpose(1, 2).reshape(n, s, d)  # (N, H, S, D/H) -> (N, S, D)
-        x = self.norm1(x + self.self_attn.out_proj(a))
-        return self.norm2(x + self.linear2(F.gelu(self.linear1(x))))
+        x = self.norm1(x + self.dropout1(self.self_attn.out_proj(a)))
+        ff = self.linear2(self.dropout(F.gelu(self.linear1(x))))
+        return self.norm2(x + self.dropout2(ff))
 
 
 #: Reduced-precision sequences up to this length (MoGenTS' spatial stage, S = 6, and temporal
@@ -118,23 +131,33 @@ def _matmul_attention(
 
 class _PackedSelfAttention(nn.Module):
     """Holds ``in_proj_weight (3D, D)``, ``in_proj_bias (3D,)`` and ``out_proj``, the parameter
-    layout of ``nn.MultiheadAttention`` with equal q/k/v widths."""
+    layout of ``nn.MultiheadAttention`` with equal q/k/v widths; ``dropout.p`` is the dropout of
+    the attention weights in training mode."""
 
-    def __init__(self, d_model: int) -> None:
+    def __init__(self, d_model: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.in_proj_weight = nn.Parameter(torch.empty(3 * d_model, d_model))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * d_model))
         self.out_proj = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
         nn.init.xavier_uniform_(self.in_proj_weight)
 
 
 class TransformerEncoder(nn.Module):
     """A stack of :class:`TransformerEncoderLayer` (``layers.{i}``), no final norm."""
 
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int, num_layers: int) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        nhead: int,
+        dim_feedforward: int,
+        num_layers: int,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            TransformerEncoderLayer(d_model, nhead, dim_feedforward) for _ in range(num_layers)
+            TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout)
+            for _ in range(num_layers)
         )
 
     def forward(self, x: torch.Tensor, attend: torch.Tensor | None = None) -> torch.Tensor:
@@ -230,12 +253,14 @@ class PositionalEncoding(nn.Module):
     """Learned 1D positional table ``pe`` of shape (max_len, 1, D).
 
     MoGenTS registers it as a trained ``nn.Parameter`` initialised with the sinusoid: it must be
-    loaded from the checkpoint, never recomputed.
+    loaded from the checkpoint, never recomputed. ``dropout`` is the training-mode dropout the
+    model applies after adding the table.
     """
 
-    def __init__(self, d_model: int, max_len: int = 5000) -> None:
+    def __init__(self, d_model: int, max_len: int = 5000, dropout: float = 0.0) -> None:
         super().__init__()
         self.pe = nn.Parameter(sinusoid_table(max_len, d_model).unsqueeze(1))
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, length: int) -> torch.Tensor:
         """The first ``length`` rows, (length, D)."""
@@ -243,18 +268,24 @@ class PositionalEncoding(nn.Module):
 
 
 class PositionalEncoding2D(nn.Module):
-    """Fixed 2D sinusoid, persistent buffer ``pe`` (height, width, D) as in the checkpoints."""
+    """Fixed 2D sinusoid, persistent buffer ``pe`` (height, width, D) as in the checkpoints;
+    ``dropout`` is the training-mode dropout the model applies after each addition of it."""
 
-    def __init__(self, d_model: int, height: int = 200, width: int = 50) -> None:
+    def __init__(
+        self, d_model: int, height: int = 200, width: int = 50, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.register_buffer("pe", sinusoid_table_2d(height, width, d_model))
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, rows: int, cols: int) -> torch.Tensor:
         """The table for grid rows ``[0, rows)`` and columns ``[0, cols)``, (rows, cols, D)."""
         return self.pe[:rows, :cols]
 
 
-def add_backbone(module: nn.Module, config: Any, code_dim: int, *, two_d: bool) -> None:
+def add_backbone(
+    module: nn.Module, config: Any, code_dim: int, *, two_d: bool, dropout: float = 0.0
+) -> None:
     """Register the shared part of a MoGenTS transformer on ``module``, in the official order:
     ``input_process``, ``position_enc`` (1D, learned) or ``position2d_enc`` (2D, fixed), and
     ``seqTransEncoder`` plus, for 2D models, ``seqTransEncoder2`` (``attnj``) and
@@ -263,15 +294,17 @@ def add_backbone(module: nn.Module, config: Any, code_dim: int, *, two_d: bool) 
     Args:
         config: a mask or residual transformer config (latent_dim, n_heads, ff_size, n_layers,
             attnj, attnt).
+        dropout: training-mode dropout of the encoders and of the positional encodings
+            (no state: eval mode is unaffected).
     """
     d, heads, ff, layers = config.latent_dim, config.n_heads, config.ff_size, config.n_layers
     module.input_process = InputProcess(code_dim, d)
     if two_d:
-        module.position2d_enc = PositionalEncoding2D(d)
+        module.position2d_enc = PositionalEncoding2D(d, dropout=dropout)
     else:
-        module.position_enc = PositionalEncoding(d)
-    module.seqTransEncoder = TransformerEncoder(d, heads, ff, layers)
+        module.position_enc = PositionalEncoding(d, dropout=dropout)
+    module.seqTransEncoder = TransformerEncoder(d, heads, ff, layers, dropout)
     if two_d and config.attnj:
-        module.seqTransEncoder2 = TransformerEncoder(d, heads, ff, layers)
+        module.seqTransEncoder2 = TransformerEncoder(d, heads, ff, layers, dropout)
     if two_d and config.attnt:
-        module.seqTransEncoder3 = TransformerEncoder(d, heads, ff, layers)
+        module.seqTransEncoder3 = TransformerEncoder(d, heads, ff, layers, dropout)

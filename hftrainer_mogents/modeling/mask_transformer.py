@@ -36,8 +36,8 @@ class _MaskTransformerBase(nn.Module):
         self.mask_id = num_tokens
         self.pad_id = num_tokens + 1
         d = config.latent_dim
-        # registration order = the official state-dict order
-        add_backbone(self, config, code_dim, two_d=two_d)
+        # registration order = the official state-dict order; dropout acts in training only
+        add_backbone(self, config, code_dim, two_d=two_d, dropout=config.dropout)
         self.cond_emb = nn.Linear(config.clip_dim, d)
         self.output_process = OutputProcess(num_tokens, d)
         self.token_emb = nn.Embedding(num_tokens + 2, code_dim)
@@ -102,6 +102,7 @@ class MaskTransformer(_MaskTransformerBase):
         """
         b, t = ids.shape
         x = self.input_process(self.token_emb(ids)) + self.position_enc(t)  # (B, T, D)
+        x = self.position_enc.dropout(x)  # on the code tokens only, as upstream
         c = self.cond_emb(cond.to(x.dtype)).unsqueeze(1)  # (B, 1, D)
         attend = torch.cat([padding_mask.new_ones(b, 1), ~padding_mask], dim=1)  # (B, 1 + T)
         h = self.seqTransEncoder(torch.cat([c, x], dim=1), attend)
@@ -147,7 +148,9 @@ class MaskTransformer2D(_MaskTransformerBase):
         e = self.input_process(self.token_emb(ids))  # (B, T, J, D)
         c = self.cond_emb(cond.to(e.dtype))  # (B, D)
         d = c.shape[-1]
+        drop = self.position2d_enc.dropout  # after each addition of the table (training only)
         grid = torch.cat([c[:, None, None, :].expand(b, 1, j, d), e], dim=1) + pe  # (B, T+1, J, D)
+        grid = drop(grid)
         valid = ~padding_mask  # (B, T)
         rows = torch.cat([valid.new_ones(b, 1), valid], dim=1)  # (B, T+1), row 0 = condition
 
@@ -157,7 +160,7 @@ class MaskTransformer2D(_MaskTransformerBase):
 
         # 2. spatial attention within each valid time step (replaces those rows)
         if self.config.attnj:
-            y = h + pe
+            y = drop(h + pe)
             steps = y[:, 1:].reshape(b * t, j, d)  # (B*T, J, D)
             out = encode_valid_rows(self.seqTransEncoder2, steps, valid.reshape(b * t), steps)
             o = out.view(b, t, j, d)
@@ -166,7 +169,7 @@ class MaskTransformer2D(_MaskTransformerBase):
 
         # 3. temporal attention along each joint group; the condition row is not attendable
         if self.config.attnt:
-            z = torch.cat([c[:, None, None, :].expand(b, 1, j, d), o], dim=1) + pe  # (B, T+1, J, D)
+            z = drop(torch.cat([c[:, None, None, :].expand(b, 1, j, d), o], dim=1) + pe)
             z = z.permute(0, 2, 1, 3).reshape(b * j, t + 1, d)  # (B*J, T+1, D)
             attend_t = torch.cat([valid.new_zeros(b, 1), valid], dim=1)  # (B, T+1)
             attend_t = attend_t[:, None, :].expand(b, j, t + 1).reshape(b * j, t + 1)

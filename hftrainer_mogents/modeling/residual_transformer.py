@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hftrainer_mogents.config import ResidualTransformerConfig
+from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.modeling.layers import OutputProcess, add_backbone, encode_valid_rows
 from hftrainer_mogents.modeling.mask_transformer import cfg_combine
 
@@ -59,13 +60,11 @@ class _ResidualTransformerBase(nn.Module):
             self.output_proj_weight = nn.Parameter(_table(q - 1, v, code_dim))
             self.output_proj_bias = nn.Parameter(torch.zeros(q, v))
             self.token_embed_weight = nn.Parameter(_table(q - 1, v, code_dim))
-        add_backbone(self, config, code_dim, two_d=two_d)
+        # dropout acts in training only (upstream's encoders and positional tables use 0.2)
+        add_backbone(self, config, code_dim, two_d=two_d, dropout=config.dropout)
         self.quant_emb = nn.Linear(num_quantizers, d)
         self.cond_emb = nn.Linear(config.clip_dim, d)
         self.output_process = OutputProcess(code_dim, d)
-        # upstream's positional-encoding dropout (training only: the identity in eval mode, no
-        # state, so inference is unchanged)
-        self.pe_dropout = nn.Dropout(config.dropout)
 
     # -- per-layer tables ---------------------------------------------------------------------
 
@@ -77,34 +76,68 @@ class _ResidualTransformerBase(nn.Module):
             return self.embed_proj_shared_weight[layer - 1]
         return self.token_embed_weight[layer]
 
-    def output_proj_table(self, layer: int) -> torch.Tensor:
-        """(V, C) head producing the logits of quantizer layer ``layer`` (1 .. Q-1)."""
+    def output_proj_table(self, layer: int | torch.Tensor) -> torch.Tensor:
+        """Head producing the logits of quantizer layer ``layer`` (1 .. Q-1).
+
+        Args:
+            layer: an int (one layer for the batch) or a (B,) int64 tensor (one per sample).
+
+        Returns:
+            (V, C) for an int; (B, V, C), sample ``b``'s table ``W[layer[b] - 1]``, for a tensor.
+        """
+        if isinstance(layer, torch.Tensor):
+            return self._output_proj_tables()[layer - 1]
         if self.config.share_weight:
             if layer == self.num_quantizers - 1:
                 return self.output_proj_weight_[0]
             return self.embed_proj_shared_weight[layer - 1]
         return self.output_proj_weight[layer - 1]
 
+    def _output_proj_tables(self) -> torch.Tensor:
+        """All output heads, (Q-1, V, C), row ``k`` for layer ``k + 1``."""
+        if self.config.share_weight:
+            return torch.cat([self.embed_proj_shared_weight, self.output_proj_weight_])
+        return self.output_proj_weight
+
     def embed_ids(self, ids: torch.Tensor, layer: int) -> torch.Tensor:
         """Code embeddings of layer-``layer`` ids: (..., ) int64 -> (..., C)."""
         return F.embedding(ids, self.token_embed_table(layer))
 
-    def project(self, h: torch.Tensor, layer: int) -> torch.Tensor:
+    def project(self, h: torch.Tensor, layer: int | torch.Tensor) -> torch.Tensor:
         """Per-layer output projection: (B, N, C) features -> (B, N, V) logits of ``layer``.
 
         Without weight sharing upstream adds its bias as ``out = 2 * out + bias`` (``out +=
         out + bias``); reproduced.
+
+        Args:
+            h: (B, N, C) features.
+            layer: an int (inference: one table for the batch) or a (B,) int64 tensor
+                (training: sample ``b`` goes through layer ``layer[b]``'s table and bias).
         """
+        if isinstance(layer, torch.Tensor):
+            logits = torch.matmul(h, self.output_proj_table(layer).transpose(1, 2))
+            if not self.config.share_weight:
+                logits = 2 * logits + self.output_proj_bias[layer - 1][:, None, :]
+            return logits
         logits = F.linear(h, self.output_proj_table(layer))
         if not self.config.share_weight:
             logits = 2 * logits + self.output_proj_bias[layer - 1]
         return logits
 
     def _prefix(
-        self, cond: torch.Tensor, layer: int, batch: int, dtype: torch.dtype
+        self, cond: torch.Tensor, layer: int | torch.Tensor, batch: int, dtype: torch.dtype
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Condition and quantizer-layer tokens, each (B, D)."""
+        """Condition and quantizer-layer tokens, each (B, D); a (B,) tensor ``layer`` gives
+        sample ``b`` the token ``quant_emb(one_hot(layer[b]))``."""
         c = self.cond_emb(cond.to(dtype))
+        if isinstance(layer, torch.Tensor):
+            if layer.shape != (batch,) or layer.dtype != torch.int64:
+                raise InvalidInputError(
+                    f"a tensor layer must be (B,) = ({batch},) int64, one layer per sample; got "
+                    f"{tuple(layer.shape)} {layer.dtype}"
+                )
+            one_hot = F.one_hot(layer.to(cond.device), self.num_quantizers).to(dtype)
+            return c, self.quant_emb(one_hot)
         one_hot = torch.zeros(batch, self.num_quantizers, dtype=dtype, device=cond.device)
         one_hot[:, layer] = 1
         return c, self.quant_emb(one_hot)
@@ -163,13 +196,19 @@ class ResidualTransformer(_ResidualTransformerBase):
         self.mask_id = None
 
     def forward(
-        self, history: torch.Tensor, layer: int, cond: torch.Tensor, padding_mask: torch.Tensor
+        self,
+        history: torch.Tensor,
+        layer: int | torch.Tensor,
+        cond: torch.Tensor,
+        padding_mask: torch.Tensor,
     ) -> torch.Tensor:
         """Logits of quantizer layer ``layer``.
 
         Args:
             history: (B, T, C) summed code embeddings of the previous layers.
-            layer: 1 .. Q-1.
+            layer: 1 .. Q-1, an int for the whole batch (inference) or a (B,) int64
+                tensor, one per sample (training: sample ``b`` gets the layer token and output
+                table of ``layer[b]``, so its logits equal its run alone with the int layer).
             cond: (B, E); zeros give the unconditional branch.
             padding_mask: (B, T) bool, True at padded steps.
 
@@ -177,7 +216,9 @@ class ResidualTransformer(_ResidualTransformerBase):
             (B, T, V) logits.
         """
         b, t, _ = history.shape
-        x = self.pe_dropout(self.input_process(history) + self.position_enc(t))  # (B, T, D)
+        x = self.position_enc.dropout(
+            self.input_process(history) + self.position_enc(t)
+        )  # (B, T, D)
         c, q = self._prefix(cond, layer, b, x.dtype)
         attend = torch.cat([padding_mask.new_ones(b, 2), ~padding_mask], dim=1)  # (B, 2 + T)
         h = self.seqTransEncoder(torch.cat([c[:, None], q[:, None], x], dim=1), attend)
@@ -250,7 +291,7 @@ class ResidualTransformer2D(_ResidualTransformerBase):
     def forward(
         self,
         history: torch.Tensor,
-        layer: int,
+        layer: int | torch.Tensor,
         cond: torch.Tensor,
         padding_mask: torch.Tensor,
         *,
@@ -261,7 +302,11 @@ class ResidualTransformer2D(_ResidualTransformerBase):
 
         Args:
             history: (B, T * J, C) summed code embeddings, position ``t * J + j``.
-            layer: 1 .. Q-1.
+            layer: 1 .. Q-1, an int for the whole batch (inference) or a (B,) int64
+                tensor, one per sample (training: sample ``b`` gets the layer token and output
+                table of ``layer[b]``; with a per-sample ``scramble_index`` its logits equal its
+                run alone with the int layer, while the default batch-coupled index lets it read
+                other samples' spatial outputs, as upstream's training does).
             cond: (B, E); zeros give the unconditional branch.
             padding_mask: (B, T) bool, True at padded steps ((B, T * J) is accepted and read at
                 slot 0 of each step).
@@ -285,7 +330,7 @@ class ResidualTransformer2D(_ResidualTransformerBase):
         pe = self.position2d_enc(t + 2, j)  # (T + 2, J, D)
 
         # 1. joint spatio-temporal attention over all (T + 2) * J tokens
-        grid = self.pe_dropout(torch.cat([prefix, e], dim=1) + pe)
+        grid = self.position2d_enc.dropout(torch.cat([prefix, e], dim=1) + pe)
         rows = torch.cat([valid.new_ones(b, 2), valid], dim=1)  # (B, T + 2)
         attend = rows[:, :, None].expand(b, t + 2, j).reshape(b, (t + 2) * j)
         o = self.seqTransEncoder(grid.reshape(b, (t + 2) * j, d), attend).view(b, t + 2, j, d)[
@@ -294,7 +339,7 @@ class ResidualTransformer2D(_ResidualTransformerBase):
 
         # 2. spatial attention within each valid step, added back in upstream's scrambled layout
         if self.config.attnj:
-            steps = self.pe_dropout(o + pe[:t]).reshape(b * t, j, d)
+            steps = self.position2d_enc.dropout(o + pe[:t]).reshape(b * t, j, d)
             spatial = encode_valid_rows(
                 self.seqTransEncoder2, steps, valid.reshape(b * t), torch.zeros_like(steps)
             )  # (B*T, J, D), zero at padded steps
@@ -306,7 +351,7 @@ class ResidualTransformer2D(_ResidualTransformerBase):
 
         # 3. temporal attention along each joint group (prefix rows attendable)
         if self.config.attnt:
-            z = self.pe_dropout(torch.cat([prefix, o], dim=1) + pe)  # (B, T + 2, J, D)
+            z = self.position2d_enc.dropout(torch.cat([prefix, o], dim=1) + pe)  # (B, T + 2, J, D)
             z = z.permute(0, 2, 1, 3).reshape(b * j, t + 2, d)
             attend_t = rows[:, None, :].expand(b, j, t + 2).reshape(b * j, t + 2)
             zt = self.seqTransEncoder3(z, attend_t).view(b, j, t + 2, d)[:, :, 2:]

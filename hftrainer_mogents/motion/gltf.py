@@ -298,8 +298,9 @@ def skeleton_gltf(
     parents: Sequence[int] = hml263.PARENTS,
     names: Sequence[str] = hml263.JOINT_NAMES,
     extras: dict[str, Any] | None = None,
+    bones: bool = False,
 ) -> Any:
-    """The joint hierarchy animated by per-joint translation tracks (no mesh).
+    """The joint hierarchy animated by per-joint translation tracks (no mesh, unless ``bones``).
 
     Args:
         joints: (T, J, 3) joint positions in metres, y up.
@@ -307,6 +308,9 @@ def skeleton_gltf(
         parents: parent of each joint (root -1, parents before children).
         names: node names.
         extras: stored in the scene's ``extras``.
+        bones: also a stick-figure mesh skinned to the joints (one thin box per bone, each end
+            bound wholly to its joint, so the box stretches with the bone), for viewers that
+            draw meshes only (a browser's glTF viewer shows a skin without a mesh as nothing).
 
     Returns:
         A ``pygltflib.GLTF2`` with its binary blob set; the rest pose (node translations, inverse
@@ -325,11 +329,70 @@ def skeleton_gltf(
     par = np.asarray(parents)
     local = x - np.where(par[None, :, None] >= 0, x[:, np.maximum(par, 0)], 0.0)  # (T, J, 3)
     b = _Builder(g)
+    if bones:
+        _bone_mesh(b, x[0], par)
     nodes = b.joints(list(names), list(parents), local[0])
-    b.skin(nodes, x[0])
+    skin = b.skin(nodes, x[0])
+    scene = [nodes[0]]
+    if bones:
+        b.gltf.nodes.append(g.Node(name="bones", mesh=0, skin=skin))
+        scene.append(len(b.gltf.nodes) - 1)
     tracks = [(nodes[j], "translation", local[:, j].astype(np.float32)) for j in range(len(nodes))]
     _animate(b, len(x), fps, tracks, "motion")
-    return b.finish([nodes[0]], {"fps": fps, "frames": len(x), **(extras or {})})
+    return b.finish(scene, {"fps": fps, "frames": len(x), **(extras or {})})
+
+
+def _bone_mesh(b: _Builder, rest: np.ndarray, parents: np.ndarray, width: float = 0.03) -> None:
+    """Mesh 0: a box of ``width`` metres around each bone at ``rest`` (J, 3), its parent-end
+    corners bound to the parent joint and its child-end corners to the child (weight 1)."""
+    g = b.g
+    positions, joints, faces = [], [], []
+    # the 12 triangles of a box whose corners 0-3 ring one end and 4-7 the other, outward facing
+    box = np.array(
+        [[0, 2, 1], [0, 3, 2], [4, 5, 6], [4, 6, 7], [0, 1, 5], [0, 5, 4]]
+        + [[1, 2, 6], [1, 6, 5], [2, 3, 7], [2, 7, 6], [3, 0, 4], [3, 4, 7]]
+    )
+    for child, parent in enumerate(parents):
+        if parent < 0:
+            continue
+        axis = rest[child] - rest[parent]
+        axis = axis / max(float(np.linalg.norm(axis)), 1e-6)
+        helper = np.array([0.0, 0.0, 1.0]) if abs(axis[1]) > 0.9 else np.array([0.0, 1.0, 0.0])
+        u = np.cross(axis, helper)
+        u /= np.linalg.norm(u)
+        v = np.cross(axis, u)
+        ring = [(su * u + sv * v) * width / 2 for su, sv in ((1, 1), (-1, 1), (-1, -1), (1, -1))]
+        faces.append(box + len(positions))
+        positions += [rest[parent] + r for r in ring] + [rest[child] + r for r in ring]
+        joints += [parent] * 4 + [child] * 4
+    pos = np.asarray(positions, dtype=np.float32)
+    joints_0 = np.zeros((len(pos), 4), dtype=np.uint8)
+    joints_0[:, 0] = joints
+    weights_0 = np.zeros((len(pos), 4), dtype=np.float32)
+    weights_0[:, 0] = 1.0
+    tri = np.concatenate(faces)
+    attributes = g.Attributes(
+        POSITION=b.add(pos, _FLOAT, target=_ARRAY_BUFFER, minmax=True),
+        NORMAL=b.add(vertex_normals(pos, tri), _FLOAT, target=_ARRAY_BUFFER),
+        JOINTS_0=b.add(joints_0, _UBYTE, target=_ARRAY_BUFFER),
+        WEIGHTS_0=b.add(weights_0, _FLOAT, target=_ARRAY_BUFFER),
+    )
+    indices = b.add(tri.reshape(-1), _USHORT, target=_ELEMENT_ARRAY_BUFFER)
+    b.gltf.materials.append(
+        g.Material(
+            name="bones",
+            doubleSided=True,
+            pbrMetallicRoughness=g.PbrMetallicRoughness(
+                baseColorFactor=[0.85, 0.35, 0.1, 1.0], metallicFactor=0.0, roughnessFactor=0.8
+            ),
+        )
+    )
+    b.gltf.meshes.append(
+        g.Mesh(
+            name="bones",
+            primitives=[g.Primitive(attributes=attributes, indices=indices, material=0)],
+        )
+    )
 
 
 def save_glb(path: str | os.PathLike[str], gltf: Any) -> None:

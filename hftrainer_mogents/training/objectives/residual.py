@@ -36,8 +36,7 @@ transformer the same gradient as its own loss does.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -109,47 +108,6 @@ def residual_history(net: nn.Module, ids: torch.Tensor, layers: torch.Tensor) ->
     return history
 
 
-@contextmanager
-def _per_sample_layer(net: nn.Module, layers: torch.Tensor) -> Iterator[dict[str, Any]]:
-    """Run ``net``'s forward with sample ``b``'s layer token ``one_hot(layers[b])`` and keep its
-    pre-projection features.
-
-    The inference forward takes one layer for the whole batch; training mixes layers in one
-    batch (and the 2D forward mixes samples in its spatial stage, so it cannot be split by
-    layer). Hooks swap the layer one-hot fed to ``quant_emb`` and capture the output of
-    ``output_process``; the forward's own projection (for the placeholder layer) is discarded.
-    """
-    seen: dict[str, Any] = {"one_hot": 0}
-    one_hot = F.one_hot(layers, net.num_quantizers)
-
-    def swap_one_hot(module: nn.Module, args: tuple[Any, ...]) -> tuple[torch.Tensor]:
-        seen["one_hot"] += 1
-        if args[0].shape != one_hot.shape:
-            raise RuntimeError(
-                f"quant_emb got a one-hot of shape {tuple(args[0].shape)}, expected "
-                f"{tuple(one_hot.shape)}"
-            )
-        return (one_hot.to(dtype=args[0].dtype, device=args[0].device),)
-
-    def keep_features(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
-        seen["features"] = output
-
-    handles = [
-        net.quant_emb.register_forward_pre_hook(swap_one_hot),
-        net.output_process.register_forward_hook(keep_features),
-    ]
-    try:
-        yield seen
-    finally:
-        for handle in handles:
-            handle.remove()
-    if seen["one_hot"] != 1 or "features" not in seen:
-        raise RuntimeError(
-            f"{type(net).__name__}.forward must embed the layer token once and end with "
-            "output_process (the residual objective hooks both)"
-        )
-
-
 def per_sample_layer_logits(
     net: nn.Module,
     history: torch.Tensor,
@@ -158,7 +116,9 @@ def per_sample_layer_logits(
     padding: torch.Tensor,
     **kwargs: Any,
 ) -> torch.Tensor:
-    """``net``'s logits with one quantizer layer per sample (the official training forward).
+    """``net``'s logits with one quantizer layer per sample (the official training forward):
+    the residual transformers take a (B,) layer tensor, which gives sample ``b`` the layer token
+    ``one_hot(layers[b])`` and the output table (and bias rule) of ``layers[b]``.
 
     Args:
         net: a residual transformer.
@@ -171,17 +131,7 @@ def per_sample_layer_logits(
     Returns:
         (B, N, V) logits, sample ``b`` through the output table of ``layers[b]``.
     """
-    with _per_sample_layer(net, layers) as seen:
-        net(history, 1, cond, padding, **kwargs)
-    features = seen["features"]  # (B, N, C)
-    # project each group of samples sharing a layer with that layer's table (and bias rule)
-    parts, order = [], []
-    for layer in torch.unique(layers).tolist():
-        index = (layers == layer).nonzero().squeeze(1)
-        parts.append(net.project(features.index_select(0, index), int(layer)))
-        order.append(index)
-    logits = torch.cat(parts)
-    return logits.index_select(0, torch.argsort(torch.cat(order)))
+    return net(history, layers, cond, padding, **kwargs)
 
 
 def _stream_loss(
