@@ -411,8 +411,9 @@ def test_two_gloo_processes_give_the_one_process_losses(stage, root, tiny_artifa
         progress=False,
     )
     assert len(two["losses"]) == 4
+    # rtol: a float32 loss of ~70 (the VQ's) is exact to ~8e-6 (measured gap: 7.6e-6)
     torch.testing.assert_close(
-        torch.tensor(two["losses"]), torch.tensor(one.losses), rtol=0, atol=1e-5
+        torch.tensor(two["losses"]), torch.tensor(one.losses), rtol=1e-6, atol=1e-5
     )
     after = trained_weights(one_bundle, stage)
     assert any(not torch.equal(before[k], after[k]) for k in after)  # it did train
