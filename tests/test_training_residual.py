@@ -173,6 +173,28 @@ def _official_stream(net, ids, pad, cond, two_d, t=None, j=None):
     return loss, acc, q
 
 
+def _official_ts_alone(net, ids, pad, cond, j):
+    """The 2D stream's CE when each sample's spatial stage reads only its own entries: the
+    official forward of each sample alone, cut to its valid steps (the draws of the batch)."""
+    b = ids.shape[0]
+    q = _official_q(b, ids.shape[-1])
+    p = net.config.cond_drop_prob
+    if p > 0:
+        cond = cond * (1.0 - torch.bernoulli(torch.ones(b) * p).view(b, 1))
+    history = _official_history(net, ids, q)
+    total, count = 0.0, 0
+    for i in range(b):
+        steps = int((~pad[i]).sum())
+        logits = _official_2d(
+            net, history[i : i + 1, : steps * j], q[i : i + 1], cond[i : i + 1],
+            pad[i : i + 1, :steps], steps, j,
+        )  # fmt: skip
+        target = ids[i : i + 1, : steps * j, q[i]]
+        total = total + F.cross_entropy(logits, target, reduction="sum")
+        count += target.numel()
+    return total / count
+
+
 def _batch(seed=0, lengths=(64, 40, 52, 24, 64, 44)):
     gen = torch.Generator().manual_seed(seed)
     motions = torch.randn(len(lengths), 64, 263, generator=gen)
@@ -228,9 +250,15 @@ def test_loss_is_the_official_formula(bundle, cond_drop, share_weight):
         acc_ts.item()
     )
     assert out["loss"].requires_grad and not out["loss_aux"].requires_grad
-    # the registry's module runs the same function; the default mode draws the same numbers
+    # the registry's module runs the same function; the default mode draws the same numbers,
+    # but its 2D spatial stage reads each sample's own entries (no batch coupling)
     again = build_objective("res", bundle)(bundle, batch, Draws.seeded(seed, mode="default"))
-    assert torch.equal(again["loss"], out["loss"])
+    assert torch.equal(again["loss_aux"], out["loss_aux"])
+    torch.manual_seed(seed)
+    _official_stream(aux, ids_aux, pad, cond, False)  # the aux stream draws first
+    alone = _official_ts_alone(ts, ids_ts, pad, cond, j)
+    assert torch.allclose(again["loss_ts"], alone, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(again["loss_ts"], out["loss_ts"], rtol=1e-4)
     # in eval mode no condition is dropped (the Bernoulli is not drawn)
     if cond_drop:
         aux.eval(), ts.eval()

@@ -7,17 +7,23 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import random
 import time
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 import torch.nn.functional as F
+from training_helpers import free_port
 
+from hftrainer_mogents.config import VQConfig
 from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.modeling.rvq_vae import motion_to_joint_grid
 from hftrainer_mogents.training.objectives import Draws, VQObjective, build_objective
 from hftrainer_mogents.training.objectives.ema_quantizer import EMAResidualQuantizer
+from hftrainer_mogents.training.objectives.vq import finetune_initial_counts
 
 FRAMES = 64
 
@@ -177,7 +183,7 @@ def test_loss_equals_the_official_forward(bundle, b, init_from_batch, fires):
     official1 = _OfficialQuantizer(vq.quantizer1d.codebooks, init=init_from_batch)
     official2 = _OfficialQuantizer(vq.quantizer2d.codebooks, init=init_from_batch)
     theirs_vq = copy.deepcopy(vq)
-    objective = VQObjective(bundle, init_from_batch=init_from_batch)
+    objective = VQObjective(bundle, init_from_batch=init_from_batch, initial_count=1.0)
     draws = Draws.seeded(seed)
     torch.manual_seed(seed)
     random.seed(seed)
@@ -281,6 +287,122 @@ def test_first_batch_init_tiles_with_noise():
     torch.testing.assert_close(
         codebook, used * code_sum / code_count[:, None] + (1 - used) * replacement
     )
+
+
+def test_finetuning_counts_are_the_official_stationary_counts(bundle):
+    """256 windows x 16 steps (x 6 joint groups) per official step, over the codes."""
+    assert finetune_initial_counts(VQConfig()) == (256 * 16 / 512, 256 * 16 * 6 / 256)
+    config = bundle.vq_model.config
+    steps = 64 // config.stride_t**config.down_t
+    objective = VQObjective(bundle)
+    aux, ts = objective.quantizer1d, objective.quantizer2d
+    assert aux.initial_count == max(1.0, 256 * steps / config.nb_code1d)
+    assert ts.initial_count == max(1.0, 256 * steps * 6 / config.nb_code2d)
+    # sum / count is the codebook: the statistics continue the trained codes
+    for quantizer in (aux, ts):
+        assert bool((quantizer.code_count == quantizer.initial_count).all())
+    for layer, codebook in enumerate(bundle.vq_model.quantizer1d.codebooks):
+        slot = aux.slots[layer]
+        torch.testing.assert_close(aux.code_sum[slot] / aux.code_count[slot][:, None], codebook)
+    with pytest.raises(InvalidInputError, match="initial_count"):
+        VQObjective(bundle, initial_count=0.0)
+    assert VQObjective(bundle, init_from_batch=True).quantizer1d.initial_count == 1.0
+
+
+def test_a_finetuning_step_keeps_the_codes_the_batch_misses(bundle):
+    """A small fine-tuning batch (5 rows): with the default count the codes it does not choose
+    stay as trained (their count decays to c0 mu); with the official count 1 they become batch
+    rows at once."""
+    codebooks = bundle.vq_model.quantizer1d.codebooks
+    trained = codebooks[0].clone()
+    rows = torch.randn(5, trained.shape[1], generator=torch.Generator().manual_seed(3))
+    seed = _seed_where(lambda r: r.random() >= 0.2)  # no quantizer dropout (all layers run)
+    objective = VQObjective(bundle)
+    c0 = objective.quantizer1d.initial_count
+    assert c0 > 1
+    out = objective.quantizer1d(rows, codebooks, Draws.seeded(seed, mode="default"), training=True)
+    chosen = out.ids[:, 0].unique()
+    missed = torch.ones(trained.shape[0], dtype=torch.bool)
+    missed[chosen] = False
+    assert int(missed.sum()) >= trained.shape[0] - 5
+    torch.testing.assert_close(codebooks[0][missed], trained[missed], rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        objective.quantizer1d.code_count[0][missed], torch.full((int(missed.sum()),), c0 * 0.99)
+    )
+    # the official count 1: every missed code is reset to a (tiled) batch row
+    codebooks[0].copy_(trained)
+    official = VQObjective(bundle, initial_count=1.0)
+    draws = Draws.seeded(seed, mode="default")
+    out = official.quantizer1d(rows, codebooks, draws, training=True)
+    missed = torch.ones(trained.shape[0], dtype=torch.bool)
+    missed[out.ids[:, 0].unique()] = False
+    moved = (codebooks[0][missed] - trained[missed]).abs().amax(-1) > 1e-3
+    assert bool(moved.all())
+
+
+def _sharded_quantizer_run(rank, world, port, mode, prefix):
+    """Three training calls of a 2-layer quantizer (16 codes, quantizer dropout 0.5) on this
+    process's rows of 8 global rows (fewer than the codes: the reset rows are tiled with
+    noise); ``world == 1`` takes them all. Saves codebooks, counts and ids to
+    ``<prefix>-<rank>.pt``."""
+    if world > 1:
+        os.environ["MASTER_ADDR"] = "127.0.0.1"
+        os.environ["MASTER_PORT"] = str(port)
+        torch.set_num_threads(1)
+        dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        g = torch.Generator().manual_seed(0)
+        codebooks = [torch.randn(16, 3, generator=g) for _ in range(2)]
+        quantizer = EMAResidualQuantizer(codebooks, dropout_prob=0.5)
+        ids = []
+        # seed 13's quantizer dropout keeps one layer (10: no dropout, 11: both layers kept)
+        for seed in (10, 13, 11):
+            rows = torch.randn(8, 3, generator=g)
+            local = rows.view(world, -1, 3)[rank]
+            draws = Draws.seeded(seed, mode=mode, rank=rank, world_size=world)
+            if mode == "reference":  # each process its own generator, as the loop seeds them
+                draws.generator.manual_seed(100 * seed + rank)
+            ids.append(quantizer(local, codebooks, draws, training=True).ids)
+        result = {"codebooks": codebooks, "count": quantizer.code_count, "ids": ids}
+        torch.save(result, f"{prefix}-{rank}.pt")
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+
+
+def test_two_processes_keep_one_processs_codebooks(tmp_path):
+    """Default mode: 2 gloo processes x 4 rows choose the codes and keep the codebooks and
+    counts of one process x 8 rows (Gumbel rows, summed statistics, the global batch's tiled
+    reset rows). Reference mode (per-process draws): both processes keep the same codebooks."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        runs = {}
+        for mode in ("default", "reference"):
+            prefix = tmp_path / mode
+            mp.start_processes(
+                _sharded_quantizer_run,
+                args=(2, free_port(), mode, prefix),
+                nprocs=2,
+                start_method="fork",
+            )
+            runs[mode] = [torch.load(f"{prefix}-{r}.pt", weights_only=True) for r in (0, 1)]
+        _sharded_quantizer_run(0, 1, 0, "default", tmp_path / "one")
+    finally:
+        torch.set_num_threads(threads)
+    one = torch.load(tmp_path / "one-0.pt", weights_only=True)
+    two = runs["default"]
+    for step in range(3):
+        assert torch.equal(torch.cat([two[0]["ids"][step], two[1]["ids"][step]]), one["ids"][step])
+    assert bool((one["ids"][1][:, 1] == -1).all()) and bool((one["ids"][0] >= 0).all())
+    for rank in (0, 1):
+        for ours, theirs in zip(two[rank]["codebooks"], one["codebooks"], strict=True):
+            torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+        torch.testing.assert_close(two[rank]["count"], one["count"], rtol=0, atol=1e-6)
+    ref = runs["reference"]
+    for a, b in zip(ref[0]["codebooks"], ref[1]["codebooks"], strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(ref[0]["count"], ref[1]["count"])
 
 
 def test_shared_codebook_shares_its_statistics():

@@ -100,6 +100,16 @@ def stage_dataset(stage: str, root: Path, bundle: MoGenTSBundle, seed: int = 0):
     return Text2MotionDataset(root, "train", mean, std, seed=seed)
 
 
+def trained_weights(bundle: MoGenTSBundle, stage: str) -> dict[str, torch.Tensor]:
+    """The state of every module ``stage`` trains (buffers too: the VQ's codebooks), keyed
+    ``"<module>.<key>"``."""
+    return {
+        f"{name}.{key}": value.detach().clone()
+        for name in STAGE_PRESETS[stage].trainable
+        for key, value in getattr(bundle, name).state_dict().items()
+    }
+
+
 def free_port() -> int:
     """A TCP port free right now on 127.0.0.1."""
     with socket.socket() as sock:
@@ -111,7 +121,7 @@ def distributed_fit_worker(rank: int, world: int, port: int, job: dict) -> None:
     """One process of a gloo run of :func:`~hftrainer_mogents.training.loop.fit` on the CPU
     (``torch.multiprocessing.spawn`` target): ``job`` holds ``artifact``, ``root``, ``work_dir``,
     ``out``, ``stage``, ``steps``, ``batch_size``, ``seed``, ``lr``; rank 0 saves the losses and
-    the trained module's weights to ``out``."""
+    the trained modules' weights (``"<module>.<key>"``) to ``out``."""
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     torch.set_num_threads(1)
@@ -129,10 +139,9 @@ def distributed_fit_worker(rank: int, world: int, port: int, job: dict) -> None:
             optimizer_overrides={"lr": job["lr"]},
             progress=False,
         )
-        module = STAGE_PRESETS[job["stage"]].trainable[0]
         if rank == 0:
             torch.save(
-                {"losses": result.losses, "weights": getattr(bundle, module).state_dict()},
+                {"losses": result.losses, "weights": trained_weights(bundle, job["stage"])},
                 job["out"],
             )
     finally:

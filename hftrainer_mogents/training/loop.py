@@ -5,7 +5,7 @@ small loop (the fallback when the host is not installed).
 
 | piece | what it does |
 |---|---|
-| :func:`step_draws`, :func:`step_seed` | the random sources of a step, from ``(seed, step, rank)`` only |
+| :func:`step_draws`, :func:`step_seed` | the random sources of a step, from ``(seed, step)`` and the process's shard only |
 | :func:`build_optimizer` | the stage's official optimizer over ``bundle.trainable_parameters()`` |
 | :func:`forward_step` | the objective's forward with the step's draws (and dropout seed) |
 | :func:`train_step` | official lr factor (:func:`set_learning_rate`), forward, backward, gradient mean over processes, clip, step |
@@ -24,10 +24,14 @@ run's seed say where the run was, and a resumed run takes the steps an uninterru
 nccl on GPUs), ``batch_size`` is the *global* batch: each process takes its contiguous slice of
 the step's global batch, gradients are mean-all-reduced before clipping (what DDP does; the
 official transformer stages use DDP) and the logged values are averaged over the processes.
-With equal slices and a per-sample mean loss, N processes then give one process's losses up to
-float rounding, as long as the stage draws no random numbers per process (the ``length`` stage
-draws none; the others draw per process, as the official DDP runs do) and dropout is off or
-each sample's dropout does not matter for the comparison.
+The objective's :class:`~hftrainer_mogents.training.objectives.Draws` knows the process's shard
+(``rank`` of ``world_size``) and, in default mode, is seeded alike in every process: each
+per-sample draw is the global batch's, of which a process keeps its rows, and the VQ sums its
+EMA statistics over the processes and resets codes from the global batch's rows. With equal
+slices and a per-sample mean loss, N processes then give one process's losses and weights up to
+float rounding, in every stage, when dropout is off (its masks come from each process's
+generator). Reference mode draws per process, in the official order (as the official DDP runs
+do), so it does not repeat one process's run.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,22 +131,37 @@ def step_draws(
     step: int,
     rank: int = 0,
     *,
+    world_size: int = 1,
     mode: TrainingMode = "default",
     device: str | torch.device = "cpu",
 ) -> Draws:
-    """The objective's random source for one step of one process.
+    """The objective's random source for one step of one process, the shard ``rank`` of
+    ``world_size`` of the global batch.
 
     Args:
         seed: the run's seed.
         step: the 1-based global step.
         rank: the process's rank.
+        world_size: the number of processes sharing the global batch.
         mode: ``"default"`` or ``"reference"`` (the official draws in order).
         device: where the generator lives (the bundle's device).
 
     Returns:
-        ``Draws.seeded(step_seed(seed, step, rank, 2), mode=mode)``.
+        ``Draws(rank=rank, world_size=world_size)``, its Python source seeded with
+        ``step_seed(seed, step, 0, 2)`` in every process (the VQ's quantizer dropout must
+        agree between processes), its generator with the same seed in default mode (per-sample
+        draws are then the global batch's) and with ``step_seed(seed, step, rank, 2)`` in
+        reference mode (each process draws its own, as the official DDP runs do).
     """
-    return Draws.seeded(step_seed(seed, step, rank, _DRAWS_STREAM), mode=mode, device=device)
+    shared = step_seed(seed, step, 0, _DRAWS_STREAM)
+    own = step_seed(seed, step, rank, _DRAWS_STREAM) if mode == "reference" else shared
+    return Draws(
+        mode=mode,
+        generator=torch.Generator(device=device).manual_seed(own),
+        python=random.Random(shared),
+        rank=rank,
+        world_size=world_size,
+    )
 
 
 def _fork_devices(device: torch.device) -> list[int]:
@@ -207,12 +227,13 @@ def forward_step(
     seed: int,
     step: int,
     rank: int = 0,
+    world_size: int = 1,
     mode: TrainingMode = "default",
 ) -> dict[str, torch.Tensor]:
     """The objective's forward for one step, its random numbers derived from
-    ``(seed, step, rank)``: the objective draws from :func:`step_draws`, dropout from torch's
-    global generator seeded for the step inside a forked RNG state (the caller's global stream
-    is left as it was).
+    ``(seed, step, rank)``: the objective draws from :func:`step_draws` (the shard ``rank`` of
+    ``world_size``), dropout from torch's global generator seeded for the step and rank inside
+    a forked RNG state (the caller's global stream is left as it was).
 
     Args:
         bundle: the bundle, its stage applied.
@@ -221,6 +242,8 @@ def forward_step(
         seed: the run's seed.
         step: the 1-based global step.
         rank: the process's rank.
+        world_size: the number of processes sharing the global batch (``batch`` is the
+            ``rank``-th of their equal, contiguous slices).
         mode: ``"default"`` or ``"reference"``.
 
     Returns:
@@ -229,7 +252,7 @@ def forward_step(
     Raises:
         NonFiniteOutputError: the loss is NaN or infinite.
     """
-    draws = step_draws(seed, step, rank, mode=mode, device=bundle.device)
+    draws = step_draws(seed, step, rank, world_size=world_size, mode=mode, device=bundle.device)
     with torch.random.fork_rng(devices=_fork_devices(bundle.device)):
         torch.manual_seed(step_seed(seed, step, rank, _DROPOUT_STREAM))
         out = objective(bundle, batch, draws)
@@ -343,10 +366,12 @@ def train_step(
         NonFiniteOutputError: the loss is NaN or infinite (nothing is updated).
     """
     preset = _preset(preset)
-    rank, _ = _world()
+    rank, world = _world()
     set_learning_rate(optimizer, step, preset)
     optimizer.zero_grad(set_to_none=True)
-    out = forward_step(bundle, objective, batch, seed=seed, step=step, rank=rank, mode=mode)
+    out = forward_step(
+        bundle, objective, batch, seed=seed, step=step, rank=rank, world_size=world, mode=mode
+    )
     out["loss"].backward()
     params = [p for group in optimizer.param_groups for p in group["params"]]
     all_reduce_gradients(params)

@@ -15,7 +15,7 @@ costs seconds, and this module must import without it); registration into the ho
   run restores it.
 - One implementation: the step itself is the core's
   (:func:`~hftrainer_mogents.training.loop.forward_step`: the objective's draws and the dropout
-  seed derived from ``(seed, step, process index)``, dropout seeded inside a forked RNG state),
+  seed derived from ``(seed, step)`` and the process's shard, dropout seeded inside a forked RNG state),
   and so are the official learning-rate factor
   (:func:`~hftrainer_mogents.training.loop.set_learning_rate`), the gradient mean over processes
   (:func:`~hftrainer_mogents.training.loop.all_reduce_gradients`) and the preset's clip. A
@@ -194,11 +194,24 @@ class MoGenTSTrainer(nn.Module):
         """The process index (0 without an accelerator)."""
         return int(getattr(self._accelerator, "process_index", 0) or 0)
 
+    def world_size(self) -> int:
+        """The number of processes (1 without an accelerator)."""
+        return int(getattr(self._accelerator, "num_processes", 1) or 1)
+
     def draws(self, step: int | None = None) -> Draws:
         """The objective's draws of a 1-based step (default: the current one):
-        :func:`~hftrainer_mogents.training.loop.step_draws` of ``(seed, step, rank)``."""
+        :func:`~hftrainer_mogents.training.loop.step_draws` of ``(seed, step)`` and the process's
+        shard among the accelerator's processes (default mode: the per-sample draws are the
+        global batch's, so N processes draw what one does)."""
         step = self.get_current_step() if step is None else int(step)
-        return step_draws(self.seed, step, self.rank(), mode=self.mode, device=self.bundle.device)
+        return step_draws(
+            self.seed,
+            step,
+            self.rank(),
+            world_size=self.world_size(),
+            mode=self.mode,
+            device=self.bundle.device,
+        )
 
     def train_step(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         """One batch's loss and its logged parts:
@@ -225,6 +238,7 @@ class MoGenTSTrainer(nn.Module):
             seed=self.seed,
             step=self.get_current_step(),
             rank=self.rank(),
+            world_size=self.world_size(),
             mode=self.mode,
         )
         loss = parts["loss"]

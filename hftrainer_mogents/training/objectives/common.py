@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from hftrainer_mogents.config import UNIT_LENGTH
@@ -24,6 +25,7 @@ __all__ = [
     "encode_tokens",
     "text_features",
     "drop_condition",
+    "shard_mean",
     "batch_tensors",
 ]
 
@@ -137,12 +139,55 @@ def text_features(bundle: Any, captions: Sequence[str]) -> torch.Tensor:
     return bundle.encode_text(list(captions)).float()
 
 
-def drop_condition(cond: torch.Tensor, probability: float, draws: Draws) -> torch.Tensor:
-    """Zero each sample's condition with ``probability`` (the official
-    ``bernoulli(full((B,), p))`` draw, made even when ``p`` is 0)."""
+def drop_condition(
+    cond: torch.Tensor, probability: float, draws: Draws, *, training: bool = True
+) -> torch.Tensor:
+    """Zero each sample's condition with ``probability``, as the official ``mask_cond`` does:
+    one ``bernoulli(full((B,), p))`` draw (per sample: under a shard, this process's rows of
+    the global batch's draw), made only in training mode and when ``p > 0``; otherwise ``cond``
+    is returned as it is and nothing is drawn.
+
+    The draw is made on the generator's device (a CPU generator may serve a CUDA batch) and
+    the mask moved to ``cond``'s.
+
+    Args:
+        cond: (B, E) condition features.
+        probability: the drop probability (``cond_drop_prob``).
+        draws: the random source.
+        training: the network's training mode (``net.training``).
+    """
+    if not training or probability <= 0:
+        return cond
     b = cond.shape[0]
-    keep = 1.0 - draws.bernoulli(torch.full((b,), float(probability), device=cond.device))
-    return cond * keep.view(b, 1).to(cond.dtype)
+    source = draws.generator.device if draws.generator is not None else cond.device
+    drop = draws.bernoulli(torch.full((b,), float(probability), device=source), per_sample=True)
+    keep = (1.0 - drop).to(device=cond.device, dtype=cond.dtype)
+    return cond * keep.view(b, *([1] * (cond.dim() - 1)))
+
+
+def shard_mean(total: torch.Tensor, count: torch.Tensor, draws: Draws) -> torch.Tensor:
+    """``total / count`` over the global batch, as this process's share: a mean over tokens
+    whose count differs between the processes' slices (the transformers' cross-entropy over
+    valid tokens) is ``total / count`` in one process and, under a shard (default mode,
+    several processes), ``total x world_size / count_global`` (the count summed over the
+    processes), so that the processes' mean, which the gradient all-reduce takes, is the
+    global batch's mean. Reference mode keeps each process's own mean, as the official DDP
+    runs do.
+
+    Args:
+        total: this process's sum (with its graph).
+        count: this process's number of terms (detached; at least 1 is used).
+        draws: the step's draws (their shard).
+
+    Returns:
+        A scalar with ``total``'s graph.
+    """
+    count = count.detach().to(total.dtype)
+    if draws.sharded:
+        count = count.clone()
+        dist.all_reduce(count)
+        return total * draws.world_size / count.clamp(min=1)
+    return total / count.clamp(min=1)
 
 
 def batch_tensors(

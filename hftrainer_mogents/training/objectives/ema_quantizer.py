@@ -31,6 +31,17 @@ Draw order of one call (all from :class:`~.draws.Draws`, in both modes): ``rando
 [``randrange``], then per active layer: [init ``randn`` if tiling], ``uniform (N, K)``, [update
 ``randn`` if tiling]. This is the official order, so reference and default mode draw alike.
 
+**Several processes.** Under a shard (``draws.world_size > 1``, an initialised
+``torch.distributed`` group of that size), ``x`` is this process's rows of the global batch's,
+sample-major and in rank order. The Gumbel uniforms are a per-sample draw (default mode: the
+global ``(N_global, K)`` draw, this process's rows); the EMA statistics of a step (``sum_n x_n``
+and ``n_k``) are summed over the processes, and the rows that initialise and reset codes are
+the global batch's (every process's rows gathered, in rank order), so every process keeps the
+same codebooks, those of one process trained on the whole batch (the tiling noise is a shared
+draw; in reference mode, whose generators differ per process, rank 0's reset rows are
+broadcast). The quantizer-dropout draws must be the same in every process (the loop seeds
+``draws.python`` alike on all ranks): the layers run, and their collectives, follow them.
+
 Shape symbols: ``N`` rows, ``D`` code width, ``K`` codes, ``Q`` layers.
 """
 
@@ -41,6 +52,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -104,11 +116,8 @@ def tile_rows(x: Tensor, nb_code: int, draws: Draws) -> Tensor:
     if rows >= nb_code:
         return x
     repeated = x.repeat(-(-nb_code // rows), 1)
-    noise = torch.randn(
-        repeated.shape,
-        generator=draws.generator,
-        device=_device_for(draws, x.device),
-        dtype=repeated.dtype,
+    noise = draws.randn(
+        *repeated.shape, device=_device_for(draws, x.device), dtype=repeated.dtype
     ).to(x.device)
     return repeated + noise * (TILE_NOISE / math.sqrt(dim))
 
@@ -156,8 +165,13 @@ class EMAResidualQuantizer(nn.Module):
         dropout_prob: quantizer-dropout probability (official 0.2).
         temperature: Gumbel temperature of the training choice (official 0.5; 0 = nearest code).
         init_from_batch: ``True`` (training from scratch) fills each codebook from its first
-            training batch, as the official code does; ``False`` (fine-tuning, the default)
-            keeps the given codebooks and starts ``sum = codebook``, ``count = 1``.
+            training batch, as the official code does (``count = 1``); ``False`` (fine-tuning,
+            the default) keeps the given codebooks and starts ``count = initial_count``,
+            ``sum = initial_count * codebook`` (so that ``sum / count`` is the codebook).
+        initial_count: the EMA count every code starts with when fine-tuning (> 0). A code
+            the batches do not choose keeps ``initial_count * mu^s`` after ``s`` steps and is
+            reset to a batch row once that falls below 1: with the official 1.0 every code a
+            first fine-tuning batch misses is wiped at once. Ignored with ``init_from_batch``.
     """
 
     def __init__(
@@ -168,6 +182,7 @@ class EMAResidualQuantizer(nn.Module):
         dropout_prob: float = 0.2,
         temperature: float = 0.5,
         init_from_batch: bool = False,
+        initial_count: float = 1.0,
     ) -> None:
         super().__init__()
         if not codebooks:
@@ -176,6 +191,10 @@ class EMAResidualQuantizer(nn.Module):
             raise InvalidInputError(
                 f"mu ({mu}) and dropout_prob ({dropout_prob}) must lie in [0, 1] and temperature "
                 f"({temperature}) be >= 0"
+            )
+        if not initial_count > 0 or not math.isfinite(initial_count):
+            raise InvalidInputError(
+                f"initial_count must be a positive finite EMA count, got {initial_count}"
             )
         self.mu = float(mu)
         self.dropout_prob = float(dropout_prob)
@@ -193,9 +212,11 @@ class EMAResidualQuantizer(nn.Module):
         self.slots = tuple(slots)
         nb_code, dim = codebooks[0].shape
         self.nb_code, self.code_dim = int(nb_code), int(dim)
+        count = 1.0 if init_from_batch else float(initial_count)
+        self.initial_count = count
         first = torch.stack([c.detach().float() for c in distinct])  # (S, K, D)
-        self.register_buffer("code_sum", first.clone())
-        self.register_buffer("code_count", torch.ones(first.shape[:2], device=first.device))
+        self.register_buffer("code_sum", first * count)
+        self.register_buffer("code_count", torch.full(first.shape[:2], count, device=first.device))
         self.register_buffer(
             "initialised", torch.full((len(distinct),), not init_from_batch, device=first.device)
         )
@@ -203,7 +224,8 @@ class EMAResidualQuantizer(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"layers={self.num_layers}, nb_code={self.nb_code}, code_dim={self.code_dim}, "
-            f"mu={self.mu}, dropout_prob={self.dropout_prob}, temperature={self.temperature}"
+            f"mu={self.mu}, dropout_prob={self.dropout_prob}, temperature={self.temperature}, "
+            f"initial_count={self.initial_count}"
         )
 
     def forward(
@@ -213,7 +235,8 @@ class EMAResidualQuantizer(nn.Module):
 
         Args:
             x: ``(N, D)`` latent rows, in the official row order (it fixes which rows reset dead
-                codes and the layout of the Gumbel draws).
+                codes and the layout of the Gumbel draws), sample-major: under a shard, this
+                process's rows of the global batch's (see the module docstring).
             codebooks: the ``Q`` codebooks the statistics belong to (updated in place when
                 ``training``).
             draws: random source (used only when ``training``).
@@ -236,6 +259,8 @@ class EMAResidualQuantizer(nn.Module):
             raise InvalidInputError(f"x must be (N, {self.code_dim}), got {tuple(x.shape)}")
         if self.code_sum.device != x.device:  # follow the VQ's device
             self.to(x.device)
+        if training:
+            _check_group(draws)
         active = self.num_layers
         if training and draws.python.random() < self.dropout_prob:
             active = draws.python.randrange(0, self.num_layers) + 1
@@ -271,41 +296,57 @@ class EMAResidualQuantizer(nn.Module):
         # (the official trains in float32; a bf16 distance would change the chosen codes)
         with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
             rows = x.detach().float()
+            everyone = _gather_rows(rows, draws) if training else rows
             if training and not bool(self.initialised[slot]):
-                self._init_from(slot, rows, codebook, draws)
+                self._init_from(slot, everyone, codebook, draws)
             distance = code_distance(rows, codebook.float())  # (N, K)
             if training and self.temperature > 0:
                 uniform = draws.rand(
-                    *distance.shape, device=_device_for(draws, distance.device)
+                    *distance.shape, device=_device_for(draws, distance.device), per_sample=True
                 ).to(distance)
                 index = gumbel_choice(distance, self.temperature, uniform)
             else:
                 index = (-distance).argmax(-1)  # the official eval path: argmax of -dist
             code = F.embedding(index, codebook).to(x.dtype)  # (N, D), before the update
             if training:
-                ppl = self._update(slot, rows, index, codebook, draws)
+                ppl = self._update(slot, rows, everyone, index, codebook, draws)
             else:
                 ppl = perplexity(torch.bincount(index, minlength=self.nb_code).float())
         commit = F.mse_loss(x.float(), code.float())
         return x + (code - x).detach(), index, commit, ppl
 
-    def _init_from(self, slot: int, x: Tensor, codebook: Tensor, draws: Draws) -> None:
-        """The official first-batch init (only with ``init_from_batch``)."""
-        first = tile_rows(x, self.nb_code, draws)[: self.nb_code]
+    def _init_from(self, slot: int, everyone: Tensor, codebook: Tensor, draws: Draws) -> None:
+        """The official first-batch init (only with ``init_from_batch``), from the global
+        batch's rows."""
+        first = _same_everywhere(tile_rows(everyone, self.nb_code, draws)[: self.nb_code], draws)
         codebook.copy_(first)
         self.code_sum[slot] = first
         self.code_count[slot] = 1.0
         self.initialised[slot] = True
 
     def _update(
-        self, slot: int, x: Tensor, index: Tensor, codebook: Tensor, draws: Draws
+        self,
+        slot: int,
+        x: Tensor,
+        everyone: Tensor,
+        index: Tensor,
+        codebook: Tensor,
+        draws: Draws,
     ) -> Tensor:
-        """EMA of the chosen codes and dead-code reset; returns this batch's perplexity."""
+        """EMA of the chosen codes and dead-code reset (``x`` this process's rows, ``everyone``
+        the global batch's); returns the global batch's perplexity."""
         onehot = torch.zeros(self.nb_code, x.shape[0], device=x.device, dtype=x.dtype)
         onehot.scatter_(0, index.view(1, -1), 1)  # (K, N)
         batch_sum = onehot @ x  # (K, D)
         batch_count = onehot.sum(-1)  # (K,)
-        replacement = tile_rows(x, self.nb_code, draws)[: self.nb_code]
+        if draws.world_size > 1:
+            # one collective for both: the global batch's sums and counts
+            both = torch.cat([batch_sum, batch_count[:, None]], 1)
+            dist.all_reduce(both)
+            batch_sum, batch_count = both[:, :-1], both[:, -1]
+        replacement = _same_everywhere(
+            tile_rows(everyone, self.nb_code, draws)[: self.nb_code], draws
+        )
         code_sum = self.mu * self.code_sum[slot] + (1.0 - self.mu) * batch_sum
         code_count = self.mu * self.code_count[slot] + (1.0 - self.mu) * batch_count
         self.code_sum[slot] = code_sum
@@ -314,3 +355,34 @@ class EMAResidualQuantizer(nn.Module):
         update = code_sum / code_count.view(-1, 1)
         codebook.copy_(used * update + (1 - used) * replacement)
         return perplexity(batch_count)
+
+
+def _check_group(draws: Draws) -> None:
+    """A shard of several processes needs their process group (the statistics are summed)."""
+    if draws.world_size == 1:
+        return
+    group = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    if group != draws.world_size:
+        raise InvalidInputError(
+            f"the VQ's draws are a shard of {draws.world_size} processes, but the torch."
+            f"distributed process group has {group}: initialise the group (the loop and the "
+            "host's accelerate launch do) or draw with world_size=1"
+        )
+
+
+def _gather_rows(rows: Tensor, draws: Draws) -> Tensor:
+    """The global batch's rows: every process's ``rows`` (equal counts), in rank order."""
+    if draws.world_size == 1:
+        return rows
+    parts = [torch.empty_like(rows) for _ in range(draws.world_size)]
+    dist.all_gather(parts, rows.contiguous())
+    return torch.cat(parts)
+
+
+def _same_everywhere(rows: Tensor, draws: Draws) -> Tensor:
+    """Rank 0's ``rows`` in every process, when the processes' generators differ (reference
+    mode under a shard draws per process); default-mode draws are already shared."""
+    if draws.world_size > 1 and draws.reference:
+        rows = rows.contiguous()
+        dist.broadcast(rows, src=0)
+    return rows

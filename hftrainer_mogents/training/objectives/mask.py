@@ -10,8 +10,11 @@ the ts one, as the official trainer does, so reference mode reproduces its draw 
 1. aux: masking draws, then the condition-drop Bernoulli;
 2. ts: masking draws (both levels), then the condition-drop Bernoulli.
 
-Default mode draws the same way (from ``draws.generator`` when one is given). Dropout inside
-the networks draws from torch's global generator (reference parity holds with it set to 0).
+Default mode draws the same way (from ``draws.generator`` when one is given); every draw is per
+sample, so under a shard of several processes each is the global batch's (this process's
+rows), and the cross-entropy is a mean over the global batch's hidden tokens: N processes give
+one process's losses. Dropout inside the networks draws from torch's global generator
+(reference parity holds with it set to 0).
 
 The two transformers share no parameter, so the returned ``loss = loss_aux + loss_ts`` gives
 each one exactly the gradient of its own loss (upstream steps two identical AdamW optimisers on
@@ -32,6 +35,7 @@ from hftrainer_mogents.training.objectives.common import (
     batch_tensors,
     drop_condition,
     encode_tokens,
+    shard_mean,
     text_features,
 )
 from hftrainer_mogents.training.objectives.draws import Draws
@@ -41,7 +45,7 @@ __all__ = ["mask_objective", "masked_cross_entropy"]
 
 
 def masked_cross_entropy(
-    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int
+    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int, draws: Draws | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy and top-1 accuracy over the positions whose label is not ``ignore_index``,
     averaged over all of them in the batch (no label smoothing), as upstream's
@@ -54,6 +58,8 @@ def masked_cross_entropy(
         logits: (..., K) float logits.
         labels: (...) int64 targets in ``[0, K)`` or ``ignore_index``.
         ignore_index: the label of the positions left out.
+        draws: the step's draws; under a shard of several processes the means are over the
+            global batch's positions (:func:`~.common.shard_mean`).
 
     Returns:
         ``(loss, accuracy)``: scalar float32 loss with its graph, detached float32 accuracy.
@@ -61,17 +67,18 @@ def masked_cross_entropy(
     flat = logits.reshape(-1, logits.shape[-1]).float()
     target = labels.reshape(-1)
     scored = target != ignore_index
-    count = scored.sum().clamp(min=1)
-    loss = F.cross_entropy(flat, target, ignore_index=ignore_index, reduction="sum") / count
+    total = F.cross_entropy(flat, target, ignore_index=ignore_index, reduction="sum")
     correct = (flat.detach().argmax(-1) == target) & scored
-    return loss, correct.sum().float() / count
+    if draws is None:
+        count = scored.sum().clamp(min=1)
+        return total / count, correct.sum().float() / count
+    return shard_mean(total, scored.sum(), draws), shard_mean(
+        correct.sum().float(), scored.sum(), draws
+    )
 
 
 def _condition(net: nn.Module, cond: torch.Tensor, draws: Draws) -> torch.Tensor:
-    probability = float(net.config.cond_drop_prob)
-    if net.training and probability > 0:
-        return drop_condition(cond, probability, draws)
-    return cond
+    return drop_condition(cond, float(net.config.cond_drop_prob), draws, training=net.training)
 
 
 def mask_objective(bundle: Any, batch: Mapping[str, Any], draws: Draws) -> dict[str, torch.Tensor]:
@@ -105,7 +112,7 @@ def mask_objective(bundle: Any, batch: Mapping[str, Any], draws: Draws) -> dict[
         draws=draws,
     )
     logits = aux(inputs, _condition(aux, cond, draws), tokens.padding)  # (B, T, K)
-    loss_aux, acc_aux = masked_cross_entropy(logits, labels, aux.mask_id)
+    loss_aux, acc_aux = masked_cross_entropy(logits, labels, aux.mask_id, draws)
 
     inputs, labels = mask_tokens_2d(
         tokens.ts[..., 0],
@@ -115,7 +122,7 @@ def mask_objective(bundle: Any, batch: Mapping[str, Any], draws: Draws) -> dict[
         draws=draws,
     )
     logits = ts(inputs, _condition(ts, cond, draws), tokens.padding)  # (B, T*J, K)
-    loss_ts, acc_ts = masked_cross_entropy(logits, labels, ts.mask_id)
+    loss_ts, acc_ts = masked_cross_entropy(logits, labels, ts.mask_id, draws)
 
     return {
         "loss": loss_aux + loss_ts,

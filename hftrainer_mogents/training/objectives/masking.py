@@ -13,7 +13,9 @@ gets a random id in each of its slots), then single tokens among the steps left.
 Every random number comes from a :class:`~.draws.Draws`, in the official order and shapes
 (``Tensor.uniform_`` of (B,), ``rand`` of (B, n) for the permutation, a scalar-``p``
 ``bernoulli`` over the whole mask, ``randint`` of the ids' shape), in both modes: with
-``Draws.seeded(s)`` the masks equal the official ones after ``torch.manual_seed(s)``.
+``Draws.seeded(s)`` the masks equal the official ones after ``torch.manual_seed(s)``. Every
+draw's leading dim is the batch's samples (``per_sample``): under a shard of several processes
+(default mode) each process gets its rows of the global batch's draw.
 Labels hold the true id at hidden positions and ``mask_id`` (the loss's ignore index) elsewhere.
 """
 
@@ -59,7 +61,7 @@ def _draw_device(draws: Draws, device: torch.device) -> torch.device:
 
 def _draw_share(batch: int, draws: Draws, device: torch.device) -> torch.Tensor:
     """One masking share per sample, ``cosine_schedule(U(0, 1))``, (B,) float32."""
-    r = draws.uniform_(torch.zeros(batch, device=_draw_device(draws, device)))
+    r = draws.uniform_(torch.zeros(batch, device=_draw_device(draws, device)), per_sample=True)
     return cosine_schedule(r).to(device)
 
 
@@ -67,7 +69,7 @@ def _choose(share: torch.Tensor, valid: torch.Tensor, draws: Draws) -> torch.Ten
     """The hidden positions: the first ``masked_count(n, share)`` of a random permutation of
     each row's ``n`` positions, padding excluded. ``valid`` (B, n) bool."""
     b, n = valid.shape
-    ranks = draws.batch_randperm(b, n, device=_draw_device(draws, valid.device))
+    ranks = draws.batch_randperm(b, n, device=_draw_device(draws, valid.device), per_sample=True)
     return (ranks.to(valid.device) < masked_count(n, share)[:, None]) & valid
 
 
@@ -75,10 +77,10 @@ def _subset(mask: torch.Tensor, probability: float, draws: Draws) -> torch.Tenso
     """Each True of ``mask`` kept with ``probability``.
 
     The official draw is ``torch.bernoulli(mask, p=probability)``: the scalar-``p`` kernel, whose
-    stream differs from a tensor of probabilities', so it is called here with the generator.
+    stream differs from a tensor of probabilities' (:meth:`~.draws.Draws.bernoulli_like`).
     """
     source = mask.to(_draw_device(draws, mask.device))
-    drawn = torch.bernoulli(source, p=probability, generator=draws.generator)
+    drawn = draws.bernoulli_like(source, probability, per_sample=True)
     return drawn.to(mask.device) & mask
 
 
@@ -94,7 +96,7 @@ def _hide(
     broadcast over the last): random ids, then ``mask_id``, drawn over all positions."""
     replace = _subset(hidden, REPLACE_PROBABILITY, draws)
     random_ids = draws.randint(
-        num_tokens, tuple(inputs.shape), device=_draw_device(draws, inputs.device)
+        num_tokens, tuple(inputs.shape), device=_draw_device(draws, inputs.device), per_sample=True
     ).to(inputs.device)
     inputs = torch.where(_spread(replace, inputs), random_ids, inputs)
     masked = _subset(hidden & ~replace, MASK_PROBABILITY, draws)

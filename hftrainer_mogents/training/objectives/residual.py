@@ -11,16 +11,22 @@ Per transformer (aux, then ts), as the official ``ResidualTransformer{,2D}.forwa
 4. the CLIP condition zeroed per sample with ``cond_drop_prob`` (one Bernoulli per sample, drawn
    only in training mode and when the probability is positive, as upstream does);
 5. the network with sample ``b``'s layer token ``one_hot(q_b)`` and output table ``W_{q_b}``;
-   the pad (and, in 2D, mask) rows stay in the softmax;
+   the pad (and, in 2D, mask) rows stay in the softmax. The 2D spatial stage adds its output
+   back in upstream's scrambled layout: in reference mode the batch-coupled one of the official
+   training (a sample reads other samples' entries), in default mode the per-sample rule (as
+   generation's default mode: a sample's loss does not depend on the rest of its batch, so
+   several processes holding slices of a batch give one process's losses);
 6. cross-entropy over every valid token (``ignore_index = pad_id``; no masking), top-1 accuracy
-   on the same tokens.
+   on the same tokens (means over the global batch's valid tokens under a shard of several
+   processes: :func:`~.common.shard_mean`).
 
 Draws, in order: aux uniform (B,), aux Bernoulli (B,), ts uniform (B,), ts Bernoulli (B,)
 (each Bernoulli only when drawn, see 4.). The networks' dropout draws after each Bernoulli,
 from torch's global generator (the positional-encoding dropout in train mode; upstream's encoder
 layers also drop out, which :mod:`~hftrainer_mogents.modeling.layers` does not model).
 Reference parity holds with dropout at zero. ``mode="default"`` draws the same numbers in the
-same order as ``"reference"`` (they are already one draw per sample).
+same order as ``"reference"`` (they are already one draw per sample); under a shard of several
+processes, each of these draws is per sample (the global batch's numbers, this process's rows).
 
 Upstream trains the two transformers with two AdamW optimisers over disjoint parameters, each
 stepping on its own loss; the returned ``loss`` is their sum, whose backward gives each
@@ -38,10 +44,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from hftrainer_mogents.errors import InvalidInputError
+from hftrainer_mogents.modeling.residual_transformer import scrambled_spatial_index
 from hftrainer_mogents.training.objectives.common import (
     batch_tensors,
     drop_condition,
     encode_tokens,
+    shard_mean,
     text_features,
 )
 from hftrainer_mogents.training.objectives.draws import Draws
@@ -59,8 +67,8 @@ def q_schedule(
     With ``Q = 6`` the layers 1..5 come with probabilities about .322/.248/.185/.165/.080.
 
     Args:
-        batch: B.
-        draws: the random source (one ``uniform_`` of shape (B,)).
+        batch: B (this process's samples).
+        draws: the random source (one per-sample ``uniform_`` of shape (B,)).
         low: the smallest layer (1: layer 0 is the mask transformer's).
         high: the number of quantizer layers ``Q``; layers run up to ``high - 1``.
         device: where the result goes (default: the draws' device).
@@ -74,7 +82,7 @@ def q_schedule(
             f"low={low}, high={high}"
         )
     source = draws.generator.device if draws.generator is not None else device
-    noise = draws.uniform_(torch.zeros(batch, device=source), 0.0, 1.0)
+    noise = draws.uniform_(torch.zeros(batch, device=source), 0.0, 1.0, per_sample=True)
     schedule = 1 - torch.cos(noise * math.pi * 0.5)
     layers = torch.round(schedule * (high - low - 1)).long() + low
     return layers if device is None else layers.to(device)
@@ -138,20 +146,21 @@ def _stream_loss(
     b, _, q = ids.shape
     device = ids.device
     layers = q_schedule(b, draws, 1, q, device=device)
-    probability = float(net.config.cond_drop_prob)
-    if net.training and probability > 0:
-        source = draws.generator.device if draws.generator is not None else device
-        cond = drop_condition(cond.to(source), probability, draws).to(device)
+    cond = drop_condition(cond, float(net.config.cond_drop_prob), draws, training=net.training)
     dtype = next(net.parameters()).dtype
     history = residual_history(net, ids, layers)
     logits = per_sample_layer_logits(
         net, history, layers, cond.to(dtype), padding, **kwargs
     ).float()  # (B, N, V)
     target = ids.gather(2, layers.view(b, 1, 1).expand(b, ids.shape[1], 1)).squeeze(2)
-    loss = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=net.pad_id)
+    total = F.cross_entropy(
+        logits.transpose(1, 2), target, ignore_index=net.pad_id, reduction="sum"
+    )
     valid = target != net.pad_id
     correct = (logits.argmax(-1) == target) & valid
-    accuracy = (correct.sum() / valid.sum()).float().detach()
+    # means over the global batch's valid tokens (several processes hold different counts)
+    loss = shard_mean(total, valid.sum(), draws)
+    accuracy = shard_mean(correct.sum().float(), valid.sum(), draws).detach()
     return loss, accuracy
 
 
@@ -180,8 +189,15 @@ def residual_objective(
     cond = text_features(bundle, captions)
     b, n, j, q = tokens.ts.shape
     loss_aux, acc_aux = _stream_loss(aux, tokens.aux, tokens.padding, cond, draws)
+    scramble = scrambled_spatial_index(tokens.token_lengths, n, j, batch_coupled=draws.reference)
     loss_ts, acc_ts = _stream_loss(
-        ts, tokens.ts.reshape(b, n * j, q), tokens.padding, cond, draws, joints=j
+        ts,
+        tokens.ts.reshape(b, n * j, q),
+        tokens.padding,
+        cond,
+        draws,
+        joints=j,
+        scramble_index=scramble,
     )
     return {
         "loss": loss_aux + loss_ts,

@@ -21,18 +21,29 @@ Codebooks and statistics: the codebooks are the bundle's inference buffers, upda
 so an exported artifact has the trained codes. The EMA statistics (per stream and layer
 ``code_sum``, ``code_count`` and an ``initialised`` flag) are this module's buffers, so a
 checkpoint carries them and a resumed run continues identically. Fine-tuning (the default,
-``init_from_batch=False``) starts them at ``sum = codebook``, ``count = 1``: the trained codes
-stay as they are (the official first-batch init would overwrite them, and the official resume
-re-runs it). Note that the dead-code rule then applies from the first step: a code whose EMA
-count falls below 1 (one that the batches rarely choose) is replaced by a row of the batch, as
-in the official training; small batches therefore replace more codes.
+``init_from_batch=False``) keeps the trained codes (the official first-batch init would
+overwrite them, and the official resume re-runs it) and starts the statistics at
+``count = c0``, ``sum = c0 * codebook``. The dead-code rule (a code whose EMA count is below 1
+becomes a batch row) applies from the first step, so ``c0`` decides how long a trained code
+that the new batches do not choose survives: ``ln(c0) / -ln(mu)`` steps. The official 1.0
+would wipe, at the first step, every code a (small) fine-tuning batch misses. The default
+``c0`` is the count an evenly used code has at the end of the official training, the
+stationary value of the EMA: the official batch's rows per step over the codes,
+``256 windows x 16 steps / 512 = 8`` for the aux stream and ``256 x 16 x 6 / 256 = 96`` for
+the ts stream (``OFFICIAL_VQ_BATCH`` x rows per 64-frame window / ``K``, from the artifact's
+config): the statistics continue as if they had been saved with the trained codebooks, and an
+unused code lives about 200 (aux) and 450 (ts) steps before the official rule resets it.
+Codes that the fine-tuning data keeps choosing hold ``count ~ P(code) x rows per step`` and
+stay while that is at least 1, as in the official training (a small batch keeps fewer).
 ``init_from_batch=True`` (training from scratch) fills each codebook from its first training
-batch, as the official code does.
+batch, as the official code does (``count = 1``).
 
 Random numbers (``draws``): per quantiser, ``draws.python.random()`` (and ``randrange``) for the
 quantizer dropout, then per active layer the ``(N, K)`` Gumbel uniforms (and the tiling noise
 when a batch has fewer rows than codes), in the official order; reference and default mode draw
-the same. The networks' ``Dropout`` masks come from torch's global generator, as in the official
+the same. Rows are sample-major (aux ``(b, t)``, ts ``(b, g, t)``), so under a shard of several
+processes the Gumbel uniforms are a per-sample draw, and the statistics are summed over the
+processes (see :mod:`~.ema_quantizer`): N processes keep the codebooks of one. The networks' ``Dropout`` masks come from torch's global generator, as in the official
 code, so the official loss is matched with dropout at 0.
 
 Eval mode (``bundle.vq_model.eval()``): nearest code, every layer, no update, nothing drawn
@@ -59,11 +70,38 @@ from hftrainer_mogents.training.objectives.common import StageObjective, batch_t
 from hftrainer_mogents.training.objectives.draws import Draws
 from hftrainer_mogents.training.objectives.ema_quantizer import EMAResidualQuantizer
 
-__all__ = ["VQObjective", "COMMIT_WEIGHT", "POSITION_WEIGHT", "GUMBEL_TEMPERATURE"]
+__all__ = [
+    "VQObjective",
+    "COMMIT_WEIGHT",
+    "POSITION_WEIGHT",
+    "GUMBEL_TEMPERATURE",
+    "OFFICIAL_VQ_BATCH",
+    "OFFICIAL_VQ_WINDOW",
+    "finetune_initial_counts",
+]
 
 COMMIT_WEIGHT = 0.02  # official --commit
 POSITION_WEIGHT = 0.5  # official --loss_vel (the weight of the local-position term)
 GUMBEL_TEMPERATURE = 0.5  # official sample_codebook_temp
+OFFICIAL_VQ_BATCH = 256  # official VQ training batch (windows per step)
+OFFICIAL_VQ_WINDOW = 64  # official VQ training window (frames)
+
+
+def finetune_initial_counts(config: Any) -> tuple[float, float]:
+    """The default fine-tuning EMA count of the aux and ts codes: the rows of one official
+    training step over the stream's codes, ``OFFICIAL_VQ_BATCH x steps per window (x joint
+    groups for ts) / K`` (8 and 96 for the released model), floored at 1 (the official
+    from-scratch count).
+
+    Args:
+        config: the RVQ-VAE's config (``nb_code1d``, ``nb_code2d``, ``down_t``, ``stride_t``).
+    """
+    steps = OFFICIAL_VQ_WINDOW // (config.stride_t**config.down_t)
+    rows = OFFICIAL_VQ_BATCH * steps
+    return (
+        max(1.0, rows / config.nb_code1d),
+        max(1.0, rows * N_JOINT_GROUPS / config.nb_code2d),
+    )
 
 
 class VQObjective(StageObjective):
@@ -73,8 +111,10 @@ class VQObjective(StageObjective):
         bundle: the :class:`~hftrainer_mogents.bundle.MoGenTSBundle` to train (its
             ``vq_model`` config gives ``mu`` and the quantizer-dropout probability).
         init_from_batch: ``False`` (fine-tuning): keep the artifact's codebooks, statistics
-            start at ``sum = codebook``, ``count = 1``. ``True`` (from scratch): the official
-            first-batch init of every codebook.
+            start at ``count = initial_count``, ``sum = count x codebook``. ``True`` (from
+            scratch): the official first-batch init of every codebook (``count = 1``).
+        initial_count: the fine-tuning start count of every code (both streams), or ``None``:
+            :func:`finetune_initial_counts` (see the module docstring for the reasoning).
         commit: commitment weight.
         position_weight: weight of the local-position term (the official ``loss_vel``).
         temperature: Gumbel temperature of the training code choice.
@@ -90,6 +130,7 @@ class VQObjective(StageObjective):
         bundle: Any,
         *,
         init_from_batch: bool = False,
+        initial_count: float | None = None,
         commit: float = COMMIT_WEIGHT,
         position_weight: float = POSITION_WEIGHT,
         temperature: float = GUMBEL_TEMPERATURE,
@@ -106,8 +147,17 @@ class VQObjective(StageObjective):
             "temperature": temperature,
             "init_from_batch": self.init_from_batch,
         }
-        self.quantizer1d = EMAResidualQuantizer(vq.quantizer1d.codebooks, **options)
-        self.quantizer2d = EMAResidualQuantizer(vq.quantizer2d.codebooks, **options)
+        counts = (
+            finetune_initial_counts(config)
+            if initial_count is None
+            else (float(initial_count), float(initial_count))
+        )
+        self.quantizer1d = EMAResidualQuantizer(
+            vq.quantizer1d.codebooks, initial_count=counts[0], **options
+        )
+        self.quantizer2d = EMAResidualQuantizer(
+            vq.quantizer2d.codebooks, initial_count=counts[1], **options
+        )
 
     def forward(
         self, bundle: Any, batch: Mapping[str, Any], draws: Draws
