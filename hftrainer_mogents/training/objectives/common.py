@@ -113,7 +113,8 @@ def encode_tokens(
         vq: the (frozen) RVQ-VAE.
         motions: (B, L, 263) normalised, zero past each length; ``L`` a multiple of 4.
         lengths: (B,) frames.
-        pad_aux, pad_ts: the transformers' pad ids (``K + 1``).
+        pad_aux: the 1D transformer's pad id (``K + 1``).
+        pad_ts: the 2D transformer's pad id.
     """
     if motions.shape[1] % UNIT_LENGTH:
         raise InvalidInputError(
