@@ -1,5 +1,6 @@
 """Host-style training configs (mmengine ``.py`` files) shipped with the package, one per stage
-plus ``mogents_tiny.py`` for smoke tests; run them with the host's ``tools/train.py``, its
+plus ``mogents_tiny.py`` for smoke tests, each adding its stage's settings to what
+``_mogents_base.py`` holds for all (mmengine's ``_base_``); run them with the host's ``tools/train.py``, its
 ``tools/dist_train.sh`` / ``accelerate launch``, or ``mogents finetune``.
 
 They read two environment variables (mmengine substitutes ``{{$NAME:default}}`` while loading):

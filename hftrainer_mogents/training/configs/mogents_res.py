@@ -5,53 +5,23 @@
 # or: mogents finetune --stage res --data DIR --from ARTIFACT --work-dir DIR
 # Several GPUs: bash tools/dist_train.sh CONFIG N (accelerate launch underneath).
 
-custom_imports = dict(imports=["hftrainer_mogents.training.host.setup"], allow_failed_imports=False)
+_base_ = ["./_mogents_base.py"]
 
-ARTIFACT = "{{$MOGENTS_ARTIFACT:ZeyuLing/hftrainer-mogents-humanml3d}}"
-DATA_ROOT = "{{$MOGENTS_DATA:data/HumanML3D}}"
 STAGE = "res"
-SEED = 0
-
-# the artifact's weights, the stage preset (its networks train, the others are frozen), and
-# optional per-module overrides such as text_encoder=dict(trainable=False, save_ckpt=False)
-model = dict(type="MoGenTSTrainingBundle", pretrained=ARTIFACT, stage=STAGE)
+model = dict(stage=STAGE)
 
 # official_schedule: the official warm-up (and the VQ's step decays) set by the trainer
-trainer = dict(type="MoGenTSTrainer", seed=SEED, mode="default", official_schedule=True)
+trainer = dict(official_schedule=True)
 
-train_dataloader = dict(
-    dataset=dict(
-        type="HumanML3DTrainDataset",
-        data_root=DATA_ROOT,
-        artifact=ARTIFACT,
-        split="train",
-        stage=STAGE,
-        seed=SEED,
-        # the dataset orders each epoch from (seed, epoch) itself (resumable): no loader shuffle
-        shuffle=True,
-    ),
-    batch_size=64,
-    num_workers=4,
-    shuffle=False,
-    drop_last=True,
-)
+train_dataloader = dict(dataset=dict(stage=STAGE), batch_size=64)
 
 # official: AdamW 2e-4, betas (0.9, 0.99), wd 1e-5, 2000 warm-up iterations
 optimizer = dict(type="AdamW", lr=2e-4, betas=(0.9, 0.99), weight_decay=1e-5)
 lr_scheduler = None  # the trainer applies the official schedule
 
-train_cfg = dict(by_epoch=False, max_iters=500000)
+train_cfg = dict(max_iters=500000)
 
 work_dir = "work_dirs/mogents_res"
-auto_resume = False
-load_from = None
-
-accelerator = dict(mixed_precision="no", gradient_accumulation_steps=1, log_with=None)
-
-default_hooks = dict(
-    checkpoint=dict(type="CheckpointHook", interval=5000, max_keep_ckpts=3, save_last=True),
-    logger=dict(type="LoggerHook", interval=50),
-)
 
 # Keep the best-FID checkpoint as the official training does (evaluator files from
 # `mogents convert-evaluator`; FID on the folder's test split, the protocol's items; then

@@ -5,49 +5,21 @@
 # or: mogents finetune --stage length --data DIR --from ARTIFACT --work-dir DIR
 # Several GPUs: bash tools/dist_train.sh CONFIG N (accelerate launch underneath).
 
-custom_imports = dict(imports=["hftrainer_mogents.training.host.setup"], allow_failed_imports=False)
+_base_ = ["./_mogents_base.py"]
 
-ARTIFACT = "{{$MOGENTS_ARTIFACT:ZeyuLing/hftrainer-mogents-humanml3d}}"
-DATA_ROOT = "{{$MOGENTS_DATA:data/HumanML3D}}"
 STAGE = "length"
-SEED = 0
+model = dict(stage=STAGE)
 
-# the artifact's weights, the stage preset (its networks train, the others are frozen), and
-# optional per-module overrides such as text_encoder=dict(trainable=False, save_ckpt=False)
-model = dict(type="MoGenTSTrainingBundle", pretrained=ARTIFACT, stage=STAGE)
+trainer = dict(grad_clip="preset")
 
-trainer = dict(type="MoGenTSTrainer", seed=SEED, mode="default", grad_clip="preset")
-
-train_dataloader = dict(
-    dataset=dict(
-        type="HumanML3DTrainDataset",
-        data_root=DATA_ROOT,
-        artifact=ARTIFACT,
-        split="train",
-        stage=STAGE,
-        seed=SEED,
-        # the dataset orders each epoch from (seed, epoch) itself (resumable): no loader shuffle
-        shuffle=True,
-    ),
-    batch_size=4,
-    num_workers=0,
-    shuffle=False,
-    drop_last=False,
-)
+train_dataloader = dict(dataset=dict(stage=STAGE), batch_size=4, num_workers=0, drop_last=False)
 
 # a quick smoke test: a few steps of the length stage
 optimizer = dict(type="Adam", lr=1e-3)
 lr_scheduler = dict(type="constant")
 
-train_cfg = dict(by_epoch=False, max_iters=4)
+train_cfg = dict(max_iters=4)
 
 work_dir = "work_dirs/mogents_tiny"
-auto_resume = False
-load_from = None
 
-accelerator = dict(mixed_precision="no", gradient_accumulation_steps=1, log_with=None)
-
-default_hooks = dict(
-    checkpoint=dict(type="CheckpointHook", interval=1000, max_keep_ckpts=3, save_last=True),
-    logger=dict(type="LoggerHook", interval=1),
-)
+default_hooks = dict(checkpoint=dict(interval=1000), logger=dict(interval=1))
