@@ -95,17 +95,6 @@ STAGE_PRESETS: dict[str, StagePreset] = {
     ),
 }
 
-# every network attribute of a bundle that a stage can train or freeze
-_NETWORKS = (
-    "vq_model",
-    "mask_transformer_aux",
-    "mask_transformer_ts",
-    "res_transformer_aux",
-    "res_transformer_ts",
-    "length_estimator",
-    "text_encoder",
-)
-
 
 def stage_preset(stage: str) -> StagePreset:
     """The preset of ``stage``, with a typed error naming the choices."""
@@ -129,7 +118,10 @@ def apply_stage(bundle: Any, stage: str) -> StagePreset:
         raise InvalidInputError(
             f"the '{stage}' stage trains {', '.join(missing)}, which this artifact does not have"
         )
-    present = [name for name in _NETWORKS if getattr(bundle, name, None) is not None]
+    # imported here: the presets are read by the CLI's option lists, which must not load torch
+    from hftrainer_mogents.bundle import COMPONENT_ATTRIBUTES
+
+    present = [COMPONENT_ATTRIBUTES[component] for component, _ in bundle.components()]
     frozen = [name for name in present if name not in preset.trainable]
     for name in present:
         getattr(bundle, name).requires_grad_(name in preset.trainable)
