@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_generate import cpu_description, table  # this folder's shared report helpers
 
 STAGES = ("vq", "mask", "res", "length")
 PRECISIONS = ("fp32", "bf16")
@@ -129,30 +130,6 @@ def run_worker(script: Path, args: argparse.Namespace, **config) -> dict:
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def cpu_description() -> str:
-    """CPU model and its bf16 instruction sets (AMX or AVX512-BF16 decide bf16 speed)."""
-    info = Path("/proc/cpuinfo")
-    if not info.exists():
-        return "unknown"
-    text = info.read_text()
-    model = next(
-        (ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")),
-        "?",
-    )
-    isa = [flag for flag in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f" {flag}" in text]
-    return f"{model} ({', '.join(isa) or 'no vector flags found'})"
-
-
-def table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
-        for r in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def main() -> None:
