@@ -328,7 +328,12 @@ def run_sequence(
 
     from hftrainer_mogents.config import UNIT_LENGTH
     from hftrainer_mogents.exports import file_names
-    from hftrainer_mogents.jobs.generate import RunItem, generate_run, prepare_output_dir
+    from hftrainer_mogents.jobs.generate import (
+        RunItem,
+        generate_run,
+        prepare_output_dir,
+        sequence_producer,
+    )
 
     texts, lengths = parse_sequence(specs)
     check_run_flags(texts, [float(n) for n in lengths], seed=seed, length_flag="--sequence")
@@ -341,15 +346,9 @@ def run_sequence(
     prepare_output_dir(out_dir, overwrite=overwrite)
     seed = secrets.randbits(31) if seed is None else seed
 
-    def produce(pipe: Any, todo: list[RunItem]) -> tuple[list[Any], dict[str, Any]]:
-        result = pipe.generate_long(
-            texts, lengths, transition=transition, seed=seed, generation_config=generation_config
-        )
-        return result.motions, {
-            "settings": result.settings,
-            "sequence": result.settings["sequence"],
-        }
-
+    produce = sequence_producer(
+        texts, lengths, transition=transition, seed=seed, generation_config=generation_config
+    )
     run, _ = generate_run(
         out_dir,
         [RunItem(0, " / ".join(texts), "sequence")],

@@ -33,7 +33,14 @@ import numpy as np
 from hftrainer_mogents.config import FPS, MAX_MOTION_LENGTH, MIN_MOTION_LENGTH, UNIT_LENGTH
 from hftrainer_mogents.errors import InvalidInputError
 from hftrainer_mogents.generation_config import GENERATION_FIELDS, GenerationConfig
-from hftrainer_mogents.jobs.generate import RUN_FILE, ModelSource, RunItem, generate_run, slugify
+from hftrainer_mogents.jobs.generate import (
+    RUN_FILE,
+    ModelSource,
+    RunItem,
+    generate_run,
+    sequence_producer,
+    slugify,
+)
 
 if TYPE_CHECKING:
     from hftrainer_mogents.motion.smpl135 import SMPLModel
@@ -318,15 +325,9 @@ class DemoBackend:
         marked = [[int(a), int(b)] for a, b in zip(bounds[:-1], bounds[1:])]
         report(0.05, "generating the segments")
 
-        def produce(pipe: Any, todo: list[RunItem]) -> tuple[list[Any], dict[str, Any]]:
-            result = pipe.generate_long(
-                texts, lengths, transition=transition, seed=used, generation_config=config
-            )
-            return result.motions, {
-                "settings": result.settings,
-                "sequence": result.settings["sequence"],
-            }
-
+        produce = sequence_producer(
+            texts, lengths, transition=transition, seed=used, generation_config=config
+        )
         return self._run(
             "sequence",
             "sequence",

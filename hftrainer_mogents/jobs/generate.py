@@ -42,6 +42,7 @@ __all__ = [
     "ModelSource",
     "RunItem",
     "generate_run",
+    "sequence_producer",
     "slugify",
     "read_prompt_file",
     "prepare_output_dir",
@@ -92,6 +93,42 @@ class RunItem:
 
 # the motions of the items given (in their order) and the run.json entries the call adds
 Produce = Callable[["MoGenTSPipeline", list[RunItem]], tuple[Sequence[np.ndarray], dict[str, Any]]]
+
+
+def sequence_producer(
+    texts: Sequence[str],
+    lengths: Sequence[int],
+    *,
+    transition: int,
+    seed: int,
+    generation_config: Any,
+) -> Produce:
+    """The produce step of a one-motion run chaining ``texts`` (``pipe.generate_long``), for
+    :func:`generate_run`: its ``run.json`` entries are the settings and the sequence plan.
+
+    Args:
+        texts: the segments' prompts.
+        lengths: their frame counts (or None entries, as ``generate_long`` takes).
+        transition: frames regenerated at each junction.
+        seed: the seed.
+        generation_config: the sampling settings.
+    """
+
+    def produce(pipe: MoGenTSPipeline, todo: list[RunItem]) -> tuple[list[Any], dict[str, Any]]:
+        result = pipe.generate_long(
+            list(texts),
+            list(lengths),
+            transition=transition,
+            seed=seed,
+            generation_config=generation_config,
+        )
+        return result.motions, {
+            "settings": result.settings,
+            "sequence": result.settings["sequence"],
+        }
+
+    return produce
+
 
 # the expected shape of a format's array, by the item's frame count
 _SHAPES: dict[str, Callable[[int], tuple[int, ...]]] = {
